@@ -1,0 +1,47 @@
+"""Saving and loading the lab's data sets in the workspace: a unary split or a story corpus.
+
+A saved data set is a folder with ``meta.json`` (``{"kind": "unary" | "stories", ...}``) and plain text
+files (``train.jsonl``/``test.jsonl`` or ``stories.txt``). Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from datasets import DatasetDict
+
+from . import data, stories
+from .workspace import atomic_dir
+
+
+def save_dataset(folder: Path, content: DatasetDict | list[str], meta: dict | None = None, overwrite: bool = False) -> None:
+    """Write a unary split (DatasetDict) or a list of stories atomically into ``folder``."""
+    kind = "unary" if isinstance(content, DatasetDict) else "stories"
+    with atomic_dir(Path(folder), overwrite=overwrite) as tmp:
+        if kind == "unary":
+            data.save_split(content, tmp)
+        else:
+            stories.save_corpus(content, tmp)
+        (tmp / "meta.json").write_text(json.dumps({"kind": kind, **(meta or {})}, indent=2), encoding="utf-8")
+
+
+def load_dataset_folder(folder: Path) -> tuple[str, DatasetDict | list[str]]:
+    """("unary", DatasetDict) or ("stories", list of stories) from a folder written by `save_dataset`."""
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{folder.name!r} is not a saved TinyLab data set (meta.json missing or damaged).") from exc
+    if meta.get("kind") == "unary":
+        return "unary", data.load_split(folder)
+    if meta.get("kind") == "stories":
+        return "stories", stories.load_corpus_file(folder / "stories.txt")
+    raise ValueError(f"{folder.name!r}: unknown data set kind {meta.get('kind')!r}.")
+
+
+def texts_of(content: DatasetDict | list[str]) -> list[str]:
+    """All text of a data set, for training a tokenizer."""
+    if isinstance(content, DatasetDict):
+        return [p + c for split in content.values() for p, c in zip(split["prompt"], split["completion"])]
+    return list(content)

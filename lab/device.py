@@ -1,0 +1,40 @@
+"""Pick the compute device: CUDA, then Apple's MPS, then the CPU."""
+
+from __future__ import annotations
+
+import torch
+
+
+def available_devices() -> list[str]:
+    devices = []
+    if torch.cuda.is_available():
+        devices.append("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices + ["cpu"]
+
+
+def pick_device(preferred: str | None = None) -> torch.device:
+    """``preferred`` if given and available ("auto" or None: the best one present)."""
+    devices = available_devices()
+    if preferred in (None, "", "auto"):
+        return torch.device(devices[0])
+    if preferred not in devices:
+        raise ValueError(f"Device {preferred!r} is not available here; available: {', '.join(devices)}.")
+    return torch.device(preferred)
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """bf16 autocast on GPUs that support it; None (full precision) elsewhere."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def describe_device(device: torch.device | None = None) -> str:
+    device = device or pick_device()
+    if device.type == "cuda":
+        return f"CUDA GPU ({torch.cuda.get_device_name(device)})"
+    if device.type == "mps":
+        return "Apple GPU (MPS)"
+    return f"CPU ({torch.get_num_threads()} threads)"

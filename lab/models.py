@@ -1,0 +1,181 @@
+"""GPT-Neo models (the TinyStories architecture) through `transformers`: presets, building, loading."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+from transformers import GPTNeoConfig, GPTNeoForCausalLM, PreTrainedModel
+
+ATTENTION_LAYOUTS = ("alternating", "global")
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The shape of a GPT-Neo model. ``alternating`` = global/local layers as in TinyStories."""
+
+    n_layer: int
+    d_model: int
+    n_head: int
+    d_mlp: int
+    context: int = 512
+    attention: str = "alternating"
+    window: int = 256
+
+    def validate(self, vocab_size: int | None = None) -> "ModelShape":
+        """Raise ValueError with a readable message for an impossible shape."""
+        problems = []
+        for name in ("n_layer", "d_model", "n_head", "d_mlp", "context", "window"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                problems.append(f"{name} must be a whole number >= 1 (got {getattr(self, name)!r})")
+        if not problems and self.d_model % self.n_head:
+            problems.append(f"d_model {self.d_model} is not divisible by the {self.n_head} heads")
+        if self.attention not in ATTENTION_LAYOUTS:
+            problems.append(f"attention must be one of {ATTENTION_LAYOUTS} (got {self.attention!r})")
+        if vocab_size is not None and vocab_size < 2:
+            problems.append("the vocabulary needs at least 2 tokens")
+        if problems:
+            raise ValueError("Impossible model shape: " + "; ".join(problems) + ".")
+        return self
+
+
+PRESETS: dict[str, ModelShape] = {
+    # Trains to a useful state in about a minute on 2 CPU cores.
+    "micro": ModelShape(n_layer=2, d_model=64, n_head=4, d_mlp=256, context=256, attention="global"),
+    # The shapes of the released TinyStories-1M and -3M, with the lab's small vocabulary.
+    "tinystories-1m": ModelShape(n_layer=8, d_model=64, n_head=16, d_mlp=256),
+    "tinystories-3m": ModelShape(n_layer=8, d_model=128, n_head=16, d_mlp=512),
+    # One wide layer with global attention, for the attention-head study.
+    "1-layer": ModelShape(n_layer=1, d_model=256, n_head=16, d_mlp=1024, attention="global"),
+}
+
+PRESET_HELP = {
+    "micro": "2 layers, d_model 64, 4 heads: learns the unary task in about a minute on a laptop CPU.",
+    "tinystories-1m": "8 layers, d_model 64, 16 heads: the shape of TinyStories-1M (the paper's neuron study).",
+    "tinystories-3m": "8 layers, d_model 128, 16 heads: the shape of TinyStories-3M.",
+    "1-layer": "1 layer, d_model 256, 16 heads, global attention: for the paper's attention-head study.",
+}
+
+
+def get_shape(preset: str, **overrides) -> ModelShape:
+    if preset not in PRESETS:
+        raise ValueError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
+    return replace(PRESETS[preset], **overrides) if overrides else PRESETS[preset]
+
+
+def make_config(shape: ModelShape, vocab_size: int, eos_token_id: int = 0) -> GPTNeoConfig:
+    shape.validate(vocab_size)
+    if shape.attention == "alternating" and shape.n_layer > 1:
+        kinds = [["global", "local"], shape.n_layer // 2] if shape.n_layer % 2 == 0 else None
+        attention_types = [kinds] if kinds else [[["global", "local"], shape.n_layer // 2], [["global"], 1]]
+    else:
+        attention_types = [[["global"], shape.n_layer]]
+    return GPTNeoConfig(
+        vocab_size=vocab_size,
+        max_position_embeddings=shape.context,
+        hidden_size=shape.d_model,
+        num_layers=shape.n_layer,
+        num_heads=shape.n_head,
+        intermediate_size=shape.d_mlp,
+        attention_types=attention_types,
+        window_size=shape.window,
+        activation_function="gelu_new",
+        embed_dropout=0.0,
+        attention_dropout=0.0,
+        resid_dropout=0.0,
+        bos_token_id=eos_token_id,
+        eos_token_id=eos_token_id,
+        pad_token_id=eos_token_id,
+        tie_word_embeddings=True,
+    )
+
+
+def build_model(preset: str | ModelShape, vocab_size: int, eos_token_id: int = 0, seed: int | None = None) -> GPTNeoForCausalLM:
+    """An untrained GPT-Neo model of the preset's shape (or of a custom ``ModelShape``)."""
+    shape = get_shape(preset) if isinstance(preset, str) else preset
+    config = make_config(shape, vocab_size, eos_token_id)
+    if seed is not None:
+        torch.manual_seed(seed)
+    return GPTNeoForCausalLM(config)
+
+
+def shape_of(config) -> ModelShape:
+    """The ModelShape of a loaded GPT-Neo config."""
+    layers = list(config.attention_layers)
+    return ModelShape(
+        n_layer=config.num_layers, d_model=config.hidden_size, n_head=config.num_heads,
+        d_mlp=config.intermediate_size or 4 * config.hidden_size, context=config.max_position_embeddings,
+        attention="alternating" if "local" in layers else "global", window=config.window_size,
+    )
+
+
+def count_parameters(shape: ModelShape, vocab_size: int) -> dict[str, int]:
+    """Parameter counts by part, computed from the shape (tied embeddings are counted once)."""
+    d, L = shape.d_model, shape.n_layer
+    per_layer = 4 * d * d + d + 2 * d * shape.d_mlp + shape.d_mlp + d + 4 * d  # attn (+out bias), mlp, 2 LNs
+    parts = {"embeddings": vocab_size * d + shape.context * d, "blocks": L * per_layer, "final norm": 2 * d}
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def training_memory_bytes(shape: ModelShape, vocab_size: int, batch_size: int, seq_len: int | None = None) -> int:
+    """A rough peak-memory estimate for training in fp32 with AdamW.
+
+    Weights, gradients and two Adam moments (4 copies), plus activations: per layer about
+    (12 d + 2 d_mlp) floats per token and the attention matrices (2 heads x seq^2, eager), plus the logits.
+    """
+    t = seq_len or shape.context
+    params = count_parameters(shape, vocab_size)["total"]
+    per_token = shape.n_layer * (12 * shape.d_model + 2 * shape.d_mlp) + 3 * vocab_size
+    attention = shape.n_layer * 2 * shape.n_head * t * t
+    return 4 * (4 * params + batch_size * (t * per_token + attention))
+
+
+def describe_shape(shape: ModelShape) -> dict:
+    return asdict(shape)
+
+
+def load_model(path_or_id: str | Path, device: torch.device | str = "cpu") -> tuple[PreTrainedModel, object]:
+    """Load a causal LM and its tokenizer from a local folder or a hub id (users with internet).
+
+    Local folders must hold safetensors weights (nothing is unpickled) and a readable config.json.
+    """
+    from transformers import AutoModelForCausalLM
+
+    from .tokenizer import load_tokenizer
+
+    path = Path(str(path_or_id)).expanduser()
+    if path.exists():
+        check_checkpoint_folder(path)
+        source = str(path)
+    else:
+        source = str(path_or_id)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, use_safetensors=True, attn_implementation="eager")
+    except OSError as exc:
+        raise ValueError(f"Could not load a model from {str(path_or_id)!r}: {exc}") from exc
+    tokenizer = load_tokenizer(source)
+    return model.to(device).eval(), tokenizer
+
+
+def check_checkpoint_folder(folder: Path) -> dict:
+    """Raise ValueError unless ``folder`` looks like a loadable safetensors checkpoint; return its config."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{str(folder)!r} is not a folder.")
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise ValueError(f"{folder.name!r} has no config.json: it is not a saved model.")
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{folder.name!r}: config.json is damaged ({exc}).") from exc
+    if not isinstance(config, dict) or "model_type" not in config:
+        raise ValueError(f"{folder.name!r}: config.json has no model_type.")
+    if not list(folder.glob("*.safetensors")):
+        raise ValueError(
+            f"{folder.name!r} has no .safetensors weights. TinyLab loads only safetensors, never pickled files."
+        )
+    return config

@@ -1,0 +1,73 @@
+"""Tokenizers trained on the lab's own corpus with the `tokenizers` library.
+
+Two kinds, both wrapped as `transformers.PreTrainedTokenizerFast` with ``<|endoftext|>`` as eos and pad:
+- ``char``: one token per character seen in the corpus (unseen characters become ``<unk>``);
+- ``bpe``: byte-level BPE with a chosen vocabulary size; any text round-trips exactly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+EOS = "<|endoftext|>"
+UNK = "<unk>"
+KINDS = ("char", "bpe")
+
+
+def _wrap(tok: Tokenizer, unk: bool) -> PreTrainedTokenizerFast:
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token=EOS, pad_token=EOS, bos_token=EOS, unk_token=UNK if unk else None
+    )
+    fast.model_max_length = 1_000_000  # the model's context, not the tokenizer, limits length
+    return fast
+
+
+def train_tokenizer(texts: Iterable[str], kind: str = "bpe", vocab_size: int = 512) -> PreTrainedTokenizerFast:
+    """Train a tokenizer of ``kind`` on ``texts``."""
+    texts = [t for t in texts if t]
+    if not texts:
+        raise ValueError("Cannot train a tokenizer on an empty corpus.")
+    texts = [t.replace(EOS, "") for t in texts]  # the marker is a special token, not text to learn from
+    if kind == "char":
+        alphabet = sorted({c for t in texts for c in t})
+        vocab = {EOS: 0, UNK: 1} | {c: i + 2 for i, c in enumerate(alphabet)}
+        # BPE with no merges is a character tokenizer that keeps spaces and newlines as tokens.
+        tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=UNK))
+        tok.decoder = decoders.Fuse()
+        tok.add_special_tokens([EOS])
+        return _wrap(tok, unk=True)
+    if kind == "bpe":
+        if vocab_size < 260:
+            raise ValueError(f"A byte-level BPE vocabulary needs at least 260 tokens (256 bytes + specials), got {vocab_size}.")
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size, special_tokens=[EOS], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+        tok.train_from_iterator(texts, trainer=trainer)
+        return _wrap(tok, unk=False)
+    raise ValueError(f"Unknown tokenizer kind {kind!r}; choose one of {KINDS}.")
+
+
+def save_tokenizer(tokenizer: PreTrainedTokenizerFast, folder: Path) -> None:
+    tokenizer.save_pretrained(str(folder))
+
+
+def load_tokenizer(folder: Path | str) -> PreTrainedTokenizerFast:
+    """Load a tokenizer saved with `save_tokenizer` (or any local/hub tokenizer folder)."""
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    if tok.pad_token is None:  # GPT-2/GPT-Neo tokenizers ship without one; the lab pads with eos
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def show_tokens(tokenizer: PreTrainedTokenizerFast, text: str) -> list[tuple[int, str]]:
+    """(id, the exact text the token covers) for each token of ``text``."""
+    enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
+    return [(i, text[a:b]) for i, (a, b) in zip(enc["input_ids"], enc["offset_mapping"])]

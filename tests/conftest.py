@@ -1,0 +1,25 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture
+def workspace_dir(tmp_path, monkeypatch):
+    """A fresh workspace root for the test, used by the library and by AppTest pages."""
+    root = tmp_path / "workspace"
+    monkeypatch.setenv("TINYLAB_WORKSPACE", str(root))
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _run_from_repo_root(monkeypatch):
+    # AppTest and the pages resolve "pages/..." relative to the current directory.
+    monkeypatch.chdir(ROOT)

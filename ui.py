@@ -1,0 +1,93 @@
+"""Streamlit helpers shared by the pages: the user's workspace, model picking and loading, error display.
+
+Kept outside `lab/` because it imports streamlit; the pages stay thin views over `lab`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from lab.device import describe_device, pick_device
+from lab.workspace import DEFAULT_USER, Workspace, validate_name
+
+ASSETS = Path(__file__).parent / "assets"
+DEMO_MODEL = ASSETS / "demo-model"
+
+
+def workspace() -> Workspace:
+    """This browser session's workspace (the user name typed in the sidebar, else ``default``)."""
+    user = st.session_state.get("user_name") or os.environ.get("TINYLAB_USER", DEFAULT_USER)
+    return Workspace.default(user)
+
+
+def sidebar() -> None:
+    """The sidebar every page shows: who you are (your workspace) and which device computes."""
+    with st.sidebar:
+        name = st.text_input(
+            "Your name", value=st.session_state.get("user_name", ""), placeholder=DEFAULT_USER,
+            help="Your data sets and runs are saved under this name, so classmates never overwrite each other.",
+        )
+        if name != st.session_state.get("user_name", ""):
+            try:
+                st.session_state["user_name"] = validate_name(name, "name") if name else ""
+            except ValueError as exc:
+                st.error(str(exc))
+        st.caption(f"Workspace: `{workspace().home}`")
+        st.caption(f"Device: {describe_device(pick_device())}")
+
+
+def show_error(exc: BaseException) -> None:
+    """A clear message in the page instead of a traceback."""
+    st.error(str(exc) or type(exc).__name__, icon="⚠️")
+
+
+def model_choices() -> dict[str, Path]:
+    """Label -> folder for every model a user can pick: the demo model, then each run's checkpoints."""
+    from lab.runs import list_checkpoints
+
+    choices: dict[str, Path] = {}
+    if (DEMO_MODEL / "config.json").exists():
+        choices["Demo story model (assets)"] = DEMO_MODEL
+    ws = workspace()
+    for run in ws.names("runs"):
+        for ckpt in reversed(list_checkpoints(ws.path("runs", run))):
+            choices[f"{run} / {ckpt.name}"] = ckpt
+    return choices
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading model…")
+def _load(path: str, stamp: float, device: str):
+    from lab.models import load_model
+
+    return load_model(path, device)
+
+
+def load_model(path: Path | str, device: str | None = None):
+    """(model, tokenizer) for a folder or hub id, cached across reruns and sessions; raises ValueError."""
+    p = Path(str(path))
+    stamp = max((f.stat().st_mtime for f in p.glob("*")), default=0.0) if p.exists() else 0.0
+    return _load(str(path), stamp, device or str(pick_device()))
+
+
+def model_picker(key: str, label: str = "Model") -> Path | str | None:
+    """A selectbox of known models plus a free path / hub id; remembers the choice across pages."""
+    choices = model_choices()
+    options = list(choices) + ["Other folder or hub id…"]
+    remembered = st.session_state.get("picked_model")
+    index = options.index(remembered) if remembered in options else 0
+    choice = st.selectbox(
+        label, options, index=index, key=f"{key}_model",
+        help="The demo model ships with the lab; runs you train appear here with each checkpoint.",
+    )
+    st.session_state["picked_model"] = choice
+    if choice == options[-1]:
+        other = st.text_input(
+            "Folder or hub id", key=f"{key}_other",
+            help="A local folder saved with save_pretrained (safetensors), or a hub id such as "
+            "roneneldan/TinyStories-1M when you have internet.",
+        )
+        return other.strip() or None
+    return choices[choice]
