@@ -135,3 +135,28 @@ def load_split(folder: Path) -> DatasetDict:
     if not {"train", "test"} <= files.keys():
         raise ValueError(f"{folder.name!r} is not a saved unary data set (train.jsonl and test.jsonl expected).")
     return DatasetDict({k: Dataset.from_json(v) for k, v in files.items() if k in ("train", "test")})
+
+
+def register_cli(sub) -> None:
+    p = sub.add_parser("data", help="Write the unary split (and/or generated stories) to a folder.")
+    p.add_argument("out", help="Output folder (created; must not exist).")
+    p.add_argument("--kind", choices=("unary", "stories"), default="unary")
+    p.add_argument("--n", type=int, default=100, help="unary: examples i=1..n; stories: number of stories.")
+    p.add_argument("--test-residues", default="1,3,7", help="unary: held-out last digits, comma separated.")
+    p.add_argument("--variant", choices=tuple(VARIANTS), default="standard")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cli_data)
+
+
+def _cli_data(args) -> int:
+    from .corpus import save_dataset
+    from .stories import generate_stories
+
+    if args.kind == "unary":
+        residues = tuple(int(r) for r in args.test_residues.split(",") if r.strip())
+        content = unary_split(args.n, residues, args.variant, args.seed)
+    else:
+        content = generate_stories(args.n, args.seed)
+    save_dataset(Path(args.out), content, {"n": args.n, "seed": args.seed})
+    print(f"wrote {args.kind} data set to {args.out}")
+    return 0

@@ -289,30 +289,27 @@ def parse_corpus(name: str, data: bytes, limit: int | None = None) -> list[str]:
         if suffix == ".txt":
             text = data.decode("utf-8")
             chunks = text.split(EOS) if EOS in text else re.split(r"\n\s*\n", text)
-            stories = [c.strip() for c in chunks]
-        else:
-            if suffix in (".jsonl", ".json"):
-                lines = [ln for ln in data.decode("utf-8").splitlines() if ln.strip()]
-                if suffix == ".json" and lines and lines[0].lstrip().startswith("["):
-                    records = json.loads("\n".join(lines))
-                else:
-                    records = [json.loads(ln) for ln in lines]
-                df = pd.DataFrame.from_records(records)
-            elif suffix == ".csv":
-                df = pd.read_csv(io.BytesIO(data))
+            df = pd.DataFrame({"text": [c.strip() for c in chunks]})
+        elif suffix in (".jsonl", ".json"):
+            lines = [ln for ln in data.decode("utf-8").splitlines() if ln.strip()]
+            if suffix == ".json" and lines and lines[0].lstrip().startswith("["):
+                records = json.loads("\n".join(lines))
             else:
-                df = pd.read_parquet(io.BytesIO(data))
-            if "text" not in df.columns:
-                raise ValueError(f"{name!r} has no 'text' column (columns: {', '.join(map(str, df.columns))}).")
-            stories = [str(t).strip() for t in df["text"].dropna()]
+                records = [json.loads(ln) for ln in lines]
+            df = pd.DataFrame.from_records(records)
+        elif suffix == ".csv":
+            df = pd.read_csv(io.BytesIO(data))
+        else:
+            df = pd.read_parquet(io.BytesIO(data))
     except UnicodeDecodeError as exc:
         raise ValueError(f"{name!r} is not UTF-8 text.") from exc
-    except (json.JSONDecodeError, pd.errors.ParserError) as exc:
+    except json.JSONDecodeError as exc:
         raise ValueError(f"{name!r} could not be parsed: {exc}") from exc
-    except ValueError:
-        raise
-    except Exception as exc:  # pyarrow and pandas raise many types for a damaged file
+    except Exception as exc:  # pandas and pyarrow raise many types for a damaged file
         raise ValueError(f"{name!r} could not be read ({type(exc).__name__}: {exc}).") from exc
+    if "text" not in df.columns:
+        raise ValueError(f"{name!r} has no 'text' column (columns: {', '.join(map(str, df.columns))}).")
+    stories = [str(t).strip() for t in df["text"].dropna()]
     stories = [s for s in stories if s]
     if not stories:
         raise ValueError(f"{name!r} contains no stories.")

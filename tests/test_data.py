@@ -19,7 +19,7 @@ def test_split_is_70_train_30_test_by_last_digit():
     assert len(split["train"]) == 70 and len(split["test"]) == 30
     assert {i % 10 for i in split["test"]["i"]} == {1, 3, 7}
     assert not {i % 10 for i in split["train"]["i"]} & {1, 3, 7}
-    assert sorted(split["train"]["i"] + split["test"]["i"]) == list(range(1, 101))
+    assert sorted(list(split["train"]["i"]) + list(split["test"]["i"])) == list(range(1, 101))
     assert split["train"].column_names == ["i", "prompt", "completion"]
 
 
@@ -52,4 +52,4 @@ def test_save_and_load_split_round_trip(tmp_path):
     split = data.unary_split(20)
     data.save_split(split, tmp_path)
     back = data.load_split(tmp_path)
-    assert back["test"]["completion"] == split["test"]["completion"]
+    assert list(back["test"]["completion"]) == list(split["test"]["completion"])

@@ -1,17 +1,8 @@
-from streamlit.testing.v1 import AppTest
-
-
-def open_page(path: str) -> AppTest:
-    at = AppTest.from_file("app.py", default_timeout=120)
-    at.run()
-    at.switch_page(path)
-    at.run()
-    return at
+from helpers import open_page
 
 
 def test_home_page_links_every_step(workspace_dir):
-    at = AppTest.from_file("app.py", default_timeout=60)
-    at.run()
+    at = open_page()
     assert not at.exception
     assert "TinyLab" in at.title[0].value
 
