@@ -6,6 +6,7 @@ Kept outside `lab/` because it imports streamlit; the pages stay thin views over
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import streamlit as st
@@ -17,24 +18,63 @@ ASSETS = Path(__file__).parent / "assets"
 DEMO_MODEL = ASSETS / "demo-model"
 
 
+def classroom_mode() -> bool:
+    """In classroom mode every browser session without a typed name gets its own guest workspace."""
+    flag = os.environ.get("TINYLAB_CLASSROOM") or _secret("classroom", "")
+    return str(flag).lower() in ("1", "true", "yes", "on")
+
+
+def _secret(key: str, default=None):
+    try:
+        return st.secrets.get(key, default)
+    except Exception:  # no secrets.toml: Streamlit raises rather than returning the default
+        return default
+
+
+def limits():
+    from lab.limits import Limits
+
+    return Limits.from_mapping(dict(_secret("limits", {}) or {}))
+
+
+def user_name() -> str:
+    """Who this session works for: typed name, else ?user= in the URL, else a guest id or ``default``."""
+    if not st.session_state.get("user_name"):
+        from_url = st.query_params.get("user", "")
+        try:
+            st.session_state["user_name"] = validate_name(from_url, "name") if from_url else ""
+        except ValueError:
+            st.session_state["user_name"] = ""
+    if not st.session_state["user_name"]:
+        if classroom_mode():
+            st.session_state["user_name"] = f"guest-{uuid.uuid4().hex[:6]}"
+        else:
+            return os.environ.get("TINYLAB_USER", DEFAULT_USER)
+    return st.session_state["user_name"]
+
+
 def workspace() -> Workspace:
-    """This browser session's workspace (the user name typed in the sidebar, else ``default``)."""
-    user = st.session_state.get("user_name") or os.environ.get("TINYLAB_USER", DEFAULT_USER)
-    return Workspace.default(user)
+    """This browser session's workspace."""
+    return Workspace.default(user_name())
 
 
 def sidebar() -> None:
     """The sidebar every page shows: who you are (your workspace) and which device computes."""
+    current = user_name()
     with st.sidebar:
-        name = st.text_input(
-            "Your name", value=st.session_state.get("user_name", ""), placeholder=DEFAULT_USER,
-            help="Your data sets and runs are saved under this name, so classmates never overwrite each other.",
+        typed = st.text_input(
+            "Your name", value=current, max_chars=64, key="user_name_input",
+            help="Your data sets and runs are saved under this name, so classmates never overwrite each other. "
+            "It is kept in the page address, so a reload keeps your work.",
         )
-        if name != st.session_state.get("user_name", ""):
+        if typed.strip() and typed.strip() != current:
             try:
-                st.session_state["user_name"] = validate_name(name, "name") if name else ""
+                st.session_state["user_name"] = validate_name(typed, "name")
+                current = st.session_state["user_name"]
             except ValueError as exc:
                 st.error(str(exc))
+        if current != DEFAULT_USER or "user" in st.query_params:
+            st.query_params["user"] = current
         st.caption(f"Workspace: `{workspace().home}`")
         st.caption(f"Device: {describe_device(pick_device())}")
 

@@ -167,6 +167,8 @@ with tok_tab:
     trained = st.session_state.get("tokenizer")
     if trained is not None:
         st.success(f"{len(trained)} tokens, trained on {st.session_state.get('tokenizer_source')}.")
+        if kind == "bpe" and len(trained) < vocab:
+            st.caption(f"Fewer than the {int(vocab)} asked for: this corpus has no more frequent pairs to merge.")
         sample = st.text_area("Try a text", "Please count up in unary, starting at 1 and stopping at 1111: 1 11 111 1111<|endoftext|>",
                               help="See how it splits into tokens; hover a token for its id.")
         pieces = tok.show_tokens(trained, sample)

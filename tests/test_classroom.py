@@ -1,0 +1,56 @@
+"""Classroom isolation and limits: students never write into each other's workspace."""
+
+import pytest
+
+from helpers import open_page
+from lab.limits import Limits
+
+
+def save_unary(at):
+    at.button(key="FormSubmitter:save_unary-💾 Save").click().run()
+    assert not at.exception and not at.error
+
+
+def test_guest_sessions_get_separate_workspaces(workspace_dir, monkeypatch):
+    monkeypatch.setenv("TINYLAB_CLASSROOM", "1")
+    first, second = open_page("pages/1_data.py"), open_page("pages/1_data.py")
+    save_unary(first)
+    save_unary(second)  # same data set name, other student: no "already exists"
+    users = sorted(p.name for p in workspace_dir.iterdir())
+    assert len(users) == 2 and all(u.startswith("guest-") for u in users)
+    assert all((workspace_dir / u / "datasets" / "unary" / "train.jsonl").exists() for u in users)
+
+
+def test_typed_name_is_used_and_kept_in_the_address(workspace_dir):
+    at = open_page()  # the sidebar is drawn by app.py; AppTest's switch_page runs only the page
+    at.text_input(key="user_name_input").set_value("ann").run()
+    assert at.query_params["user"] in ("ann", ["ann"])
+    at.switch_page("pages/1_data.py").run()
+    save_unary(at)
+    assert (workspace_dir / "ann" / "datasets" / "unary").is_dir()
+
+
+def test_path_tricks_in_the_name_are_refused(workspace_dir):
+    at = open_page()
+    at.text_input(key="user_name_input").set_value("../../etc").run()
+    assert not at.exception
+    assert "not allowed" in at.error[0].value
+    at.switch_page("pages/1_data.py").run()
+    save_unary(at)
+    assert [p.name for p in workspace_dir.iterdir()] == ["default"]
+
+
+def test_limits_from_secrets_and_environment(monkeypatch):
+    assert Limits.from_mapping({"max_jobs": 3}).max_jobs == 3
+    monkeypatch.setenv("TINYLAB_MAX_JOBS", "5")
+    assert Limits.from_mapping({"max_jobs": 3}).max_jobs == 5
+    limits = Limits(max_params=1000, max_steps=10, max_upload_mb=1)
+    with pytest.raises(ValueError, match="parameters"):
+        limits.check_training(5000, 5)
+    with pytest.raises(ValueError, match="steps"):
+        limits.check_training(10, 50)
+    with pytest.raises(ValueError, match="limited to 1 MB"):
+        limits.check_upload(2 * 2**20)
+    monkeypatch.setenv("TINYLAB_MAX_STEPS", "lots")
+    with pytest.raises(ValueError, match="whole number"):
+        Limits.from_mapping()
