@@ -6,6 +6,7 @@ Kept outside `lab/` because it imports streamlit; the pages stay thin views over
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -58,9 +59,31 @@ def workspace() -> Workspace:
     return Workspace.default(user_name())
 
 
+@st.cache_resource
+def _sessions() -> dict:
+    """Process-wide: session id -> (user, page, last seen), for the teacher view."""
+    return {}
+
+
+def _record_session(user: str) -> None:
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is not None:
+        _sessions()[ctx.session_id] = {"user": user, "last seen": time.time()}
+
+
+def active_sessions(within_s: float = 900) -> list[dict]:
+    """Sessions seen in the last ``within_s`` seconds, most recent first."""
+    now = time.time()
+    rows = [{"session": sid[:8], **info} for sid, info in list(_sessions().items()) if now - info["last seen"] < within_s]
+    return sorted(rows, key=lambda r: -r["last seen"])
+
+
 def sidebar() -> None:
     """The sidebar every page shows: who you are (your workspace) and which device computes."""
     current = user_name()
+    _record_session(current)
     with st.sidebar:
         typed = st.text_input(
             "Your name", value=current, max_chars=64, key="user_name_input",

@@ -122,6 +122,7 @@ with stories_tab:
         )
         if up is not None:
             try:
+                ui.limits().check_upload(up.size)
                 story_list = stories.parse_corpus(up.name, up.getvalue())
             except ValueError as exc:
                 ui.show_error(exc)
