@@ -116,8 +116,9 @@ with stories_tab:
         story_list = st.session_state.get("hub_stories")
         meta = {"source": stories.HUB_DATASET}
     else:
+        # No type= filter: our parser names the supported types in its message, for any file dropped here.
         up = st.file_uploader(
-            "Story file", type=[s.lstrip(".") for s in stories.SUPPORTED_UPLOADS],
+            "Story file",
             help=".txt with stories separated by <|endoftext|> or blank lines; .jsonl/.json/.csv/.parquet with a 'text' column.",
         )
         if up is not None:
