@@ -1,0 +1,86 @@
+"""A fast attention path for GPT-Neo training, switchable back to eager attention for inspection.
+
+`transformers`' GPT-Neo has only an eager attention for CPUs (it upcasts to fp32, builds a float mask and
+materialises the full score matrix). `SdpaGPTNeoSelfAttention` computes the same thing with
+`F.scaled_dot_product_attention`, which fuses the softmax and never stores the weights. GPT-Neo does not
+scale scores by 1/sqrt(d_head), hence ``scale=1.0``. Local layers keep their sliding-window mask.
+
+``use_attention(model, "sdpa")`` for training, ``use_attention(model, "eager")`` when attention weights are
+needed (``output_attentions=True``, the Attention page). Both give the same logits (tests/test_attention.py).
+The sdpa path also computes the MLP's tanh-GELU ("gelu_new") with PyTorch's fused kernel instead of six
+elementwise Python-level ops: the same function, about 8% of a CPU training step saved (bench/).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from transformers.activations import GELUTanh, NewGELUActivation
+from transformers.models.gpt_neo.modeling_gpt_neo import GPTNeoMLP, GPTNeoSelfAttention
+
+KINDS = ("sdpa", "eager")
+
+
+class SdpaGPTNeoSelfAttention(GPTNeoSelfAttention):
+    """GPTNeoSelfAttention whose scores go through scaled_dot_product_attention (no weights returned)."""
+
+    def _attn(self, query, key, value, attention_mask=None):
+        q_len, k_len = query.size(-2), key.size(-2)
+        needs_window = self.attention_type == "local" and k_len > self.config.window_size
+        if attention_mask is None and not needs_window and q_len == k_len:
+            return F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=1.0), None
+        allowed = self.bias[:, :, k_len - q_len : k_len, :k_len]  # causal (and sliding-window) mask, bool
+        if attention_mask is None:
+            mask = allowed
+        elif attention_mask.dtype == torch.bool:
+            mask = allowed & attention_mask
+        else:  # an additive float mask (0 or a large negative number) from an eager-style config
+            mask = attention_mask.masked_fill(~allowed, torch.finfo(attention_mask.dtype).min).to(query.dtype)
+        if mask.dtype == torch.bool:
+            # A row with nothing allowed (a padding query) would give NaN; let it see everything instead, as
+            # the eager path effectively does. Its output is never used (its label is -100).
+            mask = mask | ~mask.any(dim=-1, keepdim=True)
+        return F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=1.0), None
+
+    def forward(self, hidden_states, attention_mask=None, layer_past=None, use_cache=False, output_attentions=False, **kw):
+        if output_attentions:
+            raise ValueError("The sdpa attention path returns no attention weights: call use_attention(model, 'eager').")
+        if layer_past is not None:  # generation with a KV cache: the stock path handles the cache
+            return super().forward(hidden_states, attention_mask, layer_past, use_cache, output_attentions, **kw)
+        # One matmul for q, k and v instead of three: fewer, larger kernels (tiny models are launch-bound).
+        weight = torch.cat((self.q_proj.weight, self.k_proj.weight, self.v_proj.weight))
+        batch, seq, _ = hidden_states.shape
+        qkv = F.linear(hidden_states, weight).view(batch, seq, 3, self.num_heads, self.head_dim)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch, head, seq, head_dim)
+        out, _ = self._attn(query, key, value, attention_mask)
+        out = self.resid_dropout(self.out_proj(self._merge_heads(out, self.num_heads, self.head_dim)))
+        return out, None
+
+
+def use_attention(model: torch.nn.Module, kind: str) -> torch.nn.Module:
+    """Switch every GPT-Neo attention module of ``model`` to ``kind`` ("sdpa" or "eager") in place.
+
+    Only the class changes (same weights and buffers), and the config's implementation name, so the model
+    builds the mask format that path expects (None or bool for sdpa, additive float for eager).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"Unknown attention kind {kind!r}; choose one of {KINDS}.")
+    target = SdpaGPTNeoSelfAttention if kind == "sdpa" else GPTNeoSelfAttention
+    found = False
+    for module in model.modules():
+        if isinstance(module, GPTNeoSelfAttention):
+            module.__class__ = target
+            found = True
+        elif isinstance(module, GPTNeoMLP) and isinstance(module.act, (NewGELUActivation, GELUTanh)):
+            module.act = GELUTanh() if kind == "sdpa" else NewGELUActivation()
+    if found:
+        model.config._attn_implementation = kind
+    return model
+
+
+def attention_kind(model: torch.nn.Module) -> str:
+    """ "sdpa" or "eager": the path the model's attention modules use now."""
+    for module in model.modules():
+        if isinstance(module, SdpaGPTNeoSelfAttention):
+            return "sdpa"
+    return "eager"

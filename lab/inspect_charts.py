@@ -1,0 +1,158 @@
+"""Plotly figures (and one HTML snippet) for the Attention and Neurons pages and docs/findings.md."""
+
+from __future__ import annotations
+
+import html
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+KIND_COLOURS = {"positional": "#457b9d", "mixed": "#8d6cab", "semantic": "#e76f51", "first-token": "#a8a8a8"}
+
+
+def label(token: str) -> str:
+    """A token as an axis label: spaces and newlines made visible, kept short."""
+    shown = token.replace("\n", "⏎").replace(" ", "·")
+    return shown if len(shown) <= 14 else shown[:13] + "…"
+
+
+def head_grid(layer_pattern, cols: int = 8, title: str = "") -> go.Figure:
+    """One small heatmap per head of a layer ([heads, seq, seq]), on one shared colour scale."""
+    heads = layer_pattern.shape[0]
+    cols = min(cols, heads)
+    rows = math.ceil(heads / cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"H{h}" for h in range(heads)],
+                        horizontal_spacing=0.012, vertical_spacing=0.06 if rows > 1 else 0.02)
+    for h in range(heads):
+        fig.add_trace(go.Heatmap(z=np.asarray(layer_pattern[h]), coloraxis="coloraxis",
+                                 hovertemplate=f"H{h} query %{{y}} → key %{{x}}: %{{z:.3f}}<extra></extra>"),
+                      row=h // cols + 1, col=h % cols + 1)
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False, autorange="reversed", scaleanchor=None)
+    fig.update_layout(coloraxis={"colorscale": "Blues", "cmin": 0, "cmax": 1, "showscale": False},
+                      height=40 + 150 * rows, margin={"l": 5, "r": 5, "t": 40 if title else 25, "b": 5},
+                      title=title or None)
+    fig.update_annotations(font_size=11)
+    return fig
+
+
+def head_heatmap(pattern, tokens: list[str], title: str = "") -> go.Figure:
+    """A large heatmap of one head: query tokens down, key tokens across, the exact weight on hover."""
+    pattern = np.asarray(pattern)
+    n = len(tokens)
+    labels = [label(t) for t in tokens]
+    custom = np.empty((n, n, 2), dtype=object)
+    custom[:, :, 0] = np.array(labels, dtype=object)[:, None]
+    custom[:, :, 1] = np.array(labels, dtype=object)[None, :]
+    ticks = list(range(n))
+    fig = go.Figure(go.Heatmap(
+        z=pattern, x=ticks, y=ticks, customdata=custom, colorscale="Blues", zmin=0, zmax=1,
+        hovertemplate="query %{y} ‘%{customdata[0]}’ → key %{x} ‘%{customdata[1]}’<br>weight %{z:.4f}<extra></extra>",
+        colorbar={"title": "weight", "thickness": 12},
+    ))
+    size = max(420, min(900, 12 * n + 200))
+    fig.update_layout(height=size, title=title or None, margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10})
+    fig.update_xaxes(tickvals=ticks, ticktext=labels, tickangle=-60, tickfont_size=10)
+    fig.update_yaxes(tickvals=ticks, ticktext=labels, autorange="reversed", tickfont_size=10)
+    return fig
+
+
+def token_view(layer_pattern, tokens: list[str], position: int, direction: str = "attends to") -> go.Figure:
+    """For one token: per head, how much it attends to each earlier token ("attends to", a row of each
+    pattern) or how much each later token attends to it ("attended by", a column)."""
+    layer_pattern = np.asarray(layer_pattern)
+    heads = layer_pattern.shape[0]
+    if direction == "attends to":
+        z, others = layer_pattern[:, position, : position + 1], list(range(position + 1))
+    else:
+        z, others = layer_pattern[:, position:, position], list(range(position, len(tokens)))
+    labels = [f"{i} {label(tokens[i])}" for i in others]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=labels, y=[f"H{h}" for h in range(heads)], colorscale="Blues", zmin=0, zmax=1,
+        hovertemplate="%{y} · %{x}: %{z:.4f}<extra></extra>", colorbar={"title": "weight", "thickness": 12},
+    ))
+    fig.update_layout(height=60 + 22 * heads, margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    fig.update_xaxes(tickangle=-60, tickfont_size=10, type="category")
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def head_scatter(stats: pd.DataFrame) -> go.Figure:
+    """Heads placed by how well relative position (x) and key-token identity (y) explain their weights."""
+    fig = px.scatter(
+        stats, x="r2 position", y="r2 token", color="kind", text="name", color_discrete_map=KIND_COLOURS,
+        hover_data={"mean distance": ":.2f", "entropy": ":.2f", "prev share": ":.2f", "first share": ":.2f",
+                    "r2 position": ":.3f", "r2 token": ":.3f", "name": False},
+        labels={"r2 position": "variance explained by relative position (Toeplitz fit, held out)",
+                "r2 token": "variance explained by key token (held out)"},
+    )
+    from .heads import POSITIONAL_R2, SEMANTIC_R2
+
+    fig.add_vrect(x0=SEMANTIC_R2, x1=POSITIONAL_R2, fillcolor="#8d6cab", opacity=0.07, line_width=0,
+                  annotation_text="mixed", annotation_position="top")
+    fig.add_vline(x=POSITIONAL_R2, line={"dash": "dot", "color": "#999"},
+                  annotation_text="positional →", annotation_position="top right")
+    fig.add_vline(x=SEMANTIC_R2, line={"dash": "dot", "color": "#999"},
+                  annotation_text="← semantic", annotation_position="top left")
+    fig.update_xaxes(range=[min(-0.05, float(stats["r2 position"].min()) - 0.02), 1.02])
+    fig.update_traces(textposition="top center", textfont_size=9, marker_size=9)
+    fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend_title_text="")
+    return fig
+
+
+def neuron_text_html(tokens: list[str], values, vmax: float | None = None) -> str:
+    """The text with each token's background coloured by one neuron's activation (orange up, blue down)."""
+    values = np.asarray(values, dtype=float)
+    scale = vmax or float(np.abs(values).max()) or 1.0
+    spans = []
+    for token, v in zip(tokens, values):
+        a = min(abs(v) / scale, 1.0)
+        colour = f"rgba(244,132,40,{a:.2f})" if v >= 0 else f"rgba(69,123,157,{a:.2f})"
+        spans.append(f'<span title="{v:.3f}" style="background:{colour};border-radius:3px;white-space:pre-wrap">'
+                     f"{html.escape(token)}</span>")
+    return f'<div style="line-height:1.9;font-size:15px">{"".join(spans)}</div>'
+
+
+def selectivity_heatmap(selectivity: pd.DataFrame, neurons: list[int] | None = None) -> go.Figure:
+    """Word classes (rows) by neurons (columns), the selectivity score as colour."""
+    data = selectivity if neurons is None else selectivity[neurons]
+    limit = float(np.nanmax(np.abs(data.to_numpy()))) or 1.0
+    fig = go.Figure(go.Heatmap(
+        z=data.to_numpy(), x=[f"n{c}" for c in data.columns], y=list(data.index), colorscale="RdBu_r",
+        zmin=-limit, zmax=limit, hovertemplate="%{x} on %{y}: %{z:.2f}<extra></extra>",
+        colorbar={"title": "selectivity", "thickness": 12},
+    ))
+    fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    fig.update_xaxes(type="category", tickangle=-60, tickfont_size=9)
+    fig.update_yaxes(autorange="reversed")  # names on top, as in WORD_CLASSES
+    return fig
+
+
+def logit_lens_heatmap(table: pd.DataFrame) -> go.Figure:
+    """Layers (rows) by positions (columns): log-prob of the true next token, the top guess on hover."""
+    z = table.pivot(index="layer", columns="position", values="log p(next)")
+    guess = table.pivot(index="layer", columns="position", values="top prediction")
+    tokens = table[table["layer"] == table["layer"].min()].sort_values("position")["token"].tolist()
+    fig = go.Figure(go.Heatmap(
+        z=z.to_numpy(), x=[f"{p} {label(t)}" for p, t in zip(z.columns, tokens)], y=[f"layer {i}" for i in z.index],
+        customdata=guess.to_numpy(), colorscale="Viridis",
+        hovertemplate="%{y}, after %{x}<br>log p(true next) %{z:.2f}<br>top guess ‘%{customdata}’<extra></extra>",
+        colorbar={"title": "log p(next)", "thickness": 12},
+    ))
+    fig.update_layout(height=80 + 30 * len(z.index), margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    fig.update_xaxes(type="category", tickangle=-60, tickfont_size=9)
+    return fig
+
+
+def checkpoint_lines(table: pd.DataFrame) -> go.Figure:
+    """A neuron across checkpoints: its max activation and best-class selectivity by training step."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=table["step"], y=table["max"], name="max activation", mode="lines+markers"))
+    fig.add_trace(go.Scatter(x=table["step"], y=table["selectivity"], name="selectivity (best class)",
+                             mode="lines+markers+text", text=table["class"], textposition="top center"))
+    fig.update_layout(height=340, xaxis_title="training step", margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    return fig

@@ -1,0 +1,132 @@
+"""MLP neurons as the TinyStories paper studied them (Li et al. 2016: the tokens where a neuron fires most),
+plus word-class selectivity from the story generator's classes and a neuron followed across checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .inspect import Activations, mlp_activations
+from .stories import word_spans
+
+WORD_CLASSES = ("name", "pronoun", "verb", "noun", "adjective", "function", "punctuation", "other")
+
+
+def context_of(acts: Activations, row: int, width: int = 40) -> tuple[str, str, str]:
+    """(text before, the token, text after) around token ``row``, ``width`` characters each side."""
+    tok = acts.tokens.iloc[row]
+    text = acts.texts[int(tok["text"])]
+    a, b = int(tok["start"]), int(tok["end"])
+    if b <= a:  # no offsets: the token alone
+        return "", str(tok["token"]), ""
+    return text[max(0, a - width):a], text[a:b], text[b:b + width]
+
+
+def top_activating(acts: Activations, neuron: int, k: int = 10, width: int = 40) -> pd.DataFrame:
+    """The ``k`` tokens where ``neuron`` fires most, with their context: the paper's table for one neuron."""
+    if not 0 <= neuron < acts.values.shape[1]:
+        raise ValueError(f"Neuron {neuron} does not exist: the layer has neurons 0..{acts.values.shape[1] - 1}.")
+    column = acts.values[:, neuron]
+    rows = []
+    for r in np.argsort(-column, kind="stable")[:k]:
+        before, token, after = context_of(acts, int(r), width)
+        rows.append({"activation": float(column[r]), "token": token, "before": before, "after": after,
+                     "text": int(acts.tokens.iloc[r]["text"]), "position": int(acts.tokens.iloc[r]["position"])})
+    return pd.DataFrame(rows)
+
+
+def neuron_table(acts: Activations, k: int = 5) -> pd.DataFrame:
+    """One row per neuron: max and mean activation and its top-``k`` tokens; most active neuron first."""
+    values, tokens = acts.values, acts.tokens["token"].to_numpy()
+    top = np.argsort(-values, axis=0, kind="stable")[:k]  # [k, d_mlp]
+    table = pd.DataFrame({
+        "neuron": np.arange(values.shape[1]),
+        "max": values.max(0), "mean": values.mean(0),
+        "top tokens": [" | ".join(repr(str(tokens[r]))[1:-1] for r in top[:, n]) for n in range(values.shape[1])],
+    })
+    return table.sort_values("max", ascending=False, ignore_index=True)
+
+
+def token_classes(acts: Activations) -> np.ndarray:
+    """The word class of each token: the class of the word its characters overlap most (spaces ignored);
+    tokens with no word (whitespace, no offsets) get ``None``."""
+    classes = np.full(len(acts.tokens), None, dtype=object)
+    starts, ends = acts.tokens["start"].to_numpy(), acts.tokens["end"].to_numpy()
+    text_ids = acts.tokens["text"].to_numpy()
+    for n, text in enumerate(acts.texts):
+        spans = word_spans(text)
+        for r in np.flatnonzero(text_ids == n):
+            a, b = starts[r], ends[r]
+            best, best_overlap = None, 0
+            for s, e, _, cls in spans:
+                if s >= b:
+                    break
+                overlap = min(b, e) - max(a, s)
+                if overlap > best_overlap:
+                    best, best_overlap = cls, overlap
+            classes[r] = best
+    return classes
+
+
+def word_class_selectivity(acts: Activations) -> pd.DataFrame:
+    """Classes x neurons: (mean activation on tokens of the class - mean on all other tokens) / std over all
+    tokens. Above ~1: the neuron fires clearly more for that class."""
+    classes = token_classes(acts)
+    known = classes != None  # noqa: E711  (element-wise on an object array)
+    values = acts.values[known].astype(np.float64)
+    classes = classes[known]
+    std = values.std(0) + 1e-6
+    rows = {}
+    for cls in WORD_CLASSES:
+        mask = classes == cls
+        if mask.sum() == 0 or mask.all():
+            continue
+        rows[cls] = (values[mask].mean(0) - values[~mask].mean(0)) / std
+    return pd.DataFrame(rows).T.rename_axis("class")
+
+
+def best_class(selectivity: pd.DataFrame) -> pd.DataFrame:
+    """Per neuron: the class it is most selective for and the score."""
+    return pd.DataFrame({"neuron": selectivity.columns, "class": selectivity.idxmax().to_numpy(),
+                         "selectivity": selectivity.max().to_numpy()})
+
+
+def neuron_across_checkpoints(checkpoints: list[Path], texts: list[str], layer: int, neuron: int,
+                              load: Callable | None = None, k: int = 5,
+                              progress: Callable[[float], None] | None = None,
+                              max_tokens: int | None = None) -> pd.DataFrame:
+    """The same neuron in each checkpoint of a run: max activation, top tokens and favourite word class."""
+    from .models import load_model
+    from .runs import checkpoint_step
+
+    load = load or load_model
+    rows = []
+    for n, path in enumerate(checkpoints):
+        model, tokenizer = load(path)
+        acts = mlp_activations(model, tokenizer, texts, layer, max_tokens=max_tokens)
+        column = acts.values[:, neuron]
+        top = np.argsort(-column, kind="stable")[:k]
+        sel = word_class_selectivity(acts)[neuron]
+        try:
+            step = checkpoint_step(path)
+        except ValueError:
+            step = n
+        rows.append({"step": step, "checkpoint": Path(path).name, "max": float(column.max()),
+                     "mean": float(column.mean()),
+                     "top tokens": " | ".join(str(acts.tokens["token"].iloc[r]) for r in top),
+                     "class": sel.idxmax(), "selectivity": float(sel.max())})
+        if progress:
+            progress((n + 1) / len(checkpoints))
+    return pd.DataFrame(rows)
+
+
+def activations_csv(acts: Activations, neurons: list[int] | None = None) -> str:
+    """CSV of token rows with their activations (all neurons, or the chosen ones)."""
+    cols = range(acts.values.shape[1]) if neurons is None else neurons
+    frame = acts.tokens.copy()
+    for c in cols:
+        frame[f"n{c}"] = acts.values[:, c]
+    return frame.to_csv(index=False)

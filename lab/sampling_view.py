@@ -1,0 +1,129 @@
+"""Pictures of decoding (no streamlit): the next-token distribution chart and text coloured by probability."""
+
+from __future__ import annotations
+
+import html
+import math
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
+
+from .sampling import SamplingSettings
+
+KEPT, CHOSEN, CUT_P, CUT_K, RAW = "#2a9d8f", "#e76f51", "#c9c9c9", "#e4e4e4", "#264653"
+
+
+def distribution_chart(table: pd.DataFrame, settings: SamplingSettings, chosen: int | None = None,
+                       title: str = "", n_kept: int | None = None, kept_mass: float | None = None,
+                       vocab_size: int | None = None, log_scale: bool = False) -> go.Figure:
+    """Horizontal bars, most likely token on top: the model's probabilities (outline), after temperature
+    (solid; grey where top-k or top-p cut), the chosen token in orange, a dashed line at each cutoff."""
+    df = table.reset_index(drop=True)
+    y = list(range(len(df)))
+    tempered_differs = settings.temperature not in (0, 1) and not settings.greedy or settings.repetition_penalty != 1
+    colour = [
+        CHOSEN if r.token_id == chosen else KEPT if r.kept else CUT_P if r.kept_by_top_k else CUT_K
+        for r in df.itertuples()
+    ]
+    status = [
+        "chosen" if r.token_id == chosen else "kept" if r.kept else "cut by top-p" if r.kept_by_top_k else "cut by top-k"
+        for r in df.itertuples()
+    ]
+    if settings.greedy:  # nothing is cut by k or p: everything but the top token is simply never taken
+        status = [s if s in ("chosen", "kept") else "not the top token" for s in status]
+        colour = [c if c in (CHOSEN, KEPT) else CUT_K for c in colour]
+    custom = list(zip(df.token, df.raw, df.tempered, df.final, status, df.token_id))
+    hover = ("<b>%{customdata[0]}</b> (id %{customdata[5]})<br>model: %{customdata[1]:.2%}"
+             + ("<br>after temperature: %{customdata[2]:.2%}" if tempered_differs else "")
+             + "<br>drawn with: %{customdata[3]:.2%}<br>%{customdata[4]}<extra></extra>")
+    fig = go.Figure()
+    if tempered_differs:
+        fig.add_bar(x=df.raw, y=y, orientation="h", name="model's probability", width=0.86,
+                    marker=dict(color="rgba(0,0,0,0)", line=dict(color=RAW, width=1.2)), customdata=custom,
+                    hovertemplate=hover)
+    label = "after temperature" if tempered_differs else "probability"
+    if settings.repetition_penalty != 1 and tempered_differs:
+        label = "after penalty + temperature"
+    fig.add_bar(x=df.tempered, y=y, orientation="h", name=label, width=0.55, marker_color=colour, showlegend=False,
+                cliponaxis=False,
+                customdata=custom, hovertemplate=hover,
+                text=[f"{p:.0%}" if p >= 0.01 else "" for p in df.final], textposition="outside",
+                textfont=dict(size=10, color="#555"))
+    # Legend entries for the colours (invisible points).
+    kept_name = f"{label}, kept" if tempered_differs else "kept"
+    for name, c in ((kept_name, KEPT), ("chosen", CHOSEN), ("cut by top-p", CUT_P), ("cut by top-k", CUT_K)):
+        if ((name == "cut by top-k" and not settings.top_k) or (name == "cut by top-p" and settings.top_p >= 1)
+                or (name == "chosen" and chosen is None) or (settings.greedy and name.startswith("cut"))):
+            continue
+        fig.add_scatter(x=[None], y=[None], mode="markers", marker=dict(color=c, symbol="square", size=10),
+                        name=name, hoverinfo="skip")
+    xmax = max(float(df.raw.max()), float(df.tempered.max()), 1e-6) * 1.22
+    n_by_k, n_kept_shown = int(df.kept_by_top_k.sum()), int(df.kept.sum())
+    lines = []
+    if settings.greedy:
+        lines.append((1, "greedy: only the top token"))
+    else:
+        if settings.top_k and n_by_k < len(df):
+            lines.append((n_by_k, f"top-k = {settings.top_k}"))
+        if settings.top_p < 1 and n_kept_shown < len(df) and n_kept_shown < n_by_k:
+            lines.append((n_kept_shown, f"top-p = {settings.top_p:g}"))
+    for pos, text in lines:
+        fig.add_shape(type="line", xref="paper", x0=0, x1=1, y0=pos - 0.5, y1=pos - 0.5,
+                      line=dict(color=CHOSEN, dash="dash"))
+        suffix = "" if settings.greedy else " ↑ kept · cut ↓"
+        fig.add_annotation(xref="paper", x=1, y=pos - 0.5, text=text + suffix, showarrow=False,
+                           xanchor="right", yanchor="bottom", font=dict(size=11, color=CHOSEN),
+                           bgcolor="rgba(255,255,255,0.85)")
+    sub = []
+    if n_kept is not None and vocab_size:
+        sub.append(f"{n_kept} of {vocab_size} tokens kept")
+    if kept_mass is not None and not settings.greedy:
+        sub.append(f"{kept_mass:.0%} of the mass")
+    if log_scale:  # shows the tail that temperature lifts and the cuts remove, invisible on a linear axis
+        smallest = max(min(float(df.raw.min()), float(df.tempered.min())), 1e-12)
+        xaxis = dict(type="log", range=[math.log10(smallest) - 0.3, math.log10(xmax)], gridcolor="#eee",
+                     dtick=1, exponentformat="power")
+    else:
+        xaxis = dict(range=[0, xmax], tickformat=".0%", gridcolor="#eee")
+    fig.update_layout(
+        title=dict(text=title + (f"<br><sup>{' · '.join(sub)} · label = chance of being drawn</sup>" if sub else ""),
+                   font=dict(size=15)),
+        barmode="overlay", height=max(300, 22 * len(df) + 170), margin=dict(l=10, r=10, t=70, b=10),
+        legend=dict(orientation="h", y=-0.07, yanchor="top", x=0), plot_bgcolor="white",
+        xaxis=xaxis,
+        yaxis=dict(tickvals=y, ticktext=[f"{t}" for t in df.token], autorange="reversed", tickfont=dict(family="monospace")),
+        hoverlabel=dict(font_family="monospace"), clickmode="event+select", dragmode=False,
+    )
+    return fig
+
+
+def probability_colour(p: float) -> str:
+    """Red (unlikely) through yellow to green (likely), light enough to read black text on."""
+    rgb = sample_colorscale("RdYlGn", [min(max(p, 0.0), 1.0)])[0]
+    return rgb.replace("rgb(", "rgba(").replace(")", ", 0.45)")
+
+
+def coloured_text(prompt: str, tokens: list[tuple[str, float, float]], by_model: bool = False) -> str:
+    """HTML: the prompt in grey, then each (token text, probability, model probability) as a span coloured by
+    the probability it was drawn with (``by_model``: the model's own, more telling for greedy decoding, where
+    every draw is certain); hovering shows both numbers."""
+    parts = [f'<span style="color:#888">{html.escape(prompt)}</span>']
+    for text, p, raw in tokens:
+        tip = f"{text!r}: drawn with p = {p:.3f} (model: {raw:.3f})"
+        shown = html.escape(text) if text else "·"
+        parts.append(
+            f'<span title="{html.escape(tip)}" style="background:{probability_colour(raw if by_model else p)};'
+            f'border-radius:3px;'
+            f'padding:1px 0">{shown}</span>'
+        )
+    return ('<div style="white-space:pre-wrap;line-height:1.9;font-size:1.02rem;border:1px solid #e6e6e6;'
+            'border-radius:8px;padding:10px 12px;min-height:3rem">' + "".join(parts) + "</div>")
+
+
+def colour_legend(by_model: bool = False) -> str:
+    stops = "".join(
+        f'<span style="background:{probability_colour(p)};padding:1px 6px">{p:.0%}</span>' for p in (0.05, 0.25, 0.5, 0.75, 1.0)
+    )
+    what = "the model's probability of the token" if by_model else "probability the token was drawn with"
+    return f'<div style="font-size:0.8rem;color:#666">colour = {what}: {stops}</div>'

@@ -1,0 +1,55 @@
+"""The sdpa attention path gives the eager path's logits, and switches back for inspection."""
+
+import pytest
+import torch
+
+from lab.attention import SdpaGPTNeoSelfAttention, attention_kind, use_attention
+from lab.models import build_model, get_shape
+
+
+@pytest.mark.parametrize("attention, window", [("alternating", 6), ("alternating", 256), ("global", 256)])
+def test_sdpa_and_eager_give_the_same_logits(attention, window):
+    shape = get_shape("tinystories-1m", n_layer=4, attention=attention, window=window, context=64)
+    model = build_model(shape, 40, seed=0).eval()
+    x = torch.randint(0, 40, (3, 24))
+    pad = torch.ones_like(x)
+    pad[1, 17:] = 0  # right padding, as in training batches
+    with torch.no_grad():
+        eager, eager_pad = model(x).logits, model(x, attention_mask=pad).logits
+        use_attention(model, "sdpa")
+        assert attention_kind(model) == "sdpa"
+        sdpa, sdpa_pad = model(x).logits, model(x, attention_mask=pad).logits
+    torch.testing.assert_close(sdpa, eager, atol=1e-5, rtol=1e-5)
+    # padded positions' outputs are never used (label -100); every real position must agree
+    keep = pad.bool()
+    torch.testing.assert_close(sdpa_pad[keep], eager_pad[keep], atol=1e-5, rtol=1e-5)
+    if window == 6:  # the local layers really are windowed: a far token must not change a late output
+        y = x.clone()
+        y[0, 0] = (y[0, 0] + 1) % 40
+        with torch.no_grad():
+            assert not torch.allclose(model(y).logits[0, 1], sdpa[0, 1])
+
+
+def test_gradients_match_too():
+    model = build_model(get_shape("micro", n_layer=2, context=32), 30, seed=1)
+    x = torch.randint(0, 30, (2, 16))
+    grads = []
+    for kind in ("eager", "sdpa"):
+        use_attention(model, kind)
+        model.zero_grad()
+        model(x, labels=x).loss.backward()
+        grads.append(model.transformer.h[0].attn.attention.q_proj.weight.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-6, rtol=1e-5)
+
+
+def test_switching_back_to_eager_returns_attention_weights():
+    model = use_attention(build_model("micro", 30, seed=0).eval(), "sdpa")
+    x = torch.randint(0, 30, (1, 8))
+    with pytest.raises(ValueError, match="eager"):
+        model(x, output_attentions=True)
+    use_attention(model, "eager")
+    assert not any(isinstance(m, SdpaGPTNeoSelfAttention) for m in model.modules())
+    out = model(x, output_attentions=True)
+    assert out.attentions[0].shape == (1, 4, 8, 8)
+    with pytest.raises(ValueError, match="Unknown attention"):
+        use_attention(model, "flash")

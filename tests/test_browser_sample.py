@@ -1,0 +1,38 @@
+import pytest
+from browser import browser, chromium_path, error_texts, goto, new_page, running_app, shot, wait_idle
+
+from lab.models import build_model, get_shape
+from lab.stories import generate_stories
+from lab.tokenizer import train_tokenizer
+
+SPANS = "document.querySelectorAll('span[title]').length"
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(not chromium_path(), reason="needs Debian's chromium")]
+
+
+def test_sample_page_streams_text_and_a_bar_click_chooses_a_token(tmp_path):
+    ws = tmp_path / "ws"
+    tok = train_tokenizer(generate_stories(30, 0), "bpe", 300)
+    folder = ws / "default" / "runs" / "r1" / "step-000001"
+    build_model(get_shape("micro", context=64), len(tok), tok.eos_token_id, seed=0).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    with running_app(ws) as url, browser() as b:
+        page = new_page(b, width=1500, height=1400)
+        goto(page, url)
+        goto(page, url + "/sample")
+        page.get_by_role("button", name="▶ Generate").click()
+        page.wait_for_selector("span[title]", timeout=60_000)  # tokens stream in
+        wait_idle(page)
+        assert page.locator(".js-plotly-plot").count() == 1
+        assert error_texts(page) == []
+        shot(page, "sample_generate")
+        page.get_by_text("Step by step", exact=True).click()
+        page.wait_for_function(SPANS + " == 0", timeout=60_000)  # step mode starts from the bare prompt
+        wait_idle(page)
+        bar = page.locator(".js-plotly-plot .barlayer .trace").last.locator(".point").first
+        box = bar.bounding_box()  # plotly's drag layer takes the click, as it does for a person
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.wait_for_function(SPANS + " == 1", timeout=60_000)  # the clicked token was added
+        wait_idle(page)
+        assert error_texts(page) == []
+        shot(page, "sample_step")
+        assert page.blocked == []

@@ -1,0 +1,85 @@
+import pandas as pd
+import pytest
+
+from eval_fixtures import one_thread, make_run  # noqa: F401 (one_thread: autouse fixture)
+from helpers import ROOT, open_page
+
+PAGE = "pages/3_evaluate.py"
+
+
+def test_evaluate_page_scores_train_and_test(workspace_dir):
+    make_run(workspace_dir / "default" / "runs" / "tiny", steps=(0, 40))
+    at = open_page(PAGE)
+    assert not at.exception
+    at.selectbox(key="evaluate_model").set_value("tiny / step-000040").run()
+    at.button(key="evaluate_go").click().run()
+    assert not at.exception and not at.error
+    labels = [m.label for m in at.metric]
+    for label in ("Exact match (test)", "Token accuracy (test)", "Perplexity (test)", "ROUGE-1 (test)",
+                  "ROUGE-2 (test)", "ROUGE-L (test)", "BLEU (test)"):
+        assert label in labels
+    assert at.session_state["evaluate_results"]["data"].startswith("The data run tiny trained on")
+    results = at.session_state["evaluate_results"]["splits"]
+    assert set(results) == {"train", "test"}
+    assert len(results["test"]["table"]) == 30 and "generated" in results["test"]["table"]
+    assert len(at.get("plotly_chart")) >= 3
+    # Across checkpoints: the picked model is the newest checkpoint of a two-checkpoint run.
+    at.button(key="evaluate_ckpts").click().run()
+    assert not at.exception and not at.error
+    table = at.session_state["evaluate_ckpt_table"]
+    assert sorted(table["step"].unique()) == [0, 40]
+
+
+def test_probes_and_grading_sheet(workspace_dir):
+    make_run(workspace_dir / "default" / "runs" / "tiny", steps=(0,))
+    at = open_page(PAGE)
+    at.selectbox(key="evaluate_model").set_value("tiny / step-000000").run()
+    at.button(key="evaluate_probe_go").click().run()
+    assert not at.exception and not at.error
+    result = at.session_state["evaluate_probes"]
+    assert len(result) == 8 and "passed" in result
+    at.button(key="evaluate_grade_go").click().run()
+    assert not at.exception and not at.error
+    sheet = at.session_state["evaluate_sheet"]
+    assert list(sheet.columns[:2]) == ["beginning", "completion"] and len(sheet) == 4
+    at.button(key="evaluate_sheet_save").click().run()
+    assert not at.exception and not at.error
+    saved = list((workspace_dir / "default" / "runs" / "tiny" / "gradings").glob("step-000000-*.csv"))
+    assert len(saved) == 1
+    table = pd.read_csv(saved[0])
+    assert {"beginning", "completion", "grammar", "creativity", "consistency", "plot", "model"} <= set(table.columns)
+    assert list(table["completion"].fillna("")) == [c for c in sheet["completion"]]
+
+
+def test_evaluate_page_without_models_explains(workspace_dir):
+    at = open_page(PAGE)
+    assert not at.exception
+    # No run and no demo model: the picker offers only a free path; evaluating an empty path is disabled.
+    at.selectbox(key="evaluate_model").set_value("Other folder or hub id…").run()
+    at.text_input(key="evaluate_other").set_value(str(workspace_dir / "missing")).run()
+    at.button(key="evaluate_go").click().run()
+    assert not at.exception
+    assert at.error and "missing" in at.error[0].value
+
+
+def test_too_long_examples_show_a_warning(workspace_dir):
+    make_run(workspace_dir / "default" / "runs" / "short", steps=(0,), context=32)
+    at = open_page(PAGE)
+    at.selectbox(key="evaluate_model").set_value("short / step-000000").run()
+    at.toggle(key="evaluate_generate").set_value(False).run()
+    at.button(key="evaluate_go").click().run()
+    assert not at.exception and not at.error
+    assert any("context of 32" in w.value for w in at.warning)
+    assert "ROUGE-1 (test)" not in [m.label for m in at.metric]
+
+
+@pytest.mark.skipif(not (ROOT / "assets" / "demo-model" / "config.json").exists(), reason="no demo model yet")
+def test_demo_story_model_defaults_to_stories(workspace_dir):
+    at = open_page(PAGE)
+    at.selectbox(key="evaluate_model").set_value("Demo story model (assets)").run()
+    assert at.selectbox(key="evaluate_data").value.startswith("Generated stories")
+    at.number_input(key="evaluate_limit").set_value(8).run()
+    at.button(key="evaluate_go").click().run()
+    assert not at.exception and not at.error
+    test = at.session_state["evaluate_results"]["splits"]["test"]["summary"]
+    assert 1 < test["perplexity"] < 512 and 0 < test["rouge1"] <= 1

@@ -1,0 +1,93 @@
+"""AppTest of the Attention and Neurons pages on a tiny run with two checkpoints."""
+
+import pytest
+from helpers import open_page
+
+from lab.models import ModelShape, build_model
+from lab.runs import checkpoint_name
+from lab.stories import generate_stories
+from lab.tokenizer import train_tokenizer
+
+RUN_CHOICE = "tiny / step-000020"
+
+
+@pytest.fixture
+def tiny_run(workspace_dir):
+    tok = train_tokenizer(generate_stories(30, 0), "bpe", 300)
+    run = workspace_dir / "default" / "runs" / "tiny"
+    for step in (10, 20):
+        model = build_model(ModelShape(n_layer=2, d_model=32, n_head=4, d_mlp=64, context=256, window=8),
+                            len(tok), seed=step)
+        model.save_pretrained(run / checkpoint_name(step))
+        tok.save_pretrained(run / checkpoint_name(step))
+    return run
+
+
+def pick(at, key: str):
+    at.selectbox(key=key).set_value(RUN_CHOICE).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_attention_page_shows_heads_token_view_and_classifies(tiny_run):
+    at = pick(open_page("pages/5_attention.py"), "attention_model")
+    assert not at.error
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 3  # head grid, one large head, token view
+    at.selectbox(key="attention_layer").set_value(1).run()
+    assert not at.exception and not at.error
+    at.toggle(key="show_bertviz").set_value(True).run()  # bertviz html is built without error
+    assert not at.exception and not at.error
+    at.number_input(key="classify_n").set_value(6).run()
+    at.button(key="classify_go").click().run()
+    assert not at.exception and not at.error
+    assert any(m.label == "positional heads" for m in at.metric)
+    table = at.dataframe[-1].value
+    assert len(table) == 8 and set(table["kind"]) <= {"positional", "mixed", "semantic", "first-token"}
+
+
+def test_attention_page_empty_text_gives_a_message(tiny_run):
+    at = pick(open_page("pages/5_attention.py"), "attention_model")
+    at.text_area(key="attention_text_box").set_value("   ").run()
+    assert not at.exception
+    assert "empty" in at.error[0].value
+
+
+def test_neurons_page_tables_classes_checkpoints_lens_and_ablation(tiny_run):
+    at = pick(open_page("pages/6_neurons.py"), "neurons_model")
+    assert not at.error
+    at.number_input(key="neurons_n").set_value(5).run()
+    table = at.dataframe[0].value
+    assert len(table) == 64 and table["max"].is_monotonic_decreasing  # every neuron, most active first
+    top = at.dataframe[1].value  # one neuron's top tokens
+    assert top["activation"].is_monotonic_decreasing and {"before", "token", "after"} <= set(top.columns)
+    at.button(key="neurons_ck_go").click().run()
+    assert not at.exception and not at.error
+    steps = [df.value for df in at.dataframe if "step" in getattr(df.value, "columns", [])]
+    assert steps and list(steps[0]["step"]) == [10, 20]
+    labels = [m.label for m in at.metric]
+    assert "Loss, ablated" in labels
+    at.radio(key="neurons_ablate_what").set_value("a neuron").run()
+    assert not at.exception and not at.error
+    at.button(key="neurons_scan_heads").click().run()
+    assert not at.exception and not at.error
+
+
+def test_neurons_page_bad_inputs_give_messages(tiny_run):
+    at = pick(open_page("pages/6_neurons.py"), "neurons_model")
+    at.text_area(key="neurons_ablate_text").set_value("").run()
+    assert not at.exception
+    assert any("empty" in e.value for e in at.error)
+    at.radio(key="neurons_source").set_value("Upload a file").run()
+    assert not at.exception
+    assert any("Upload a file" in i.value for i in at.info)
+
+
+def test_a_folder_that_is_no_model_gives_a_message_on_both_pages(tiny_run, tmp_path):
+    (tmp_path / "not-a-model").mkdir()
+    for page, key in (("pages/5_attention.py", "attention"), ("pages/6_neurons.py", "neurons")):
+        at = open_page(page)
+        at.selectbox(key=f"{key}_model").set_value("Other folder or hub id…").run()
+        at.text_input(key=f"{key}_other").set_value(str(tmp_path / "not-a-model")).run()
+        assert not at.exception
+        assert "config.json" in at.error[0].value
