@@ -147,10 +147,12 @@ def model_picker(key: str, label: str = "Model") -> Path | str | None:
     )
     st.session_state["picked_model"] = choice
     if choice == options[-1]:
+        # Widget state is dropped when a page switch hides the widget: keep the path in a plain key too.
         other = st.text_input(
-            "Folder or hub id", key=f"{key}_other",
+            "Folder or hub id", value=st.session_state.get("picked_other", ""), key=f"{key}_other",
             help="A local folder saved with save_pretrained (safetensors), or a hub id such as "
             "roneneldan/TinyStories-1M when you have internet.",
         )
+        st.session_state["picked_other"] = other
         return other.strip() or None
     return choices[choice]
