@@ -156,3 +156,11 @@ def model_picker(key: str, label: str = "Model") -> Path | str | None:
         st.session_state["picked_other"] = other
         return other.strip() or None
     return choices[choice]
+
+
+def chart_download(fig, name: str, key: str) -> None:
+    """An HTML download of a Plotly chart (plotly.js embedded, so it opens offline); built only when clicked."""
+    st.download_button("⬇️ HTML", data=lambda: fig.to_html(include_plotlyjs=True), file_name=f"{name}.html",
+                       mime="text/html", key=key, on_click="ignore",
+                       help="The interactive chart as one HTML file (works offline). For a PNG, use the camera "
+                       "icon at the chart's top right.")

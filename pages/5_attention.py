@@ -23,12 +23,6 @@ st.caption(
 )
 
 
-def downloads(fig, name: str, key: str) -> None:
-    # The HTML file embeds plotly.js so it opens offline; built only when clicked. PNG: the chart's camera icon.
-    st.download_button("⬇️ HTML", data=lambda: fig.to_html(include_plotlyjs=True), file_name=f"{name}.html",
-                       mime="text/html", key=key, on_click="ignore",
-                       help="The interactive chart as one HTML file (works offline). For a PNG, use the camera "
-                       "icon at the chart's top right.")
 
 
 def saved_at(path) -> float:
@@ -84,7 +78,7 @@ with heads_tab:
     head = 0 if head is None else head
     big = charts.head_heatmap(pattern[layer, head], tokens, f"Layer {layer}, head {head}")
     st.plotly_chart(big, key="head_big")
-    downloads(big, f"attention-L{layer}H{head}", "dl_head_big")
+    ui.chart_download(big, f"attention-L{layer}H{head}", "dl_head_big")
 
 with token_tab:
     c1, c2 = st.columns([2, 1])
@@ -98,7 +92,7 @@ with token_tab:
     fig = charts.token_view(pattern[layer], tokens, position, direction)
     st.plotly_chart(fig, key="token_view")
     st.caption(f"Layer {layer}. Each row is a head; hover for the exact weight.")
-    downloads(fig, f"token-{position}-L{layer}", "dl_token_view")
+    ui.chart_download(fig, f"token-{position}-L{layer}", "dl_token_view")
 
 with bertviz_tab:
     st.caption("bertviz (Vig, 2019), running entirely from this machine: its scripts are bundled with the lab.")
@@ -168,4 +162,4 @@ with classify_tab:
         d1.download_button("⬇️ CSV", stats.to_csv(index=False), f"heads-{Path(str(path)).name}.csv", "text/csv",
                            key="dl_heads_csv", help="The table above, one row per head.")
         with d2:
-            downloads(fig, "head-classification", "dl_heads_html")
+            ui.chart_download(fig, "head-classification", "dl_heads_html")

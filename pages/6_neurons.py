@@ -20,12 +20,6 @@ st.caption(
 )
 
 
-def downloads(fig, name: str, key: str) -> None:
-    # The HTML file embeds plotly.js so it opens offline; built only when clicked. PNG: the chart's camera icon.
-    st.download_button("⬇️ HTML", data=lambda: fig.to_html(include_plotlyjs=True), file_name=f"{name}.html",
-                       mime="text/html", key=key, on_click="ignore",
-                       help="The interactive chart as one HTML file (works offline). For a PNG, use the camera "
-                       "icon at the chart's top right.")
 
 
 # ---- Model, stories, layer --------------------------------------------------------------------------------
@@ -128,7 +122,7 @@ with class_tab:
                      key="neurons_show", help="The heatmap keeps the neurons with the highest selectivity.")
     fig = charts.selectivity_heatmap(selectivity, best["neuron"].head(show).tolist())
     st.plotly_chart(fig, key="selectivity")
-    downloads(fig, f"selectivity-layer{layer}", "dl_selectivity")
+    ui.chart_download(fig, f"selectivity-layer{layer}", "dl_selectivity")
     counts = best[best["selectivity"] > 1].groupby("class").size().reset_index(name="neurons > 1")
     c1, c2 = st.columns([1, 2])
     c1.dataframe(counts, hide_index=True, width="stretch")
@@ -161,7 +155,7 @@ with ckpt_tab:
             fig = charts.checkpoint_lines(result)
             st.plotly_chart(fig, key="ck_lines")
             st.dataframe(result.round(3), hide_index=True, width="stretch")
-            downloads(fig, f"neuron-{neuron_ck}-checkpoints", "dl_ck")
+            ui.chart_download(fig, f"neuron-{neuron_ck}-checkpoints", "dl_ck")
 
 with lens_tab:
     st.markdown("**Logit lens**: each layer's residual stream read through the final layer norm and the "
@@ -176,7 +170,7 @@ with lens_tab:
     else:
         fig = charts.logit_lens_heatmap(lens_table)
         st.plotly_chart(fig, key="lens_fig")
-        downloads(fig, "logit-lens", "dl_lens")
+        ui.chart_download(fig, "logit-lens", "dl_lens")
         summary = lens_table.groupby("layer")["log p(next)"].mean().rename("mean log p(next)")
         st.dataframe(summary.round(3).to_frame().T, width="stretch")
 
@@ -223,4 +217,4 @@ with ablate_tab:
                         labels={"color": "loss change"}, aspect="auto")
         fig.update_layout(height=120 + 30 * n_layers, margin={"l": 10, "r": 10, "t": 10, "b": 10})
         st.plotly_chart(fig, key="head_scan")
-        downloads(fig, "head-ablation", "dl_head_scan")
+        ui.chart_download(fig, "head-ablation", "dl_head_scan")
