@@ -103,7 +103,7 @@ def main() -> None:
         shape = get_shape(preset, context=args.context)
         torch.manual_seed(0)
         ids = torch.randint(0, args.vocab, (args.batch, args.context), device=device)
-        batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids}
+        batch = {"input_ids": ids, "labels": ids}  # a packed story batch, as the loop feeds it
         contenders = {
             "lab (sdpa)": use_attention(build_model(shape, args.vocab, seed=0).to(device).train(), "sdpa"),
             "lab (eager, stock)": build_model(shape, args.vocab, seed=0).to(device).train(),

@@ -71,8 +71,12 @@ def use_attention(model: torch.nn.Module, kind: str) -> torch.nn.Module:
         if isinstance(module, GPTNeoSelfAttention):
             module.__class__ = target
             found = True
-        elif isinstance(module, GPTNeoMLP) and isinstance(module.act, (NewGELUActivation, GELUTanh)):
-            module.act = GELUTanh() if kind == "sdpa" else NewGELUActivation()
+        elif isinstance(module, GPTNeoMLP):
+            if kind == "sdpa" and type(module.act) is NewGELUActivation:
+                module.act = GELUTanh()
+                module.act.swapped_from_gelu_new = True  # so "eager" restores exactly what the config says
+            elif kind == "eager" and getattr(module.act, "swapped_from_gelu_new", False):
+                module.act = NewGELUActivation()
     if found:
         model.config._attn_implementation = kind
     return model

@@ -401,7 +401,9 @@ def _cli_evaluate(args) -> int:
     print(f"model: {folder}")
     tables = []
     for split, (prompts, completions) in sets.items():
-        r = evaluate_completions(model, tokenizer, prompts, completions, args.batch_size)
+        with warnings.catch_warnings():  # printed below, beside the scores they qualify
+            warnings.simplefilter("ignore")
+            r = evaluate_completions(model, tokenizer, prompts, completions, args.batch_size)
         line = (f"{split:>5}: exact match {r.accuracy:.3f}  token accuracy {r.token_accuracy:.3f}  "
                 f"loss {r.loss:.4f}  perplexity {r.perplexity:.3f}  ({r.n_examples} examples, {r.n_tokens} tokens)")
         if args.generate:

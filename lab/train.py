@@ -207,8 +207,8 @@ class TrainData:
 
     def collate(self, items: list, pad_id: int) -> dict[str, torch.Tensor]:
         if self.kind == "stories":
-            ids = torch.tensor(items, dtype=torch.long)
-            return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone()}
+            ids = torch.tensor(items, dtype=torch.long)  # full windows: no padding, so no attention mask to check
+            return {"input_ids": ids, "labels": ids.clone()}
         return pad_batch(items, pad_id)
 
 
@@ -456,7 +456,7 @@ def evaluate_loss(model, td: TrainData, pad_id: int, batch_size: int, max_batche
         batch = td.collate(td.val[b * batch_size : (b + 1) * batch_size], pad_id)
         batch = {k: v.to(device) for k, v in batch.items()}
         with amp:
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).logits
         labels = batch["labels"][:, 1:]
         loss = F.cross_entropy(logits[:, :-1].float().flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="sum")
         total += loss.item()
@@ -653,7 +653,7 @@ def _loop(s: _Session, on_progress, should_stop) -> TrainResult:
         if not math.isfinite(train_loss):
             raise ValueError(f"The loss became {train_loss} at step {step + 1}: lower the learning rate.")
         step += 1
-        tokens = int(batch["attention_mask"].sum()) * s.world
+        tokens = int(batch["attention_mask"].sum() if "attention_mask" in batch else batch["input_ids"].numel()) * s.world
         row = {"step": step, "train_loss": train_loss, "lr": lr,
                "tokens_per_s": tokens / max(time.perf_counter() - t0, 1e-9), "elapsed": elapsed()}
         val_loss = None

@@ -2,6 +2,7 @@
 
 import re
 import shutil
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -188,8 +189,16 @@ with new_tab:
                 schedule=schedule, weight_decay=float(wd), grad_clip=float(clip), seed=seed, eval_every=eval_every,
                 checkpoint_every=ckpt_every, sample_every=sample_every, device=device, attention_impl=attention_impl,
             )
+            ui.limits().check_training(params["total"], steps)  # a teacher's caps for a shared machine
             job = JOBS.submit(ws.path("runs", cfg.run_name), cfg, ws.user)
             st.session_state["tr_live_run"] = job.run_dir.name  # the Live tab shows the new run
+            with st.spinner("Preparing data, tokenizer and model…"):
+                waited = 0.0
+                while job.status == "running" and job.latest is None and waited < 5:  # most bad input fails here
+                    time.sleep(0.1)
+                    waited += 0.1
+            if job.status == "failed":
+                raise ValueError(job.error)
             st.success(f"Started **{cfg.run_name}**: watch it in the Live tab.")
         except (ValueError, FileExistsError) as exc:
             ui.show_error(exc)
@@ -200,7 +209,7 @@ def job_controls(run: str) -> None:
     job = JOBS.job_for(RUNS / run)
     cfg = read_run_config(RUNS / run)
     total = cfg.get("total_steps") or (job.latest.total_steps if job and job.latest else 0)
-    status = job.status if job else "idle"
+    status = job.status if job else "saved"
     done_steps = max((int(p.name.split("-")[1]) for p in list_checkpoints(RUNS / run)), default=0)
     c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="center")
     icon = {"running": "🟢", "queued": "⏳", "stopping": "🟠", "stopped": "⏸️", "done": "✅", "failed": "❌"}.get(status, "⚪")
@@ -277,9 +286,11 @@ with runs_tab:
         for run in runs:
             cfg, m = read_run_config(RUNS / run), read_metrics(RUNS / run)
             job = JOBS.job_for(RUNS / run)
+            steps_done = int(m["step"].max()) if not m.empty else 0
+            saved_status = "complete" if steps_done >= (cfg.get("total_steps") or 0) else "incomplete"
             rows.append({
-                "run": run, "status": job.status if job else "idle", "data": Path(str(cfg.get("data", "?"))).name,
-                "parameters": cfg.get("parameters"), "steps": int(m["step"].max()) if not m.empty else 0,
+                "run": run, "status": job.status if job else saved_status, "data": Path(str(cfg.get("data", "?"))).name,
+                "parameters": cfg.get("parameters"), "steps": steps_done,
                 "of": cfg.get("total_steps"),
                 "val loss": m["val_loss"].dropna().iloc[-1] if "val_loss" in m and m["val_loss"].notna().any() else None,
                 "checkpoints": len(list_checkpoints(RUNS / run)),
@@ -364,6 +375,8 @@ with transfer_tab:
                           warmup=min(10, total // 5), eval_every=max(1, total // 20), checkpoint_every=10**6, sample_every=0)
             tuned = TrainConfig(run_name=validate_name(f"{t_name}-finetune"), init_from=start, **common)
             scratch = TrainConfig(run_name=validate_name(f"{t_name}-scratch"), tokenizer=tok_folder, shape=shape, **common)
+            n_params = models.count_parameters(models.ModelShape(**shape), model_config.get("vocab_size", 512))["total"]
+            ui.limits().check_training(n_params, total)
             for cfg in (tuned, scratch):
                 if ws.path("runs", cfg.run_name).exists():
                     raise ValueError(f"A run named {cfg.run_name!r} already exists: choose another name.")

@@ -35,7 +35,7 @@ def data_sources(model_path) -> dict[str, object]:
     sources: dict[str, object] = {}
     run_dir = Path(str(model_path)).parent if model_path else None
     if run_dir and list_checkpoints(run_dir) and "data" in read_run_config(run_dir):
-        sources[f"The data run {run_dir.name} trained on (train / held out)"] = run_dir
+        sources[f"The data run {run_dir.name} trained on"] = run_dir
     unary = {"Unary task (the exercise's 70/30 split)": "unary"}
     stories = {"Generated stories (the trainer's default corpus; last 5% held out)": "stories"}
     first, second = (stories, unary) if model_path and Path(str(model_path)) == ui.DEMO_MODEL else (unary, stories)
@@ -76,7 +76,7 @@ def diff_html(expected: str, answer: str, name: str = "model") -> str:
         else:
             left.append(f'<span style="background:#b7f0c0">{x}</span>' if x else "")
             right.append(f'<span style="background:#ffc2c2">{y}</span>' if y else "")
-    style = ("font-family:monospace;white-space:pre-wrap;word-break:break-all;line-height:1.7;font-size:0.9rem;"
+    style = ("font-family:monospace;white-space:pre-wrap;overflow-wrap:anywhere;line-height:1.7;font-size:0.9rem;"
              "max-height:12rem;overflow-y:auto;border:1px solid #eee;border-radius:6px;padding:6px;margin-bottom:6px")
     return (f'<div style="{style}"><b>expected</b> {"".join(left)}<br><b>{name:<8}</b> {"".join(right)}</div>')
 
@@ -92,11 +92,8 @@ c1, c2 = st.columns([3, 2])
 with c1:
     model_path = ui.model_picker("evaluate")
 sources = data_sources(model_path)
-if st.session_state.get("evaluate_data_for") != str(model_path):  # a new model: offer its best-fitting data first
-    st.session_state.pop("evaluate_data", None)
-    st.session_state["evaluate_data_for"] = str(model_path)
 source_label = c2.selectbox(
-    "Data set", list(sources), key="evaluate_data",
+    "Data set", list(sources), key=f"evaluate_data:{model_path}",  # one per model: its best-fitting data first
     help="The unary split is scored as prompt → completion. A story corpus is cut at the sentence end nearest "
     "each story's middle: beginning → ending (the paper's *** split). A run's own data is rebuilt from its "
     "settings, with the same held-out part the trainer validated on.",
@@ -104,7 +101,7 @@ source_label = c2.selectbox(
 c1, c2, c3, c4 = st.columns(4)
 batch_size = c1.number_input("Batch size", 1, 256, 16, key="evaluate_batch",
                              help="Examples per forward pass. The scores do not depend on it; speed does.")
-limit = c2.number_input("Examples per split (max)", 1, 5000, 200, key="evaluate_limit",
+limit = c2.number_input("Examples per split (max)", 1, 5000, 100, key="evaluate_limit",
                         help="Caps how many train and test examples are scored, for big story corpora.")
 do_generate = c3.toggle("Generate too", True, key="evaluate_generate",
                         help="Free-running greedy answers, scored with ROUGE-1/2/L and BLEU against the expected ones. "
@@ -150,12 +147,12 @@ with scores_tab:
     else:
         splits = saved["splits"]
         st.caption(f"Model `{saved['model']}` on **{saved['data']}**.")
-        for split, res in splits.items():
-            for w in res["warnings"]:
-                st.warning(f"{split}: {w}", icon="✂️")
+        notes = [f"**{split}**: {w}" for split, res in splits.items() for w in res["warnings"]]
+        if notes:
+            st.warning("\n\n".join(notes), icon="✂️")
         summary = pd.DataFrame({k: v["summary"] for k, v in splits.items()}).T
         test = splits.get("test", next(iter(splits.values())))["summary"]
-        train = splits.get("train", test)["summary"] if "train" in splits else test
+        train = splits["train"]["summary"] if "train" in splits else test
         m = st.columns(4)
         m[0].metric("Exact match (test)", f"{test['exact match']:.1%}",
                     f"{test['exact match'] - train['exact match']:+.1%} vs train", delta_color="normal",
@@ -170,7 +167,7 @@ with scores_tab:
         if "rouge1" in test:
             g = st.columns(5)
             for col, key, label in zip(g, ("generated exact match", "rouge1", "rouge2", "rougeL", "bleu"),
-                                       ("Exact, generated", "ROUGE-1", "ROUGE-2", "ROUGE-L", "BLEU")):
+                                       ("Exact (gen.)", "ROUGE-1", "ROUGE-2", "ROUGE-L", "BLEU")):
                 value = f"{test[key]:.1f}" if key == "bleu" else f"{test[key]:.3f}"
                 col.metric(f"{label} (test)", value, help="Of the free-running greedy answers against the expected "
                            "ones. ROUGE: mean F-measure 0-1 (rouge-score, stemmed); BLEU: sacrebleu corpus score 0-100.")
@@ -279,7 +276,7 @@ with probe_tab:
                             column_config={"prompt": st.column_config.TextColumn(width="large", help="Completed greedily."),
                                            "keyword": st.column_config.TextColumn(help="A right completion contains it (whole words, any case)."),
                                            "kind": st.column_config.TextColumn(help="What the probe tests (free text).")})
-    n_probe = st.number_input("Tokens to generate", 1, 200, 20, key="evaluate_probe_tokens",
+    n_probe = st.columns([1, 3])[0].number_input("Tokens to generate", 1, 200, 20, key="evaluate_probe_tokens",
                               help="How far the model writes after each prompt.")
     if st.button("Run probes", type="primary", disabled=model_path is None, key="evaluate_probe_go",
                  help="Greedy completion of every prompt in the list."):

@@ -53,3 +53,16 @@ def test_switching_back_to_eager_returns_attention_weights():
     assert out.attentions[0].shape == (1, 4, 8, 8)
     with pytest.raises(ValueError, match="Unknown attention"):
         use_attention(model, "flash")
+
+
+def test_the_fast_gelu_is_swapped_in_and_back():
+    from transformers.activations import GELUTanh, NewGELUActivation
+
+    model = build_model("micro", 30, seed=0)
+    mlp = model.transformer.h[0].mlp
+    use_attention(model, "sdpa")
+    assert isinstance(mlp.act, GELUTanh)
+    use_attention(model, "eager")
+    assert type(mlp.act) is NewGELUActivation
+    x = torch.linspace(-6, 6, 101)
+    torch.testing.assert_close(GELUTanh()(x), NewGELUActivation()(x), atol=1e-6, rtol=1e-5)

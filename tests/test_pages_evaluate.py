@@ -77,7 +77,7 @@ def test_too_long_examples_show_a_warning(workspace_dir):
 def test_demo_story_model_defaults_to_stories(workspace_dir):
     at = open_page(PAGE)
     at.selectbox(key="evaluate_model").set_value("Demo story model (assets)").run()
-    assert at.selectbox(key="evaluate_data").value.startswith("Generated stories")
+    assert at.selectbox(key=f"evaluate_data:{ROOT / 'assets' / 'demo-model'}").value.startswith("Generated stories")
     at.number_input(key="evaluate_limit").set_value(8).run()
     at.button(key="evaluate_go").click().run()
     assert not at.exception and not at.error

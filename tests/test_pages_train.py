@@ -61,7 +61,7 @@ def test_page_run_matches_the_cli_layout(workspace_dir):
 
 
 def test_start_stop_and_resume_from_the_page(workspace_dir):
-    at = tiny_page("long-run", 100_000)
+    at = tiny_page("long-run", 20_000)
     at.button(key="tr_go").click().run()
     run_dir = workspace_dir / "default" / "runs" / "long-run"
     job = JOBS.job_for(run_dir)
@@ -92,3 +92,22 @@ def test_existing_run_name_is_refused(workspace_dir):
     at.button(key="tr_go").click().run()
     assert not at.exception
     assert any("already exists" in e.value for e in at.error)
+
+
+def test_a_context_too_short_for_the_data_is_reported_on_the_spot(workspace_dir):
+    at = tiny_page("too-long", 3)
+    at.selectbox(key="tr_tok").set_value("char").run()
+    at.number_input(key="tr_n").set_value(100)
+    at.button(key="tr_go").click().run()
+    assert not at.exception
+    assert any("context is 128" in e.value for e in at.error)
+    assert not (workspace_dir / "default" / "runs" / "too-long").exists()
+
+
+def test_the_teachers_step_limit_is_applied(workspace_dir, monkeypatch):
+    monkeypatch.setenv("TINYLAB_MAX_STEPS", "10")
+    at = tiny_page("over-limit", 50)
+    at.button(key="tr_go").click().run()
+    assert not at.exception
+    assert any("limit" in e.value for e in at.error)
+    assert JOBS.job_for(workspace_dir / "default" / "runs" / "over-limit") is None

@@ -222,3 +222,14 @@ def test_fine_tune_from_a_run_keeps_its_architecture_and_tokenizer(tmp_path):
         tmp_path / "base" / "tokenizer" / "tokenizer.json").read_text()
     first = read_metrics(tmp_path / "tuned")["val_loss"].iloc[0]
     assert first == pytest.approx(read_metrics(tmp_path / "base")["val_loss"].dropna().iloc[-1], rel=1e-4)
+
+
+def test_the_demo_model_ships_small_and_writes_stories():
+    from pathlib import Path
+
+    demo = Path(__file__).resolve().parents[1] / "assets" / "demo-model"
+    assert sum(f.stat().st_size for f in demo.iterdir()) < 10 * 2**20
+    assert not (demo / T.OPTIMIZER_FILE).exists()
+    model, tok = load_model(demo)
+    text = T.sample_text(model, tok, "Once upon a time", 30, "cpu")
+    assert text.startswith("Once upon a time") and len(text.split()) > 10

@@ -1,0 +1,112 @@
+"""Teacher: who is in the lab, which training jobs run or wait, a Stop button per job, the limits in force."""
+
+import hmac
+import os
+import time
+
+import pandas as pd
+import streamlit as st
+
+import ui
+from lab.jobs import JOBS
+
+st.title("🧑‍🏫 Teacher")
+st.caption("The whole class at a glance: active sessions, the training queue, and the limits this machine enforces.")
+
+
+def teacher_password() -> str:
+    """The environment wins over secrets.toml, so a teacher can set it for one launch."""
+    return os.environ.get("TINYLAB_TEACHER_PASSWORD") or str(ui._secret("teacher_password", "") or "")
+
+
+def unlocked() -> bool:
+    expected = teacher_password()
+    if not expected or st.session_state.get("teacher_ok") == expected:
+        return True
+    with st.form("teacher_login", border=True):
+        typed = st.text_input("Teacher password", type="password", key="teacher_pw",
+                              help="Set as teacher_password in .streamlit/secrets.toml or TINYLAB_TEACHER_PASSWORD.")
+        if st.form_submit_button("Unlock", type="primary"):
+            if hmac.compare_digest(typed.encode(), expected.encode()):  # constant time: no guessing by timing
+                st.session_state["teacher_ok"] = expected
+                st.rerun()
+            st.error("Wrong password.", icon="🔒")
+    return False
+
+
+def ago(t: float) -> str:
+    s = int(time.time() - t)
+    return f"{s} s ago" if s < 120 else f"{s // 60} min ago"
+
+
+if not unlocked():
+    st.stop()
+if not teacher_password():
+    st.caption("🔓 No teacher password is set: anyone can open this page (set `teacher_password` in "
+               "`.streamlit/secrets.toml` or `TINYLAB_TEACHER_PASSWORD`).")
+
+
+@st.fragment(run_every=2.0)
+def class_view() -> None:
+    sessions = ui.active_sessions()
+    jobs = JOBS.jobs()
+    active = [j for j in jobs if j.active]
+    m = st.columns(4)
+    m[0].metric("Active sessions", len(sessions), help="Browser sessions seen in the last 15 minutes.")
+    m[1].metric("Students", len({s["user"] for s in sessions}), help="Distinct user names among those sessions.")
+    m[2].metric("Training now", sum(j.status in ("running", "stopping") for j in jobs),
+                help=f"At most {JOBS.max_running} train at once; the others wait in the queue.")
+    m[3].metric("Waiting", sum(j.status == "queued" for j in jobs), help="Jobs in the queue.")
+
+    st.subheader("Sessions")
+    if sessions:
+        table = pd.DataFrame([{"user": s["user"], "session": s["session"], "last seen": ago(s["last seen"])}
+                              for s in sessions])
+        st.dataframe(table, hide_index=True, width="stretch")
+    else:
+        st.info("No sessions yet.")
+
+    st.subheader("Training jobs")
+    if not jobs:
+        st.info("No training jobs since the app started.")
+        return
+    rows = []
+    for j in jobs:
+        p = j.latest
+        rows.append({"user": j.user, "run": j.name, "status": j.status, "queue position": str(JOBS.queue_position(j) or ""),
+                     "step": f"{p.step} / {p.total_steps}" if p else "–", "progress": j.fraction,
+                     "train loss": p.train_loss if p else None, "error": j.error or ""})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+        "progress": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent"),
+        "train loss": st.column_config.NumberColumn(format="%.3f"),
+    })
+    st.download_button("⬇️ Jobs CSV", pd.DataFrame(rows).to_csv(index=False), "jobs.csv", "text/csv",
+                       key="teacher_jobs_csv", help="The jobs table as CSV.")
+    if active:
+        st.markdown("**Stop a job** — a running job stops after its current step and keeps a checkpoint "
+                    "(its student can resume it); a waiting job leaves the queue.")
+    for j in active:
+        c1, c2 = st.columns([4, 1], vertical_alignment="center")
+        where = f"queue position {JOBS.queue_position(j)}" if j.status == "queued" else f"{j.fraction:.0%}"
+        c1.markdown(f"`{j.user}` / **{j.name}** — {j.status} ({where})")
+        if c2.button("⏹ Stop", key=f"teacher_stop_{j.id}", disabled=j.status == "stopping",
+                     help=f"Stop {j.user}'s run {j.name}.", width="stretch"):
+            JOBS.stop(j.id)
+            st.rerun()
+
+
+class_view()
+
+st.subheader("Limits in force")
+try:
+    limits = ui.limits()
+    st.dataframe(pd.DataFrame([
+        {"limit": "training jobs at once", "value": JOBS.max_running, "set by": "TINYLAB_MAX_JOBS"},
+        {"limit": "largest model (parameters)", "value": limits.max_params, "set by": "[limits] max_params / TINYLAB_MAX_PARAMS"},
+        {"limit": "longest run (steps)", "value": limits.max_steps, "set by": "[limits] max_steps / TINYLAB_MAX_STEPS"},
+        {"limit": "largest upload (MB)", "value": limits.max_upload_mb, "set by": "[limits] max_upload_mb / TINYLAB_MAX_UPLOAD_MB"},
+    ]), hide_index=True, width="stretch")
+except ValueError as exc:
+    ui.show_error(exc)
+st.caption(f"Classroom mode (a guest workspace per browser session): **{'on' if ui.classroom_mode() else 'off'}**. "
+           "Set `classroom = true` in `.streamlit/secrets.toml` or `TINYLAB_CLASSROOM=1`.")

@@ -1,0 +1,30 @@
+import pytest
+
+from browser import browser, chromium_path, error_texts, goto, new_page, running_app, shot, wait_idle
+from eval_fixtures import make_run, one_thread  # noqa: F401 (one_thread: autouse fixture)
+
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(not chromium_path(), reason="needs Debian's chromium")]
+
+
+def test_evaluate_page_in_chromium(tmp_path):
+    make_run(tmp_path / "ws" / "default" / "runs" / "tiny", steps=(0, 40))
+    with running_app(tmp_path / "ws") as url, browser() as b:
+        page = new_page(b, height=1400)
+        goto(page, url + "/evaluate")
+        page.locator('[data-testid="stSelectbox"]').first.click()
+        page.get_by_role("option", name="tiny / step-000040").click()
+        wait_idle(page)
+        limit = page.locator("[data-testid=stNumberInput] input").nth(1)  # examples per split: keep it quick
+        limit.fill("10")
+        limit.press("Enter")
+        wait_idle(page)
+        page.get_by_role("button", name="Evaluate", exact=True).click()
+        page.wait_for_timeout(1000)
+        wait_idle(page, 180_000)
+        assert error_texts(page) == []
+        for label in ("Exact match (test)", "Perplexity (test)", "ROUGE-L (test)", "BLEU (test)"):
+            assert page.get_by_text(label).first.is_visible()
+        assert page.get_by_text("The data run tiny trained on").count() >= 1
+        assert page.get_by_text("Train vs test (the generalisation gap)").count() >= 1
+        shot(page, "evaluate")
+        assert page.blocked == []  # nothing asked of the internet
