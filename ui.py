@@ -164,3 +164,17 @@ def chart_download(fig, name: str, key: str) -> None:
                        mime="text/html", key=key, on_click="ignore",
                        help="The interactive chart as one HTML file (works offline). For a PNG, use the camera "
                        "icon at the chart's top right.")
+
+
+def require_app() -> None:
+    """Make sure each page runs through app.py (navigation, sidebar, wide layout).
+
+    After the server starts, Streamlit treats ``pages/`` as an old-style pages folder and runs a requested
+    page alone until the public `st.navigation` has been called once; that is an internal flag
+    (`PagesManager.uses_pages_directory`), so we clear it and rerun through app.py.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()

@@ -9,6 +9,8 @@ import streamlit as st
 import ui
 from lab import corpus, data, stories, tokenizer as tok
 
+ui.require_app()
+
 st.title("🗂️ Data")
 st.caption("Build the data a tiny model learns from. Everything you save here appears on the Train page.")
 

@@ -18,6 +18,8 @@ from lab.runs import list_checkpoints, read_metrics, read_run_config
 from lab.train import HELP, TrainConfig
 from lab.workspace import validate_name
 
+ui.require_app()
+
 st.title("🏋️ Train")
 st.caption("Train a tiny GPT-Neo in the background: switch pages freely, come back to watch it learn.")
 

@@ -11,6 +11,8 @@ import ui
 from lab import sampling as smp
 from lab.sampling_view import coloured_text, colour_legend, distribution_chart
 
+ui.require_app()
+
 ss = st.session_state
 TOP_N = 25
 DEFAULT_PROMPT = "Once upon a time, there was a little girl named Lily. She"

@@ -10,6 +10,8 @@ import ui
 from lab import heads as head_study, inspect as lens, inspect_charts as charts
 from lab.stories import generate_stories
 
+ui.require_app()
+
 STORY = (
     'One day, Lucy asked Tom: "Do you want to share my banana?" Tom said yes. They went to the park and sat '
     "under a big tree. Lucy gave Tom half of the banana, and they were very happy."

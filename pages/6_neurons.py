@@ -11,6 +11,8 @@ from lab import inspect as lens, inspect_charts as charts, neurons
 from lab.runs import list_checkpoints
 from lab.stories import generate_stories, parse_corpus
 
+ui.require_app()
+
 st.title("🧠 Neurons")
 st.caption(
     "The paper ran ~20 stories through TinyStories-1M and listed, for neurons of layer 7 (one before last), "
