@@ -83,6 +83,7 @@ def active_sessions(within_s: float = 900) -> list[dict]:
 def sidebar() -> None:
     """The sidebar every page shows: who you are (your workspace) and which device computes."""
     current = user_name()
+    st.session_state["_session_started"] = True  # see require_app
     _record_session(current)
     with st.sidebar:
         typed = st.text_input(
@@ -175,6 +176,9 @@ def require_app() -> None:
     """
     from streamlit.runtime.pages_manager import PagesManager
 
+    first_run = "_session_started" not in st.session_state
+    st.session_state["_session_started"] = True
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
-        st.rerun()
+        if first_run:  # a page load carries no clicks, so nothing is lost by running it again
+            st.rerun()
