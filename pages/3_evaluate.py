@@ -14,6 +14,8 @@ import ui
 from lab import evaluate as ev, probes
 from lab.runs import list_checkpoints, read_run_config
 
+ui.require_app()
+
 EOS = "<|endoftext|>"
 
 st.title("📏 Evaluate")
