@@ -38,6 +38,16 @@ def limits():
     return Limits.from_mapping(dict(_secret("limits", {}) or {}))
 
 
+def apply_job_limit() -> None:
+    """Give the process-wide job queue the teacher's ``max_jobs`` (secrets.toml or TINYLAB_MAX_JOBS)."""
+    from lab.jobs import JOBS
+
+    try:
+        JOBS.set_max_running(limits().max_jobs)
+    except ValueError as exc:  # a typo in secrets.toml: say so on every page rather than crash
+        st.sidebar.error(f"Teacher limits: {exc}")
+
+
 def user_name() -> str:
     """Who this session works for: typed name, else ?user= in the URL, else a guest id or ``default``."""
     if not st.session_state.get("user_name"):
@@ -85,6 +95,7 @@ def sidebar() -> None:
     current = user_name()
     st.session_state["_session_started"] = True  # see require_app
     _record_session(current)
+    apply_job_limit()
     with st.sidebar:
         typed = st.text_input(
             "Your name", value=current, max_chars=64, key="user_name_input",

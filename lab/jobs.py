@@ -2,14 +2,13 @@
 
 Streamlit re-runs page scripts on every click and page switch, but imported modules live as long as the
 server process, so the registry here (``JOBS``) outlives reruns: a student starts a run, goes to another
-page and comes back to it still training. At most ``max_running`` jobs train at once (``$TINYLAB_MAX_JOBS``,
-default 1: a laptop's cores are better spent on one run); the rest wait in a queue with a visible position.
+page and comes back to it still training. At most ``max_running`` jobs train at once (the teacher's
+``max_jobs`` limit, `lab.limits`: default half the cores); the rest wait in a queue with a visible position.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 import time
 import traceback
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import train as training
+from .limits import Limits
 
 ACTIVE = ("queued", "running", "stopping")
 
@@ -53,7 +53,7 @@ class JobManager:
     """Start, queue, stop and list training jobs; thread-safe."""
 
     def __init__(self, max_running: int | None = None):
-        self.max_running = max_running or int(os.environ.get("TINYLAB_MAX_JOBS", "1"))
+        self.max_running = max_running or Limits.from_mapping().max_jobs
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -72,6 +72,14 @@ class JobManager:
             self._jobs[job.id] = job
         self._start_waiting()
         return job
+
+    def set_max_running(self, n: int) -> None:
+        """Change how many jobs train at once (the app applies the teacher's limit); waiting jobs start if room."""
+        if n < 1:
+            raise ValueError(f"At least one job must be allowed to run, got {n}.")
+        if n != self.max_running:
+            self.max_running = n
+            self._start_waiting()
 
     def get(self, job_id: str | None) -> Job | None:
         return self._jobs.get(job_id) if job_id else None

@@ -10,6 +10,8 @@ import streamlit as st
 import ui
 from lab.jobs import JOBS
 
+ui.require_app()
+
 st.title("🧑‍🏫 Teacher")
 st.caption("The whole class at a glance: active sessions, the training queue, and the limits this machine enforces.")
 
@@ -101,7 +103,7 @@ st.subheader("Limits in force")
 try:
     limits = ui.limits()
     st.dataframe(pd.DataFrame([
-        {"limit": "training jobs at once", "value": JOBS.max_running, "set by": "TINYLAB_MAX_JOBS"},
+        {"limit": "training jobs at once", "value": JOBS.max_running, "set by": "[limits] max_jobs / TINYLAB_MAX_JOBS"},
         {"limit": "largest model (parameters)", "value": limits.max_params, "set by": "[limits] max_params / TINYLAB_MAX_PARAMS"},
         {"limit": "longest run (steps)", "value": limits.max_steps, "set by": "[limits] max_steps / TINYLAB_MAX_STEPS"},
         {"limit": "largest upload (MB)", "value": limits.max_upload_mb, "set by": "[limits] max_upload_mb / TINYLAB_MAX_UPLOAD_MB"},

@@ -32,6 +32,7 @@ def snapshot(*roots):
 @pytest.fixture
 def jobs(monkeypatch, workspace_dir):
     """A private job manager whose 'training' does nothing: a wrongly accepted run costs no CPU."""
+    monkeypatch.setenv("TINYLAB_MAX_JOBS", "1")  # the pages apply the teacher's limit to the queue
     manager = JobManager(max_running=1)
     monkeypatch.setattr(lab.jobs, "JOBS", manager)
 

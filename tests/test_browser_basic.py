@@ -16,7 +16,6 @@ def test_home_and_data_render_in_chromium(tmp_path):
         assert page.get_by_text("Train (70)").is_visible()
         assert error_texts(page) == []
         page.get_by_role("tab", name="Story corpus").click()
-        page.wait_for_timeout(500)
-        assert page.get_by_text("Preview story").first.is_visible()
+        page.get_by_text("Preview story").first.wait_for(timeout=10_000)
         shot(page, "data")
         assert page.blocked == []  # the app asked for nothing outside this machine

@@ -79,10 +79,12 @@ def test_killed_app_keeps_complete_checkpoints_and_the_run_resumes(tmp_path):
             page = new_page(b, block_external=True)
             goto(page, url + "/train")
             page.get_by_role("tab", name="Live").click()
-            page.get_by_text("run-1 — idle").wait_for(timeout=30_000)
-            assert error_texts(page) == []
+            wait_idle(page)
             shot(page, "fault_after_restart")
-            page.get_by_role("button", name="▶️ Resume").click()
+            resume = page.get_by_role("button", name="▶️ Resume")  # no job knows the run: it can be resumed
+            resume.wait_for(timeout=30_000)
+            assert error_texts(page) == []
+            resume.click()
             wait_idle(page)
             page.get_by_text("run-1 — done").wait_for(timeout=150_000)
             page.get_by_text("step 120 / 120").first.wait_for(timeout=10_000)

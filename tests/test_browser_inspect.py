@@ -1,3 +1,5 @@
+import time
+
 import pytest
 
 from browser import browser, chromium_path, error_texts, goto, new_page, running_app, shot, wait_idle
@@ -16,10 +18,14 @@ def make_run(workspace):
     tok.save_pretrained(folder)
 
 
-def bertviz_frame(page):
-    for frame in page.frames:
-        if frame != page.main_frame and frame.locator("svg").count():
-            return frame
+def bertviz_frame(page, timeout_s: float = 30):
+    """The iframe bertviz drew its SVG into, waiting for its scripts to run (None if it never draws)."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        for frame in page.frames:
+            if frame != page.main_frame and frame.locator("svg text").count():
+                return frame
+        page.wait_for_timeout(250)
     return None
 
 
@@ -29,11 +35,10 @@ def test_bertviz_renders_offline_inside_the_attention_page(tmp_path):
         page = new_page(b, block_external=True)  # anything not on 127.0.0.1 fails and is recorded
         goto(page, url + "/attention")
         assert error_texts(page) == []
-        assert page.locator(".js-plotly-plot").count() >= 2  # head grid and the large head
+        page.locator(".js-plotly-plot").nth(1).wait_for(timeout=30_000)  # head grid and the large head
         page.get_by_role("tab", name="bertviz").click()
         page.get_by_text("Show bertviz").click()
         wait_idle(page)
-        page.wait_for_timeout(1500)
         frame = bertviz_frame(page)
         assert frame is not None, "bertviz drew no SVG"
         assert frame.locator("svg text").count() > 10  # the token labels on both sides
@@ -41,7 +46,6 @@ def test_bertviz_renders_offline_inside_the_attention_page(tmp_path):
         shot(page, "attention-bertviz-head")
         page.get_by_text("model view").click()
         wait_idle(page)
-        page.wait_for_timeout(1500)
         frame = bertviz_frame(page)
         assert frame is not None and frame.locator("svg").count() >= 1
         shot(page, "attention-bertviz-model")

@@ -20,13 +20,12 @@ def test_train_a_run_and_watch_it_live_in_chromium(tmp_path):
         assert page.get_by_text("Started").first.is_visible()
         page.get_by_role("tab", name="Live").click()
         page.get_by_text("run-1 — done").wait_for(timeout=120_000)  # the fragment refreshes by itself
-        page.wait_for_timeout(1500)
-        assert page.locator(".js-plotly-plot").count() >= 1
+        page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)  # the loss curve
         assert page.get_by_text("step 20 / 20").first.is_visible()
         assert error_texts(page) == []
         shot(page, "train_live")
         page.get_by_role("tab", name="Runs").click()
-        page.wait_for_timeout(800)
+        page.get_by_role("tabpanel").get_by_text("run-1").first.wait_for(timeout=10_000)
         shot(page, "train_runs")
         assert error_texts(page) == []
         assert page.blocked == []

@@ -3,9 +3,10 @@
 import threading
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 import lab.jobs
-from helpers import open_page
+from helpers import ROOT, open_page
 from lab.jobs import JobManager
 from lab.train import Progress, TrainConfig, TrainResult
 
@@ -22,6 +23,7 @@ def fake_train(cfg, run_dir, on_progress=None, should_stop=None):
 
 @pytest.fixture
 def jobs(monkeypatch, workspace_dir):
+    monkeypatch.setenv("TINYLAB_MAX_JOBS", "1")  # the pages apply the teacher's limit to the queue
     manager = JobManager(max_running=1)
     monkeypatch.setattr(lab.jobs, "JOBS", manager)  # the page imports JOBS afresh on every run
     monkeypatch.setattr(lab.jobs.training, "train", fake_train)
@@ -71,3 +73,28 @@ def test_password_protects_the_page(jobs, workspace_dir, monkeypatch):
     at.button[-1].click().run()
     assert not at.exception and not at.error
     assert cell_values(at, "run") == [["r9"]]
+
+
+def test_max_jobs_from_secrets_lets_more_jobs_train_at_once(jobs, workspace_dir, monkeypatch):
+    monkeypatch.delenv("TINYLAB_MAX_JOBS")
+    first = jobs.submit(workspace_dir / "ann" / "runs" / "r1", TrainConfig(run_name="r1"), user="ann")
+    second = jobs.submit(workspace_dir / "bob" / "runs" / "r2", TrainConfig(run_name="r2"), user="bob")
+    assert (first.status, second.status) == ("running", "queued")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.secrets["limits"] = {"max_jobs": 2}  # as [limits] max_jobs = 2 in .streamlit/secrets.toml
+    at.run()
+    assert not at.exception and not at.error
+    assert jobs.max_running == 2 and second.status == "running"  # the waiting job started at once
+    at.switch_page(PAGE).run()
+    limits = next(df.value for df in at.dataframe if "limit" in df.value.columns)
+    assert limits.set_index("limit").loc["training jobs at once", "value"] == 2
+
+
+def test_a_bad_limit_in_secrets_is_reported_not_a_crash(jobs, monkeypatch):
+    monkeypatch.delenv("TINYLAB_MAX_JOBS")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.secrets["limits"] = {"max_jobs": "many"}
+    at.run()
+    assert not at.exception
+    assert any("max_jobs must be a whole number" in e.value for e in at.sidebar.error)
+    assert jobs.max_running == 1
