@@ -8,6 +8,8 @@ whole next-token distribution (raw, after temperature, which tokens survive the 
 
 from __future__ import annotations
 
+import functools
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
@@ -102,15 +104,16 @@ class Distribution:
         """How much of the tempered probability the surviving tokens held before renormalising."""
         return float(self.tempered[self.kept].sum())
 
-    def table(self, tokenizer, n: int = 25, chosen: int | None = None) -> pd.DataFrame:
-        """The ``n`` most likely tokens, kept ones first, as a table for charts (``chosen`` always included)."""
+    def top(self, tokenizer, n: int = 25, chosen: int | None = None) -> dict[str, list]:
+        """The ``n`` most likely tokens, kept ones first (``chosen`` always included), as columns of lists:
+        cheap enough to keep one per generated token."""
         order = _display_order(self)
         top = order[:n].tolist()
         if chosen is not None and chosen not in top:
             top[-1] = int(chosen)
         ids = torch.tensor(top, device=self.raw.device)
-        return pd.DataFrame({
-            "rank": range(1, len(top) + 1),
+        return {
+            "rank": list(range(1, len(top) + 1)),
             "token_id": top,
             "token": [token_label(tokenizer, i) for i in top],
             "raw": self.raw[ids].tolist(),
@@ -118,7 +121,11 @@ class Distribution:
             "final": self.final[ids].tolist(),
             "kept_by_top_k": self.kept_by_top_k[ids].tolist(),
             "kept": self.kept[ids].tolist(),
-        })
+        }
+
+    def table(self, tokenizer, n: int = 25, chosen: int | None = None) -> pd.DataFrame:
+        """`top` as a DataFrame, for charts."""
+        return pd.DataFrame(self.top(tokenizer, n, chosen))
 
 
 def _display_order(d: Distribution) -> torch.Tensor:
@@ -179,6 +186,7 @@ def choose(dist: Distribution, settings: SamplingSettings, rng: torch.Generator 
     return int(torch.multinomial(dist.scores.softmax(-1), 1, generator=rng)[0, 0])
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a chart labels 25 tokens per generated token: decode each only once
 def token_label(tokenizer, token_id: int) -> str:
     """A token as a reader sees it: its text, with spaces and newlines made visible."""
     text = tokenizer.decode([int(token_id)])
@@ -235,6 +243,12 @@ def prepare(model, tokenizer, prompt: str, settings: SamplingSettings) -> Prompt
     return Prompt(ids, settings, notes)
 
 
+# One forward pass at a time in this process. A small model's forward is ~100 tiny ops, each releasing and
+# retaking the GIL: twenty threads decoding at once (a classroom on one Streamlit server) then queue for the
+# GIL at every op and all crawl; taking turns per forward keeps each one fast. Uncontended, it costs nothing.
+FORWARD_LOCK = threading.Lock()
+
+
 class Decoder:
     """One sequence being decoded: the token ids so far, the model's next-token logits, and the KV cache.
 
@@ -251,7 +265,8 @@ class Decoder:
     def _forward_all(self) -> None:
         x = torch.tensor([self.ids], device=self.device)
         self.cache = DynamicCache(config=self.model.config) if self.use_cache else None
-        out = self.model(input_ids=x, past_key_values=self.cache, use_cache=self.use_cache)
+        with FORWARD_LOCK:
+            out = self.model(input_ids=x, past_key_values=self.cache, use_cache=self.use_cache)
         self.logits = out.logits[0, -1].float()
 
     @torch.inference_mode()
@@ -261,7 +276,8 @@ class Decoder:
         if not self.use_cache:
             return self._forward_all()
         x = torch.tensor([[int(token_id)]], device=self.device)
-        out = self.model(input_ids=x, past_key_values=self.cache, use_cache=True)
+        with FORWARD_LOCK:
+            out = self.model(input_ids=x, past_key_values=self.cache, use_cache=True)
         self.logits = out.logits[0, -1].float()
 
     def undo(self, n: int = 1) -> None:
