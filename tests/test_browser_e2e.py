@@ -112,13 +112,16 @@ def test_whole_flow_in_chromium(tmp_path):
         assert page.blocked == []  # nothing outside this machine was asked for
 
 
+STEPS_BOTH = 400  # long enough (~40 s each here) that both are still training while the pages are checked
+
+
 def test_two_students_train_at_once_and_neither_page_blocks(tmp_path):
     ws = tmp_path / "ws"
     with running_app(ws, env={**QUIET, "TINYLAB_MAX_JOBS": "2"}) as url, browser() as b:
         ann, bob = new_page(b, block_external=True), new_page(b, block_external=True)  # two browser contexts
         for page, user in ((ann, "ann"), (bob, "bob")):
             goto(page, f"{url}/train?user={user}")
-            start_training(page, steps=100)
+            start_training(page, steps=STEPS_BOTH)
         for page in (ann, bob):
             page.get_by_text("run-1 — running").wait_for(timeout=60_000)
         # While both train, each page still answers: a rerun (a typed run name) finishes within seconds.
@@ -138,6 +141,6 @@ def test_two_students_train_at_once_and_neither_page_blocks(tmp_path):
             assert page.blocked == []
     for user in ("ann", "bob"):
         ckpts = list_checkpoints(ws / user / "runs" / "run-1")
-        assert ckpts[-1].name == "step-000100"
+        assert ckpts[-1].name == f"step-{STEPS_BOTH:06d}"
         model, tokenizer = load_model(ckpts[-1])
         assert model.config.num_layers == 2 and len(tokenizer) > 0
