@@ -13,7 +13,7 @@ def test_home_and_data_render_in_chromium(tmp_path):
         assert error_texts(page) == []
         shot(page, "home")
         goto(page, url + "/data")
-        assert page.get_by_text("Train (70)").is_visible()
+        page.get_by_text("Train (70)").wait_for(timeout=30_000)
         assert error_texts(page) == []
         page.get_by_role("tab", name="Story corpus").click()
         page.get_by_text("Preview story").first.wait_for(timeout=10_000)

@@ -73,7 +73,7 @@ def test_whole_flow_in_chromium(tmp_path):
         start_training(page, steps=30)
         page.get_by_text("run-1 — done").wait_for(timeout=120_000)  # the Live fragment refreshes by itself
         wait_idle(page)
-        assert page.get_by_text("step 30 / 30").first.is_visible()
+        page.get_by_text("step 30 / 30").first.wait_for(timeout=10_000)
         no_errors(page, "train")
 
         nav(page, "Evaluate")  # the run's checkpoint on the data it trained on
@@ -104,7 +104,7 @@ def test_whole_flow_in_chromium(tmp_path):
         assert page.locator(".js-plotly-plot").count() >= 2
         no_errors(page, "attention")
         nav(page, "Neurons")
-        assert page.get_by_role("tab", name="All neurons").is_visible()
+        page.get_by_role("tab", name="All neurons").wait_for(timeout=30_000)
         no_errors(page, "neurons")
         nav(page, "Teacher")  # the teacher sees the finished job
         page.get_by_text("Training jobs").wait_for()

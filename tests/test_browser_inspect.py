@@ -51,7 +51,7 @@ def test_bertviz_renders_offline_inside_the_attention_page(tmp_path):
         shot(page, "attention-bertviz-model")
         goto(page, url + "/neurons")
         assert error_texts(page) == []
-        assert page.get_by_role("tab", name="All neurons").is_visible()
+        page.get_by_role("tab", name="All neurons").wait_for(timeout=30_000)
         assert page.locator('[data-testid="stDataFrame"]').count() >= 1
         shot(page, "neurons")
         assert page.blocked == []  # neither bertviz nor plotly asked for anything outside this machine

@@ -17,11 +17,11 @@ def test_train_a_run_and_watch_it_live_in_chromium(tmp_path):
         wait_idle(page)
         page.get_by_role("button", name="🚀 Train").click()
         wait_idle(page)
-        assert page.get_by_text("Started").first.is_visible()
+        page.get_by_text("Started").first.wait_for(timeout=30_000)
         page.get_by_role("tab", name="Live").click()
         page.get_by_text("run-1 — done").wait_for(timeout=120_000)  # the fragment refreshes by itself
         page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)  # the loss curve
-        assert page.get_by_text("step 20 / 20").first.is_visible()
+        page.get_by_text("step 20 / 20").first.wait_for(timeout=10_000)
         assert error_texts(page) == []
         shot(page, "train_live")
         page.get_by_role("tab", name="Runs").click()
