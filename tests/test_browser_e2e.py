@@ -101,13 +101,13 @@ def test_whole_flow_in_chromium(tmp_path):
         no_errors(page, "sample")
 
         nav(page, "Attention")
-        assert page.locator(".js-plotly-plot").count() >= 2
+        page.locator(".js-plotly-plot").nth(1).wait_for(timeout=30_000)  # head grid and the large head
         no_errors(page, "attention")
         nav(page, "Neurons")
         page.get_by_role("tab", name="All neurons").wait_for(timeout=30_000)
         no_errors(page, "neurons")
         nav(page, "Teacher")  # the teacher sees the finished job
-        page.get_by_text("Training jobs").wait_for()
+        page.get_by_text("Training jobs", exact=True).wait_for()
         no_errors(page, "teacher")
         assert page.blocked == []  # nothing outside this machine was asked for
 

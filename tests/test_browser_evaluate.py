@@ -24,7 +24,7 @@ def test_evaluate_page_in_chromium(tmp_path):
         for label in ("Exact match (test)", "Perplexity (test)", "ROUGE-L (test)", "BLEU (test)"):
             page.get_by_text(label).first.wait_for(timeout=60_000)  # the scores are drawn
         assert error_texts(page) == []
-        assert page.get_by_text("The data run tiny trained on").count() >= 1
-        assert page.get_by_text("Train vs test (the generalisation gap)").count() >= 1
+        page.get_by_text("The data run tiny trained on").first.wait_for(timeout=10_000)
+        page.get_by_text("Train vs test (the generalisation gap)").first.wait_for(timeout=10_000)
         shot(page, "evaluate")
         assert page.blocked == []  # nothing asked of the internet

@@ -52,6 +52,6 @@ def test_bertviz_renders_offline_inside_the_attention_page(tmp_path):
         goto(page, url + "/neurons")
         assert error_texts(page) == []
         page.get_by_role("tab", name="All neurons").wait_for(timeout=30_000)
-        assert page.locator('[data-testid="stDataFrame"]').count() >= 1
+        page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=30_000)  # the neuron table
         shot(page, "neurons")
         assert page.blocked == []  # neither bertviz nor plotly asked for anything outside this machine
