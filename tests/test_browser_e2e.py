@@ -4,6 +4,8 @@ Navigation uses the sidebar (one browser session keeps its state); every step wa
 checks that no error box appeared. Nothing outside 127.0.0.1 may be requested.
 """
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -49,8 +51,9 @@ def start_training(page, steps: int, checkpoint_every: int | None = None) -> Non
         set_number(page, "Checkpoint every", checkpoint_every)
     page.get_by_role("button", name="🚀 Train").click()
     wait_idle(page)
-    page.get_by_text("Started").first.wait_for(timeout=30_000)
     page.get_by_role("tab", name="Live").click()
+    # (not "Started …": it shows only until the next rerun, and a short run can finish and rerun first)
+    page.get_by_text(re.compile(r"run-1 — (queued|running|done)")).first.wait_for(timeout=60_000)
 
 
 def test_whole_flow_in_chromium(tmp_path):
