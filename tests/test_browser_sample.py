@@ -22,13 +22,15 @@ def test_sample_page_streams_text_and_a_bar_click_chooses_a_token(tmp_path):
         page.get_by_role("button", name="▶ Generate").click()
         page.wait_for_selector("span[title]", timeout=60_000)  # tokens stream in
         wait_idle(page)
-        assert page.locator(".js-plotly-plot").count() == 1
+        page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+        assert page.locator(".js-plotly-plot").count() == 1  # one distribution chart beside the text
         assert error_texts(page) == []
         shot(page, "sample_generate")
         page.get_by_text("Step by step", exact=True).click()
         page.wait_for_function(SPANS + " == 0", timeout=60_000)  # step mode starts from the bare prompt
         wait_idle(page)
         bar = page.locator(".js-plotly-plot .barlayer .trace").last.locator(".point").first
+        bar.wait_for(timeout=30_000)
         box = bar.bounding_box()  # plotly's drag layer takes the click, as it does for a person
         page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
         page.wait_for_function(SPANS + " == 1", timeout=60_000)  # the clicked token was added
