@@ -132,17 +132,18 @@ def stream(model, tokenizer, prompt, settings, text_box, chart_box, label: str, 
                 width="stretch", config={"displayModeBar": False},
             )
 
-    next_draw, step, drawn = 0.0, None, None
+    next_draw, step = 0.0, None
     for step in gen:
         records.append(step_record(step, tokenizer))
-        if watch or time.perf_counter() >= next_draw:
-            started = time.perf_counter()
-            draw(step, chart=watch)
-            drawn, now = step, time.perf_counter()
-            next_draw = now + max(REDRAW_S, 9 * (now - started))
         if watch:
+            draw(step, chart=True)
             time.sleep(ss.s4_delay)
-    if step is not None and (step is not drawn or not watch):
+        elif time.perf_counter() >= next_draw:
+            started = time.perf_counter()
+            draw(step, chart=False)
+            now = time.perf_counter()
+            next_draw = now + max(REDRAW_S, 9 * (now - started))
+    if step is not None and not watch:
         draw(step, chart=True)
     table = gen.table()
     return {"prompt": prompt, "settings": gen.settings, "seed": gen.settings.seed, "text": gen.text,
