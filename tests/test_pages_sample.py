@@ -50,6 +50,18 @@ def test_page_generates_text_and_keeps_it(saved_run):
     assert generated_html(at) == first
 
 
+def test_pause_per_token_writes_the_same_text_as_no_pause(saved_run):
+    """The pause (a live demo, the chart redrawn per token) changes only the pace, never the text."""
+    at = open_sample_page()
+    at.number_input(key="s4_max_new").set_value(6).run()
+    at.button[0].click().run()
+    fast = generated_html(at)
+    at.slider(key="s4_delay").set_value(0.05).run()
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    assert generated_html(at) == fast and fast.count("<span title=") >= 1
+    assert len(at.get("plotly_chart")) == 1
+
 def test_same_seed_gives_the_same_text_twice(saved_run):
     at = open_sample_page()
     at.number_input(key="s4_max_new").set_value(10).run()
