@@ -140,11 +140,15 @@ def _load(path: str, stamp: float, device: str):
     return load_model(path, device)
 
 
+def model_stamp(path: Path | str) -> float:
+    """When a model folder last changed (0 for a hub id): part of every cache key, so re-saved weights reload."""
+    p = Path(str(path))
+    return max((f.stat().st_mtime for f in p.glob("*")), default=0.0) if p.is_dir() else 0.0
+
+
 def load_model(path: Path | str, device: str | None = None):
     """(model, tokenizer) for a folder or hub id, cached across reruns and sessions; raises ValueError."""
-    p = Path(str(path))
-    stamp = max((f.stat().st_mtime for f in p.glob("*")), default=0.0) if p.exists() else 0.0
-    return _load(str(path), stamp, device or str(pick_device()))
+    return _load(str(path), model_stamp(path), device or str(pick_device()))
 
 
 def model_picker(key: str, label: str = "Model") -> Path | str | None:

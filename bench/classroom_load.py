@@ -36,6 +36,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from browser import running_app  # noqa: E402
 
 FINISHED = ForwardMsg.ScriptFinishedStatus.FINISHED_SUCCESSFULLY
+PROMPTS = ["Once upon a time, there was a little girl named Lily. She", "Tom had a big red ball.",
+           "One day, a cat and a dog went to the park. The dog", "The sun was hot, so"]
 
 
 @dataclass
@@ -126,7 +128,10 @@ async def student(url: str, n: int, timings: dict, errors: list, timeout_s: floa
     try:
         async with Session(url, user, timeout_s) as s:
             sample = await step("open sample page", "sample")
-            generate = [set_value(sample.widgets["Max new tokens"], int_value=50),
+            # Each student their own seed and one of a few prompts, as in a class: nobody's text is another's.
+            generate = [set_value(sample.widgets["Prompt"], string_value=PROMPTS[n % len(PROMPTS)]),
+                        set_value(sample.widgets["Seed"], int_value=n),
+                        set_value(sample.widgets["Max new tokens"], int_value=50),
                         set_value(sample.widgets["▶ Generate"], trigger_value=True)]
             await step("generate 50 tokens", "sample", generate, expect="⬇️ Tokens (CSV)")
             await step("open attention page", "attention")

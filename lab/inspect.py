@@ -8,6 +8,7 @@ Head statistics live in `lab.heads`, neuron tables and word classes in `lab.neur
 
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -16,6 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+
+from .models import model_lock
 
 # ---- Where things live in each architecture --------------------------------------------------------------
 
@@ -112,6 +115,16 @@ def encode(tokenizer, text: str, max_len: int | None = None) -> Encoded:
     return Encoded(torch.tensor([ids]), tokens, offsets, truncated)
 
 
+def exclusive(fn: Callable) -> Callable:
+    """Run ``fn(model, ...)`` holding the model's lock (`model_lock`): while its hooks or attention switch are
+    in place, no other session's forward pass runs through them, and it sees only its own passes."""
+    @functools.wraps(fn)
+    def wrapper(model, *args, **kwargs):
+        with model_lock(model):
+            return fn(model, *args, **kwargs)
+    return wrapper
+
+
 def _device(model) -> torch.device:
     return next(model.parameters()).device
 
@@ -129,21 +142,22 @@ def eager_attention(model) -> Iterator[None]:
         from .attention import attention_kind, use_attention
     except ImportError:  # the training engineer's module is optional here
         attention_kind = use_attention = None
-    if attention_kind is not None and attention_kind(model) == "sdpa":
-        use_attention(model, "eager")
+    with model_lock(model):
+        if attention_kind is not None and attention_kind(model) == "sdpa":
+            use_attention(model, "eager")
+            try:
+                yield
+            finally:
+                use_attention(model, "sdpa")
+            return
+        before = getattr(model.config, "_attn_implementation", None) or "eager"
+        if before != "eager":
+            model.set_attn_implementation("eager")
         try:
             yield
         finally:
-            use_attention(model, "sdpa")
-        return
-    before = getattr(model.config, "_attn_implementation", None) or "eager"
-    if before != "eager":
-        model.set_attn_implementation("eager")
-    try:
-        yield
-    finally:
-        if before != "eager":
-            model.set_attn_implementation(before)
+            if before != "eager":
+                model.set_attn_implementation(before)
 
 
 def check_patterns(attentions, n_layers: int, seq: int, heads: int) -> torch.Tensor:
@@ -171,6 +185,7 @@ def attention_patterns(model, tokenizer, text: str, max_tokens: int | None = Non
 
 
 @torch.no_grad()
+@exclusive
 def patterns_for_ids(model, ids: torch.Tensor) -> torch.Tensor:
     with eager_attention(model):
         out = model(ids.to(_device(model)), output_attentions=True, use_cache=False)
@@ -194,6 +209,7 @@ def _first(output):
 
 
 @torch.no_grad()
+@exclusive
 def run_with_cache(model, tokenizer, text: str, attention: bool = True,
                    max_tokens: int | None = None) -> tuple[torch.Tensor, dict, Encoded]:
     """(logits [seq, vocab], cache, encoded text). The cache holds, for each block i:
@@ -236,6 +252,7 @@ class Activations:
 
 
 @torch.no_grad()
+@exclusive
 def mlp_activations(model, tokenizer, texts: list[str], layer: int,
                     progress: Callable[[float], None] | None = None, max_tokens: int | None = None) -> Activations:
     """The neurons of ``layer`` (input of ``mlp.c_proj``, after the activation function) for every token of
@@ -327,7 +344,7 @@ def ablated(model, layer: int, head: int | None = None, neuron: int | None = Non
         x[..., cols] = 0
         return (x,) + tuple(args[1:])
 
-    with hooks([module.register_forward_pre_hook(zero)]):
+    with model_lock(model), hooks([module.register_forward_pre_hook(zero)]):
         yield
 
 
@@ -344,6 +361,7 @@ class AblationResult:
 
 
 @torch.no_grad()
+@exclusive
 def ablation(model, tokenizer, text: str, layer: int, head: int | None = None, neuron: int | None = None,
              position: int = -1, k: int = 8, max_tokens: int | None = None) -> AblationResult:
     """Zero a head or a neuron and compare loss and next-token distribution with the intact model."""
@@ -370,6 +388,7 @@ def ablation(model, tokenizer, text: str, layer: int, head: int | None = None, n
 
 
 @torch.no_grad()
+@exclusive
 def head_ablation_scan(model, tokenizer, text: str, progress: Callable[[float], None] | None = None,
                        max_tokens: int | None = None) -> pd.DataFrame:
     """Loss change when each head in turn is zeroed: one row per (layer, head)."""

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 KIND_COLOURS = {"positional": "#457b9d", "mixed": "#8d6cab", "semantic": "#e76f51", "first-token": "#a8a8a8"}
 
@@ -22,22 +21,26 @@ def label(token: str) -> str:
 
 def head_grid(layer_pattern, cols: int = 8, title: str = "") -> go.Figure:
     """One small heatmap per head of a layer ([heads, seq, seq]), on one shared colour scale."""
+    # Laid out by hand in one spec: make_subplots plus per-trace updates cost ~30 ms, on every page run.
     heads = layer_pattern.shape[0]
     cols = min(cols, heads)
     rows = math.ceil(heads / cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"H{h}" for h in range(heads)],
-                        horizontal_spacing=0.012, vertical_spacing=0.06 if rows > 1 else 0.02)
+    h_gap, v_gap = 0.012, 0.06 if rows > 1 else 0.02
+    width, height = (1 - (cols - 1) * h_gap) / cols, (1 - (rows - 1) * v_gap) / rows
+    traces, layout, titles = [], {}, []
     for h in range(heads):
-        fig.add_trace(go.Heatmap(z=np.asarray(layer_pattern[h]), coloraxis="coloraxis",
-                                 hovertemplate=f"H{h} query %{{y}} → key %{{x}}: %{{z:.3f}}<extra></extra>"),
-                      row=h // cols + 1, col=h % cols + 1)
-    fig.update_xaxes(showticklabels=False)
-    fig.update_yaxes(showticklabels=False, autorange="reversed", scaleanchor=None)
-    fig.update_layout(coloraxis={"colorscale": "Blues", "cmin": 0, "cmax": 1, "showscale": False},
-                      height=40 + 150 * rows, margin={"l": 5, "r": 5, "t": 40 if title else 25, "b": 5},
-                      title=title or None)
-    fig.update_annotations(font_size=11)
-    return fig
+        n, row, col = ("" if h == 0 else str(h + 1)), h // cols, h % cols
+        x0, top = col * (width + h_gap), 1 - row * (height + v_gap)
+        traces.append(dict(type="heatmap", z=np.asarray(layer_pattern[h]), coloraxis="coloraxis", xaxis=f"x{n}",
+                           yaxis=f"y{n}", hovertemplate=f"H{h} query %{{y}} → key %{{x}}: %{{z:.3f}}<extra></extra>"))
+        layout[f"xaxis{n}"] = dict(domain=[x0, x0 + width], anchor=f"y{n}", showticklabels=False)
+        layout[f"yaxis{n}"] = dict(domain=[top - height, top], anchor=f"x{n}", showticklabels=False, autorange="reversed")
+        titles.append(dict(text=f"H{h}", x=x0 + width / 2, y=top, xref="paper", yref="paper", xanchor="center",
+                           yanchor="bottom", showarrow=False, font=dict(size=11)))
+    layout.update(coloraxis={"colorscale": "Blues", "cmin": 0, "cmax": 1, "showscale": False}, annotations=titles,
+                  height=40 + 150 * rows, margin={"l": 5, "r": 5, "t": 40 if title else 25, "b": 5},
+                  title=title or None)
+    return go.Figure(data=traces, layout=layout)
 
 
 def head_heatmap(pattern, tokens: list[str], title: str = "") -> go.Figure:
@@ -45,20 +48,20 @@ def head_heatmap(pattern, tokens: list[str], title: str = "") -> go.Figure:
     pattern = np.asarray(pattern)
     n = len(tokens)
     labels = [label(t) for t in tokens]
-    custom = np.empty((n, n, 2), dtype=object)
-    custom[:, :, 0] = np.array(labels, dtype=object)[:, None]
-    custom[:, :, 1] = np.array(labels, dtype=object)[None, :]
-    ticks = list(range(n))
-    fig = go.Figure(go.Heatmap(
-        z=pattern, x=ticks, y=ticks, customdata=custom, colorscale="Blues", zmin=0, zmax=1,
-        hovertemplate="query %{y} ‘%{customdata[0]}’ → key %{x} ‘%{customdata[1]}’<br>weight %{z:.4f}<extra></extra>",
+    # Numbered category names make every position distinct (a text repeats tokens) and put the tokens in the
+    # hover text without a per-cell customdata array, which made the chart ten times slower to build.
+    names = [f"{i} ‘{lab}’" for i, lab in enumerate(labels)]
+    heatmap = dict(
+        type="heatmap", z=pattern, x=names, y=names, colorscale="Blues", zmin=0, zmax=1,
+        hovertemplate="query %{y} → key %{x}<br>weight %{z:.4f}<extra></extra>",
         colorbar={"title": "weight", "thickness": 12},
+    )
+    axis = dict(type="category", tickvals=names, ticktext=labels, tickfont_size=10)
+    return go.Figure(data=[heatmap], layout=dict(
+        height=max(420, min(900, 12 * n + 200)), title=title or None,
+        margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
+        xaxis=dict(axis, tickangle=-60), yaxis=dict(axis, autorange="reversed"),
     ))
-    size = max(420, min(900, 12 * n + 200))
-    fig.update_layout(height=size, title=title or None, margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10})
-    fig.update_xaxes(tickvals=ticks, ticktext=labels, tickangle=-60, tickfont_size=10)
-    fig.update_yaxes(tickvals=ticks, ticktext=labels, autorange="reversed", tickfont_size=10)
-    return fig
 
 
 def token_view(layer_pattern, tokens: list[str], position: int, direction: str = "attends to") -> go.Figure:
@@ -71,14 +74,14 @@ def token_view(layer_pattern, tokens: list[str], position: int, direction: str =
     else:
         z, others = layer_pattern[:, position:, position], list(range(position, len(tokens)))
     labels = [f"{i} {label(tokens[i])}" for i in others]
-    fig = go.Figure(go.Heatmap(
-        z=z, x=labels, y=[f"H{h}" for h in range(heads)], colorscale="Blues", zmin=0, zmax=1,
+    heatmap = dict(
+        type="heatmap", z=z, x=labels, y=[f"H{h}" for h in range(heads)], colorscale="Blues", zmin=0, zmax=1,
         hovertemplate="%{y} · %{x}: %{z:.4f}<extra></extra>", colorbar={"title": "weight", "thickness": 12},
+    )
+    return go.Figure(data=[heatmap], layout=dict(
+        height=60 + 22 * heads, margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        xaxis=dict(tickangle=-60, tickfont_size=10, type="category"), yaxis=dict(autorange="reversed"),
     ))
-    fig.update_layout(height=60 + 22 * heads, margin={"l": 10, "r": 10, "t": 10, "b": 10})
-    fig.update_xaxes(tickangle=-60, tickfont_size=10, type="category")
-    fig.update_yaxes(autorange="reversed")
-    return fig
 
 
 def head_scatter(stats: pd.DataFrame) -> go.Figure:

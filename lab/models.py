@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import weakref
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -179,3 +181,22 @@ def check_checkpoint_folder(folder: Path) -> dict:
             f"{folder.name!r} has no .safetensors weights. TinyLab loads only safetensors, never pickled files."
         )
     return config
+
+
+# ---- sharing one loaded model ---------------------------------------------------------------------------
+_MODEL_LOCKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_MODEL_LOCKS_GUARD = threading.Lock()
+
+
+def model_lock(model) -> threading.RLock:
+    """The lock held for a forward pass of ``model``, and for as long as hooks or an attention switch change it.
+
+    Every student's session shares a loaded model: with one pass at a time, one student's ablation hooks never
+    touch another's text. It also keeps a busy server fast: a small model's pass is ~100 tiny ops, each
+    releasing and retaking the GIL, and twenty threads doing that at once all crawl.
+    """
+    with _MODEL_LOCKS_GUARD:
+        lock = _MODEL_LOCKS.get(model)
+        if lock is None:
+            lock = _MODEL_LOCKS[model] = threading.RLock()
+        return lock

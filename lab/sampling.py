@@ -9,7 +9,6 @@ whole next-token distribution (raw, after temperature, which tokens survive the 
 from __future__ import annotations
 
 import functools
-import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
@@ -23,6 +22,8 @@ from transformers import (
     TopKLogitsWarper,
     TopPLogitsWarper,
 )
+
+from .models import model_lock
 
 STRATEGIES = ("greedy", "sample")
 
@@ -107,32 +108,33 @@ class Distribution:
     def top(self, tokenizer, n: int = 25, chosen: int | None = None) -> dict[str, list]:
         """The ``n`` most likely tokens, kept ones first (``chosen`` always included), as columns of lists:
         cheap enough to keep one per generated token."""
-        order = _display_order(self)
-        top = order[:n].tolist()
-        if chosen is not None and chosen not in top:
-            top[-1] = int(chosen)
-        ids = torch.tensor(top, device=self.raw.device)
-        return {
-            "rank": list(range(1, len(top) + 1)),
-            "token_id": top,
-            "token": [token_label(tokenizer, i) for i in top],
-            "raw": self.raw[ids].tolist(),
-            "tempered": self.tempered[ids].tolist(),
-            "final": self.final[ids].tolist(),
-            "kept_by_top_k": self.kept_by_top_k[ids].tolist(),
-            "kept": self.kept[ids].tolist(),
-        }
+        rows = Distribution(*(t[None] for t in (self.raw, self.tempered, self.kept_by_top_k, self.kept, self.final)))
+        return top_rows(rows, tokenizer, n, [chosen])[0]
 
     def table(self, tokenizer, n: int = 25, chosen: int | None = None) -> pd.DataFrame:
         """`top` as a DataFrame, for charts."""
         return pd.DataFrame(self.top(tokenizer, n, chosen))
 
+    def row(self, i: int) -> "Distribution":
+        """Row ``i`` of a Distribution of several rows (`warp_rows`), as a one-row Distribution (views)."""
+        return Distribution(self.raw[i], self.tempered[i], self.kept_by_top_k[i], self.kept[i], self.final[i],
+                            self.scores[i:i + 1])
 
-def _display_order(d: Distribution) -> torch.Tensor:
+
+def top_rows(d: Distribution, tokenizer, n: int, chosen: list[int | None]) -> list[dict[str, list]]:
+    """`Distribution.top` for each row of a several-row Distribution (`warp_rows`), in a few tensor ops."""
     # Kept tokens first, then those only top-p cut, then the rest, each by probability: so the cuts are
     # prefixes and a chart can draw each as one line, even when ties straddle a boundary.
     key = d.tempered.double() + 2.0 * d.kept_by_top_k + 4.0 * d.kept
-    return torch.argsort(key, descending=True, stable=True)
+    order = torch.argsort(key, dim=-1, descending=True, stable=True)[:, :n]
+    for row, token in enumerate(chosen):
+        if token is not None and not bool((order[row] == token).any()):
+            order[row, -1] = int(token)
+    columns = {name: getattr(d, name).gather(1, order).tolist()
+               for name in ("raw", "tempered", "final", "kept_by_top_k", "kept")}
+    return [{"rank": list(range(1, len(ids) + 1)), "token_id": ids, "token": [token_label(tokenizer, i) for i in ids],
+             **{name: values[row] for name, values in columns.items()}}
+            for row, ids in enumerate(order.tolist())]
 
 
 def warp(logits: torch.Tensor, settings: SamplingSettings, input_ids: torch.Tensor | None = None) -> Distribution:
@@ -140,31 +142,34 @@ def warp(logits: torch.Tensor, settings: SamplingSettings, input_ids: torch.Tens
 
     ``input_ids`` (the tokens so far) is only needed for the repetition penalty.
     """
-    scores = logits.detach().float().reshape(1, -1)
-    raw = scores.softmax(-1)[0]
+    ids = None if input_ids is None else input_ids.reshape(1, -1)
+    return warp_rows(logits.reshape(1, -1), settings, ids).row(0)
+
+
+def warp_rows(logits: torch.Tensor, settings: SamplingSettings, input_ids: torch.Tensor | None = None) -> Distribution:
+    """`warp` for several rows at once ([rows, vocab] logits, [rows, len] input_ids): a Distribution whose
+    fields have a row per text (take one with ``.row(i)``). Texts decoded together share these few tensor ops."""
+    scores = logits.detach().float()
+    raw = scores.softmax(-1)
     if settings.repetition_penalty != 1.0:
         if input_ids is None:
             raise ValueError("The repetition penalty needs the tokens so far (input_ids).")
-        ids = input_ids.reshape(1, -1).to(scores.device)
-        scores = RepetitionPenaltyLogitsProcessor(float(settings.repetition_penalty))(ids, scores)
+        scores = RepetitionPenaltyLogitsProcessor(float(settings.repetition_penalty))(input_ids.to(scores.device), scores)
     if settings.greedy:
         # Greedy: the single most likely token (first one on ties, as torch.argmax and generate() do).
-        tempered = scores.softmax(-1)[0]
-        kept = torch.zeros_like(tempered, dtype=torch.bool)
-        kept[int(scores.argmax(-1))] = True
-        final = kept.float()
-        return Distribution(raw, tempered, torch.ones_like(kept), kept, final, scores.masked_fill(~kept[None], -float("inf")))
+        tempered = scores.softmax(-1)
+        kept = torch.zeros_like(tempered, dtype=torch.bool).scatter_(1, scores.argmax(-1, keepdim=True), True)
+        return Distribution(raw, tempered, torch.ones_like(kept), kept, kept.float(), scores.masked_fill(~kept, -float("inf")))
     if settings.temperature != 1.0:
         scores = TemperatureLogitsWarper(float(settings.temperature))(None, scores)
-    tempered = scores.softmax(-1)[0]
+    tempered = scores.softmax(-1)
     if settings.top_k:
         scores = TopKLogitsWarper(int(settings.top_k))(None, scores)
-    kept_by_top_k = scores[0] > -float("inf") if settings.top_k else torch.ones_like(tempered, dtype=torch.bool)
+    kept_by_top_k = scores > -float("inf") if settings.top_k else torch.ones_like(tempered, dtype=torch.bool)
     if settings.top_p < 1.0:
         scores = TopPLogitsWarper(float(settings.top_p))(None, scores)
-    kept = scores[0] > -float("inf")
-    final = scores.softmax(-1)
-    return Distribution(raw, tempered, kept_by_top_k, kept, final[0], scores)
+    kept = scores > -float("inf")
+    return Distribution(raw, tempered, kept_by_top_k, kept, scores.softmax(-1), scores)
 
 
 def next_token_distribution(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
@@ -183,7 +188,7 @@ def choose(dist: Distribution, settings: SamplingSettings, rng: torch.Generator 
     if settings.greedy:
         return int(dist.final.argmax())
     # Drawn from the [1, vocab] softmax exactly as generate() does, so a seeded run matches it token for token.
-    return int(torch.multinomial(dist.scores.softmax(-1), 1, generator=rng)[0, 0])
+    return int(torch.multinomial(dist.final.reshape(1, -1), 1, generator=rng)[0, 0])
 
 
 @functools.lru_cache(maxsize=1 << 16)  # a chart labels 25 tokens per generated token: decode each only once
@@ -243,12 +248,6 @@ def prepare(model, tokenizer, prompt: str, settings: SamplingSettings) -> Prompt
     return Prompt(ids, settings, notes)
 
 
-# One forward pass at a time in this process. A small model's forward is ~100 tiny ops, each releasing and
-# retaking the GIL: twenty threads decoding at once (a classroom on one Streamlit server) then queue for the
-# GIL at every op and all crawl; taking turns per forward keeps each one fast. Uncontended, it costs nothing.
-FORWARD_LOCK = threading.Lock()
-
-
 class Decoder:
     """One sequence being decoded: the token ids so far, the model's next-token logits, and the KV cache.
 
@@ -265,7 +264,7 @@ class Decoder:
     def _forward_all(self) -> None:
         x = torch.tensor([self.ids], device=self.device)
         self.cache = DynamicCache(config=self.model.config) if self.use_cache else None
-        with FORWARD_LOCK:
+        with model_lock(self.model):
             out = self.model(input_ids=x, past_key_values=self.cache, use_cache=self.use_cache)
         self.logits = out.logits[0, -1].float()
 
@@ -276,7 +275,7 @@ class Decoder:
         if not self.use_cache:
             return self._forward_all()
         x = torch.tensor([[int(token_id)]], device=self.device)
-        with FORWARD_LOCK:
+        with model_lock(self.model):
             out = self.model(input_ids=x, past_key_values=self.cache, use_cache=True)
         self.logits = out.logits[0, -1].float()
 
@@ -304,6 +303,8 @@ class Step:
     distribution: Distribution | None  # None for past steps when the Generation does not keep them
     is_end: bool = False
     tokens_kept: int = 0  # how many tokens could have been drawn
+    kept_mass: float = 1.0  # how much of the tempered probability they held before renormalising
+    top: dict[str, list] | None = None  # the most likely tokens (`Distribution.top`), when the Generation keeps them
 
 
 class Generation:
@@ -314,34 +315,45 @@ class Generation:
     """
 
     def __init__(self, model, tokenizer, prompt: str, settings: SamplingSettings, use_cache: bool = True,
-                 keep_distributions: bool = True):
-        self.model, self.tokenizer = model, tokenizer
+                 keep_distributions: bool = True, keep_top: int = 0):
+        self.model, self.tokenizer, self.prompt = model, tokenizer, prompt
         # Each distribution holds several vocabulary-sized tensors: a long run with a 50K vocabulary can
         # drop them once the consumer has seen the step.
-        self.keep_distributions = keep_distributions
+        # ``keep_top``: each step also keeps its ``keep_top`` most likely tokens (`Step.top`), computed for
+        # all texts decoded together at once: what a chart needs, without the vocabulary-sized tensors.
+        self.keep_distributions, self.keep_top = keep_distributions, keep_top
         ready = prepare(model, tokenizer, prompt, settings)
         self.prompt_ids, self.settings, self.notes = ready.ids, ready.settings, ready.notes
         self.use_cache = use_cache
         self.steps: list[Step] = []
+        self.stopped = False  # set when its reader leaves early: `lab.batching` then frees its row
 
     def __iter__(self) -> Iterator[Step]:
-        s, eos = self.settings, self.tokenizer.eos_token_id
         self.steps = []
         decoder = Decoder(self.model, self.prompt_ids, self.use_cache)
-        rng = None if s.greedy else torch.Generator(device=decoder.device).manual_seed(s.seed)
-        for i in range(s.max_new_tokens):
-            dist = decoder.distribution(s)
-            token = choose(dist, s, rng)
-            step = Step(i, token, self.tokenizer.decode([token]), float(dist.final[token]),
-                        float(dist.raw[token]), dist, token == eos, dist.n_kept)
-            self.steps.append(step)
+        rng = self.new_rng(decoder.device)
+        while True:
+            step = self.take(decoder.logits, rng)
             yield step
             if not self.keep_distributions:
                 step.distribution = None
-            if step.is_end:
+            if self.finished:
                 return
-            if i + 1 < s.max_new_tokens:  # no forward pass for a token nobody will read
-                decoder.push(token)
+            decoder.push(step.token_id)  # never for the last token: nobody would read its logits
+
+    def new_rng(self, device) -> torch.Generator | None:
+        """The random generator for this text's draws (None when greedy): seeded, so runs repeat."""
+        return None if self.settings.greedy else torch.Generator(device=device).manual_seed(self.settings.seed)
+
+    def take(self, logits: torch.Tensor, rng: torch.Generator | None) -> Step:
+        """Warp the next-token ``logits`` with this text's settings, choose the token, record the step."""
+        return take_rows([self], logits.reshape(1, -1), [rng])[0]
+
+    @property
+    def finished(self) -> bool:
+        """It wrote the end marker or its max new tokens (or its reader stopped it)."""
+        last = self.steps[-1] if self.steps else None
+        return self.stopped or last is not None and (last.is_end or len(self.steps) >= self.settings.max_new_tokens)
 
     def run(self) -> "Generation":
         for _ in self:
@@ -360,6 +372,55 @@ class Generation:
     def table(self) -> pd.DataFrame:
         """One row per generated token: for CSV download and analysis."""
         return steps_table(self.steps)
+
+
+def take_rows(gens: list[Generation], logits: torch.Tensor, rngs: list) -> list[Step]:
+    """The next step of each of ``gens`` from its row of ``logits`` ([rows, vocab]), appended to its steps.
+
+    Rows with the same settings are warped together; each draws with its own generator, from exactly the
+    distribution it would have alone, so texts decoded together write what they would write alone.
+    """
+    groups: dict[SamplingSettings, list[int]] = {}
+    for i, g in enumerate(gens):  # seed and length do not change the warp
+        groups.setdefault(replace(g.settings, seed=0, max_new_tokens=1), []).append(i)
+    steps: list[Step | None] = [None] * len(gens)
+    for rows in groups.values():
+        s, group = gens[rows[0]].settings, [gens[i] for i in rows]
+        dist = warp_rows(logits if len(rows) == len(gens) else logits[rows], s, _seen(group, logits.device, s))
+        if s.greedy:
+            tokens = dist.final.argmax(-1).tolist()
+        else:
+            tokens = [choose(dist.row(j), s, rngs[i]) for j, i in enumerate(rows)]
+        picked = torch.tensor(tokens, device=logits.device)[:, None]
+        probability = dist.final.gather(1, picked)[:, 0].tolist()
+        raw_probability = dist.raw.gather(1, picked)[:, 0].tolist()
+        kept = dist.kept.sum(-1).tolist()
+        kept_mass = (dist.tempered * dist.kept).sum(-1).tolist()
+        n_top = max(g.keep_top for g in group)
+        tops = top_rows(dist, group[0].tokenizer, n_top, tokens) if n_top else [None] * len(rows)
+        for j, (i, g) in enumerate(zip(rows, group)):
+            token = tokens[j]
+            steps[i] = Step(len(g.steps), token, token_text(g.tokenizer, token), probability[j], raw_probability[j],
+                            dist.row(j), token == g.tokenizer.eos_token_id, kept[j], kept_mass[j],
+                            tops[j] if g.keep_top else None)
+            g.steps.append(steps[i])
+    return steps
+
+
+def _seen(gens: list[Generation], device, settings: SamplingSettings) -> torch.Tensor | None:
+    """The tokens so far of each text ([rows, len]), for the repetition penalty; shorter rows repeat their first
+    token, which changes nothing (a token is penalised once however often it appears)."""
+    if settings.repetition_penalty == 1.0:
+        return None
+    seen = [g.prompt_ids + [st.token_id for st in g.steps] for g in gens]
+    width = max(map(len, seen))
+    return torch.tensor([[ids[0]] * (width - len(ids)) + ids for ids in seen], device=device)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def token_text(tokenizer, token_id: int) -> str:
+    """``tokenizer.decode([token_id])``, decoded once per token (every generated token needs it)."""
+    return tokenizer.decode([int(token_id)])
 
 
 def steps_table(steps: list[Step]) -> pd.DataFrame:

@@ -8,6 +8,7 @@ import streamlit as st
 import torch
 
 import ui
+from lab import batching
 from lab import sampling as smp
 from lab.sampling_view import coloured_text, colour_legend, distribution_chart
 
@@ -63,9 +64,8 @@ def chart_for(table: pd.DataFrame | dict, settings, chosen, title, info, vocab) 
                               log_scale=bool(ss.s4_log))
 
 
-def step_record(step, tokenizer) -> dict:
-    d = step.distribution
-    return {"table": d.top(tokenizer, TOP_N, chosen=step.token_id), "n_kept": d.n_kept, "kept_mass": d.kept_mass}
+def step_record(step) -> dict:
+    return {"table": step.top, "n_kept": step.tokens_kept, "kept_mass": step.kept_mass}
 
 
 def settings_panel(compare: bool) -> None:
@@ -103,6 +103,14 @@ def current_settings(prefix: str = "s4") -> smp.SamplingSettings:
     )
 
 
+@st.cache_resource(max_entries=64, show_spinner=False)
+def first_logits(path: str, stamp: float, prompt_ids: tuple[int, ...]) -> torch.Tensor:
+    """The model's next-token logits after a prompt, computed once for every session: a class opens this
+    page on the same default prompt, and moving a slider only re-warps them."""
+    model, _ = ui.load_model(path)
+    return smp.Decoder(model, list(prompt_ids)).logits
+
+
 def describe(s: smp.SamplingSettings) -> str:
     if s.greedy:
         return "greedy"
@@ -110,16 +118,25 @@ def describe(s: smp.SamplingSettings) -> str:
     return ", ".join(parts) + (f", penalty {s.repetition_penalty:g}" if s.repetition_penalty != 1 else "")
 
 
-def stream(model, tokenizer, prompt, settings, text_box, chart_box, label: str, by_model: bool = False) -> dict:
-    """Generate with live text and chart; return what the page keeps (text, tokens, per-step charts)."""
-    gen = smp.Generation(model, tokenizer, prompt, settings, keep_distributions=False)  # the page keeps top-25 tables
+def start(model, tokenizer, prompt, settings_list: list) -> list[tuple]:
+    """Hand one generation per settings to the shared decoder at once, so they decode together (and with other
+    students' texts): a page's samples or compared settings cost about what one text costs."""
+    gens = [smp.Generation(model, tokenizer, prompt, s, keep_distributions=False, keep_top=TOP_N)
+            for s in settings_list]  # the page keeps each step's top-25 table, not the whole distribution
+    return [(gen, batching.submit(gen)) for gen in gens]
+
+
+def stream(gen: smp.Generation, steps, text_box, chart_box, label: str, by_model: bool = False) -> dict:
+    """Show a started generation's ``steps`` with live text and chart; return what the page keeps (text, tokens,
+    per-step charts)."""
+    model, tokenizer, prompt = gen.model, gen.tokenizer, gen.prompt
     for note in gen.notes:
         st.info(note, icon="ℹ️")
     records = []
-    # A token takes ~1 ms; redrawing the text ~1 ms per 50 tokens, the chart ~20 ms of the Python time every
+    # A token takes ~1 ms; redrawing the text ~1 ms per 50 tokens, the chart ~10 ms of the Python time every
     # student's page shares (one GIL). So the text is redrawn at most every REDRAW_S (and never more than a
     # tenth of the time, so a busy server redraws less, not more), the chart only when the user asked for a
-    # pause per token to watch it; the final state is always drawn.
+    # pause per token to watch it; the finished view then shows the last step.
     watch = ss.s4_delay > 0
 
     def draw(step, chart: bool) -> None:
@@ -133,8 +150,8 @@ def stream(model, tokenizer, prompt, settings, text_box, chart_box, label: str, 
             )
 
     next_draw, step = 0.0, None
-    for step in gen:
-        records.append(step_record(step, tokenizer))
+    for step in steps:
+        records.append(step_record(step))
         if watch:
             draw(step, chart=True)
             time.sleep(ss.s4_delay)
@@ -143,8 +160,8 @@ def stream(model, tokenizer, prompt, settings, text_box, chart_box, label: str, 
             draw(step, chart=False)
             now = time.perf_counter()
             next_draw = now + max(REDRAW_S, 9 * (now - started))
-    if step is not None and not watch:
-        draw(step, chart=True)
+    if step is not None and not watch:  # the text's last tokens; the finished view draws the chart
+        draw(step, chart=False)
     table = gen.table()
     return {"prompt": prompt, "settings": gen.settings, "seed": gen.settings.seed, "text": gen.text,
             "rows": token_rows(gen.steps), "records": records, "table": table, "notes": gen.notes}
@@ -212,66 +229,75 @@ with left:
 remember()
 
 # ---- Generate -------------------------------------------------------------------------------------------
+def show_results(saved: dict, text_col, chart_col) -> None:
+    """The texts written, their downloads, and a step browser over the distributions they were drawn from."""
+    results = saved["results"]
+    with text_col:
+        for i, r in enumerate(results):
+            if len(results) > 1:
+                st.markdown(f"**Sample {i + 1}** · seed {r['seed']}")
+            for note in r["notes"] if i == 0 else []:
+                st.info(note, icon="ℹ️")
+            st.markdown(coloured_text(r["prompt"], r["rows"], r["settings"].greedy), unsafe_allow_html=True)
+            st.caption(summary(r))
+        st.markdown(colour_legend(results[0]["settings"].greedy), unsafe_allow_html=True)
+        if results[0]["settings"].greedy and len(results) > 1:
+            st.caption("Greedy decoding ignores the seed: every sample is the same text.")
+        if saved["path"] != str(path):
+            st.caption("These texts came from another model: generate again to use this one.")
+        downloads(results, "samples", "gen")
+    with chart_col:
+        which = 0
+        if len(results) > 1:
+            which = st.selectbox("Sample", range(len(results)), format_func=lambda i: f"Sample {i + 1}",
+                                 help="Whose distributions to show.")
+        r = results[which]
+        n = len(r["records"])
+        k = st.slider("Step", 1, n, n, help="Browse the distribution each token was drawn from.") if n > 1 else 1
+        _, p, raw = r["rows"][k - 1]
+        chosen = int(r["table"].token_id[k - 1])
+        how = f"taken (model p = {raw:.2f})" if r["settings"].greedy else f"drawn (p = {p:.2f})"
+        st.plotly_chart(chart_for(r["records"][k - 1]["table"], r["settings"], chosen,
+                                  f"Step {k}: {smp.token_label(tokenizer, chosen)!r} {how}",
+                                  r["records"][k - 1], vocab),
+                        width="stretch", config={"displayModeBar": False})
+
+
 if mode == "Generate":
     with right:
         go_btn = st.button("▶ Generate", type="primary", help="Write with the settings on the left.")
         text_col, chart_col = st.columns([1, 1])
         if go_btn:
             ss.pop("s4_results", None)
+            # Streamed into placeholders that the finished view then replaces, in this same run: a rerun
+            # would redraw the whole page for nothing.
+            live_text, live_chart = text_col.empty(), chart_col.empty()
             try:
                 base = current_settings()
-                results, chart_box = [], chart_col.empty()
-                for i in range(int(ss.s4_samples)):
-                    label = f"Sample {i + 1}: " if ss.s4_samples > 1 else ""
-                    with text_col:
+                results = []
+                started = start(model, tokenizer, prompt, [replace(base, seed=base.seed + i) for i in range(int(ss.s4_samples))])
+                with live_text.container():
+                    for i, (gen, steps) in enumerate(started):
+                        label = f"Sample {i + 1}: " if ss.s4_samples > 1 else ""
                         if label:
                             st.markdown(f"**{label.rstrip(': ')}** · seed {base.seed + i}")
-                        box = st.empty()
-                        r = stream(model, tokenizer, prompt, replace(base, seed=base.seed + i), box, chart_box, label)
+                        r = stream(gen, steps, st.empty(), live_chart, label)
                         st.caption(summary(r))
-                    results.append(r)
+                        results.append(r)
                 ss.s4_results = {"path": str(path), "results": results}
-                st.rerun()  # redraw with the step browser below
+                live_text.empty()
+                live_chart.empty()
             except ValueError as exc:
                 ui.show_error(exc)
-        elif ss.get("s4_results"):
-            saved = ss.s4_results
-            results = saved["results"]
-            with text_col:
-                for i, r in enumerate(results):
-                    if len(results) > 1:
-                        st.markdown(f"**Sample {i + 1}** · seed {r['seed']}")
-                    for note in r["notes"] if i == 0 else []:
-                        st.info(note, icon="ℹ️")
-                    st.markdown(coloured_text(r["prompt"], r["rows"], r["settings"].greedy), unsafe_allow_html=True)
-                    st.caption(summary(r))
-                st.markdown(colour_legend(results[0]["settings"].greedy), unsafe_allow_html=True)
-                if results[0]["settings"].greedy and len(results) > 1:
-                    st.caption("Greedy decoding ignores the seed: every sample is the same text.")
-                if saved["path"] != str(path):
-                    st.caption("These texts came from another model: generate again to use this one.")
-                downloads(results, "samples", "gen")
-            with chart_col:
-                which = 0
-                if len(results) > 1:
-                    which = st.selectbox("Sample", range(len(results)), format_func=lambda i: f"Sample {i + 1}",
-                                         help="Whose distributions to show.")
-                r = results[which]
-                n = len(r["records"])
-                k = st.slider("Step", 1, n, n, help="Browse the distribution each token was drawn from.") if n > 1 else 1
-                _, p, raw = r["rows"][k - 1]
-                chosen = int(r["table"].token_id[k - 1])
-                how = f"taken (model p = {raw:.2f})" if r["settings"].greedy else f"drawn (p = {p:.2f})"
-                st.plotly_chart(chart_for(r["records"][k - 1]["table"], r["settings"], chosen,
-                                          f"Step {k}: {smp.token_label(tokenizer, chosen)!r} {how}",
-                                          r["records"][k - 1], vocab),
-                                width="stretch", config={"displayModeBar": False})
-        else:
+        if ss.get("s4_results"):
+            show_results(ss.s4_results, text_col, chart_col)
+        elif not go_btn:
             text_col.info("Press **Generate**. Each token appears as it is drawn, coloured by its probability; "
                           "hover a token to see the number.", icon="✍️")
             try:  # the first step's distribution right away, so the sliders can be explored before generating
                 settings = smp.check_settings(current_settings(), vocab)[0]
-                first = smp.Decoder(model, smp.prepare(model, tokenizer, prompt, settings).ids).distribution(settings)
+                ids = smp.prepare(model, tokenizer, prompt, settings).ids
+                first = smp.warp(first_logits(str(path), ui.model_stamp(path), tuple(ids)), settings, torch.tensor(ids))
                 chart_col.plotly_chart(
                     chart_for(first.table(tokenizer, TOP_N), settings, None, "The first token will be drawn from",
                               {"n_kept": first.n_kept, "kept_mass": first.kept_mass}, vocab),
@@ -383,19 +409,20 @@ else:
         outs = st.columns(n)
         if go_btn:
             ss.pop("s4_compare", None)
+            lives = [col.empty() for col in outs]  # replaced by the finished view in this same run
             try:
+                started = start(model, tokenizer, prompt, [current_settings(f"s4_c{i}") for i in range(n)])
                 results = []
-                for i, col in enumerate(outs):
-                    s = current_settings(f"s4_c{i}")
-                    with col:
-                        st.markdown(f"**{describe(s)}**")
-                        box = st.empty()
-                        results.append(stream(model, tokenizer, prompt, s, box, None, "", by_model=True))
+                for live, (gen, steps) in zip(lives, started):
+                    with live.container():
+                        st.markdown(f"**{describe(gen.settings)}**")
+                        results.append(stream(gen, steps, st.empty(), None, "", by_model=True))
                 ss.s4_compare = results
-                st.rerun()
+                for live in lives:
+                    live.empty()
             except ValueError as exc:
                 ui.show_error(exc)
-        elif ss.get("s4_compare"):
+        if ss.get("s4_compare"):
             results = ss.s4_compare
             for col, r in zip(outs, results):
                 with col:
@@ -408,5 +435,5 @@ else:
             st.caption("Coloured by the model's own probability, so the columns compare: greener text is what "
                        "the model finds likely; red marks the risks sampling took.")
             downloads(results, "compare", "cmp")
-        else:
+        elif not go_btn:
             st.info("Set up each column and press **Compare**: same prompt, same seed, different decoding.", icon="⚖️")

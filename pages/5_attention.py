@@ -27,11 +27,6 @@ st.caption(
 
 
 
-def saved_at(path) -> float:
-    folder = Path(str(path))
-    return max((f.stat().st_mtime for f in folder.glob("*")), default=0.0) if folder.is_dir() else 0.0
-
-
 @st.cache_data(max_entries=32, show_spinner=False)
 def patterns_of(path: str, text: str, max_tokens: int | None, stamp: float):  # stamp: re-saved weights
     model, tokenizer = ui.load_model(path)
@@ -53,7 +48,7 @@ if path is None:
 try:
     model, tokenizer = ui.load_model(path)
     trained = lens.trained_length(path)  # a run's training windows: later positions were never trained
-    pattern, tokens, truncated = patterns_of(str(path), text, trained, saved_at(path))
+    pattern, tokens, truncated = patterns_of(str(path), text, trained, ui.model_stamp(path))
 except (ValueError, RuntimeError, OSError) as exc:
     ui.show_error(exc)
     st.stop()

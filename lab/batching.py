@@ -1,0 +1,241 @@
+"""Many texts at once: one forward pass per step for every text being written, whoever asked for it.
+
+A tiny model's forward pass is nearly all fixed cost: on a laptop core one row or twenty take about the same
+2-4 ms. So when a classroom presses Generate in the same second, decoding everyone's texts together costs
+about what one text costs alone, where taking turns costs twenty times as much. `generate()` batches too, but
+with one setting for all rows, no seed per row, no per-step distributions and no joining midway, so this module
+runs its own loop around the same per-step code as `Generation` (`take_rows`).
+
+- `Batch`: rows of one model decoding together. A text can join at any step: its prompt runs in a pass of its
+  own, then its keys and values are left-padded into the shared cache. Each row keeps its own settings, seed
+  and stopping point, and makes the draws it would make alone (up to float rounding).
+- `submit(gen)`: hand a generation to the one decoding thread of this process and read its steps as they come.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from transformers import DynamicCache
+
+from .models import model_lock
+from .sampling import Generation, Step, context_size, take_rows
+
+MAX_ROWS = 32  # per batch: beyond this a bigger model's forward pass stops being nearly free
+
+
+class Batch:
+    """Rows of one model decoding together, each at its own step: one forward pass per step for all of them."""
+
+    def __init__(self, model):
+        self.model = model
+        self.device = next(model.parameters()).device
+        self.gens: list[Generation] = []
+        self.rngs: list[torch.Generator | None] = []
+        self.cache: DynamicCache | None = None  # per layer: keys and values [rows, heads, width, head_dim]
+        self.mask = torch.zeros((0, 0), dtype=torch.long, device=self.device)  # [rows, width]: 1 = a real token
+        self.positions = torch.zeros((0, 1), dtype=torch.long, device=self.device)  # each row's next position
+
+    def room_for(self, gens: list[Generation]) -> bool:
+        """Whether ``gens`` can join now: same model, rows to spare, and the padded rows fit the context.
+
+        Models with local (sliding-window) attention only batch texts that start together with prompts of one
+        length: their window would count the padding, so a padded row would see fewer real tokens than alone.
+        """
+        rows = self.gens + gens
+        if len(rows) > MAX_ROWS or any(g.model is not self.model for g in gens):
+            return False
+        if _has_local_attention(self.model.config) and (self.gens or len({len(g.prompt_ids) for g in gens}) > 1):
+            return False
+        width = max([self.mask.shape[1] + 1] + [len(g.prompt_ids) for g in gens])
+        return width + max(g.settings.max_new_tokens - len(g.steps) for g in rows) <= context_size(self.model) + 1
+
+    @torch.inference_mode()
+    def step(self, joining: list[Generation] = ()) -> list[tuple[Generation, Step]]:
+        """One token for every row (and the first for each of ``joining``); finished rows then leave."""
+        events = []
+        if self.gens:
+            ids = torch.tensor([[g.steps[-1].token_id] for g in self.gens], device=self.device)
+            self.mask = torch.cat([self.mask, torch.ones_like(ids)], dim=1)
+            logits = self._forward(ids, self.mask, self.positions, self.cache)
+            self.positions = self.positions + 1
+            events += zip(self.gens, take_rows(self.gens, logits, self.rngs))
+        if joining:
+            events += self._join(list(joining))
+        self._leave()
+        return events
+
+    def _forward(self, ids, mask, positions, cache) -> torch.Tensor:
+        with model_lock(self.model):
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                             use_cache=True)
+        return out.logits[:, -1].float()
+
+    def _join(self, gens: list[Generation]) -> list[tuple[Generation, Step]]:
+        width = max(len(g.prompt_ids) for g in gens)
+        ids = torch.zeros((len(gens), width), dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, g in enumerate(gens):  # left-padded, so every row's next token is in the last column
+            ids[row, width - len(g.prompt_ids):] = torch.tensor(g.prompt_ids)
+            mask[row, width - len(g.prompt_ids):] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # each row's own positions, as if it were alone
+        cache = DynamicCache(config=self.model.config)
+        logits = self._forward(ids, mask, positions, cache)
+        rngs = [g.new_rng(self.device) for g in gens]
+        for g in gens:
+            g.steps = []
+        events = list(zip(gens, take_rows(gens, logits, rngs)))
+        if self.cache is None:
+            self.cache, self.mask = cache, mask
+        else:  # both sides left-padded to one width, then stacked
+            width = max(self.mask.shape[1], width)
+            for mine, theirs in zip(self.cache.layers, cache.layers):
+                mine.keys = torch.cat([_pad_left(mine.keys, width, 2), _pad_left(theirs.keys, width, 2)])
+                mine.values = torch.cat([_pad_left(mine.values, width, 2), _pad_left(theirs.values, width, 2)])
+            self.mask = torch.cat([_pad_left(self.mask, width, 1), _pad_left(mask, width, 1)])
+        self.positions = torch.cat([self.positions, positions[:, -1:] + 1])
+        self.gens += gens
+        self.rngs += rngs
+        return events
+
+    def _leave(self) -> None:
+        """Drop finished rows, then the columns that are padding for every row left."""
+        keep = [row for row, g in enumerate(self.gens) if not g.finished]
+        if len(keep) == len(self.gens):
+            return
+        if not keep:
+            self.__init__(self.model)
+            return
+        index = torch.tensor(keep, device=self.device)
+        self.cache.batch_select_indices(index)
+        self.mask, self.positions = self.mask[index], self.positions[index]
+        self.gens, self.rngs = [self.gens[r] for r in keep], [self.rngs[r] for r in keep]
+        first = int(self.mask.any(dim=0).int().argmax())  # the first column any row still reads
+        if first:
+            self.mask = self.mask[:, first:]
+            for layer in self.cache.layers:
+                layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
+
+
+def _pad_left(x: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+    pad = [0, 0] * (x.dim() - 1 - dim) + [width - x.shape[dim], 0]
+    return F.pad(x, pad)
+
+
+def _has_local_attention(config) -> bool:
+    return "local" in (getattr(config, "attention_layers", None) or ()) or bool(getattr(config, "sliding_window", None))
+
+
+def decode_together(gens: list[Generation]) -> Iterator[list[tuple[Generation, Step]]]:
+    """Decode ``gens`` as one batch, all starting now; yield each step's new (generation, step) pairs.
+
+    Steps keep their distributions, since a reader may lag behind: drop them once read.
+    """
+    batch = Batch(gens[0].model)
+    if not batch.room_for(gens):
+        raise ValueError("These generations cannot share a batch (different models, or too long together).")
+    events = batch.step(gens)
+    while True:
+        yield events
+        if not batch.gens:
+            return
+        events = batch.step()
+
+
+_DONE = object()
+
+
+class SharedDecoder:
+    """One thread that decodes every submitted generation: each joins a running batch of its model at the next
+    step when there is room, or starts one. It starts on the first request and ends ``idle_s`` seconds after
+    the last."""
+
+    def __init__(self, idle_s: float = 5.0):
+        self.idle_s = idle_s
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, gen: Generation) -> Iterator[Step]:
+        """Queue ``gen`` now; iterate the result for its steps as they are decoded (as iterating ``gen`` gives).
+
+        Leaving the loop early frees its row. Errors in decoding are raised in the reader.
+        """
+        out: queue.SimpleQueue = queue.SimpleQueue()
+        self._requests.put((gen, out))
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="tinylab-decoder", daemon=True)
+                self._thread.start()
+        return self._read(gen, out)
+
+    @staticmethod
+    def _read(gen: Generation, out: queue.SimpleQueue) -> Iterator[Step]:
+        try:
+            while (item := out.get()) is not _DONE:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+                if not gen.keep_distributions:
+                    item.distribution = None
+        finally:
+            gen.stopped = True
+
+    def _serve(self) -> None:
+        batches: list[Batch] = []
+        outs: dict[int, queue.SimpleQueue] = {}  # id(generation) -> its reader's queue
+        while True:
+            waiting = self._waiting(block=not batches)
+            if waiting is None:
+                return
+            joining: dict[int, list[Generation]] = {id(b): [] for b in batches}
+            for gen, out in waiting:  # first fit: join a running batch when there is room, else start one
+                outs[id(gen)] = out
+                batch = next((b for b in batches if b.room_for(joining[id(b)] + [gen])), None)
+                if batch is None:
+                    batches.append(batch := Batch(gen.model))
+                    joining[id(batch)] = []
+                joining[id(batch)].append(gen)
+            for batch in list(batches):  # one step each, in turn
+                try:
+                    for gen, step in batch.step(joining[id(batch)]):
+                        outs[id(gen)].put(step)
+                        if gen.finished:
+                            outs.pop(id(gen)).put(_DONE)
+                except Exception as exc:  # noqa: BLE001 - the readers raise it, the thread serves on
+                    for gen in batch.gens + joining[id(batch)]:
+                        if id(gen) in outs:
+                            outs.pop(id(gen)).put(exc)
+                    batch.gens = []
+                if not batch.gens:
+                    batches.remove(batch)
+
+    def _waiting(self, block: bool) -> list | None:
+        """The requests waiting now ([] if none); blocks up to ``idle_s`` when asked; None: idle, thread ends."""
+        try:
+            first = self._requests.get(timeout=self.idle_s) if block else self._requests.get_nowait()
+        except queue.Empty:
+            if not block:
+                return []
+            with self._lock:  # submit() puts before it looks at the thread, so nothing is stranded
+                if self._requests.empty():
+                    self._thread = None
+                    return None
+            return []
+        waiting = [first]
+        while not self._requests.empty():
+            waiting.append(self._requests.get_nowait())
+        return waiting
+
+
+SHARED = SharedDecoder()
+
+
+def submit(gen: Generation) -> Iterator[Step]:
+    """`SharedDecoder.submit` on this process's shared decoder."""
+    return SHARED.submit(gen)
