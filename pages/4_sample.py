@@ -167,19 +167,23 @@ def stream(gen: smp.Generation, steps, text_box, chart_box, label: str, by_model
             "rows": token_rows(gen.steps), "records": records, "table": table, "notes": gen.notes}
 
 
-def downloads(results: list[dict], name: str, key: str) -> None:
+def tokens_csv(results: list[dict]) -> str:
     frames = []
     for r in results:
         df = r["table"].copy()
         df.insert(0, "settings", describe(r["settings"]))
         df.insert(1, "seed", r["seed"])
         frames.append(df)
-    table = pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True).to_csv(index=False)
+
+
+def downloads(results: list[dict], name: str, key: str) -> None:
+    """CSV of the tokens and TXT of the texts, each built only when its button is clicked."""
     texts = "\n\n".join(f"# {describe(r['settings'])}, seed {r['seed']}\n{r['prompt']}{r['text']}" for r in results)
     c1, c2 = st.columns(2)
-    c1.download_button("⬇️ Tokens (CSV)", table.to_csv(index=False), f"{name}.csv", "text/csv",
+    c1.download_button("⬇️ Tokens (CSV)", lambda: tokens_csv(results), f"{name}.csv", "text/csv", on_click="ignore",
                        key=f"{key}_csv", width="stretch", help="One row per generated token: text, id, probability.")
-    c2.download_button("⬇️ Text (TXT)", texts, f"{name}.txt", "text/plain", key=f"{key}_txt",
+    c2.download_button("⬇️ Text (TXT)", texts, f"{name}.txt", "text/plain", key=f"{key}_txt", on_click="ignore",
                        width="stretch", help="The prompt and what the model wrote.")
 
 

@@ -1,3 +1,4 @@
+import pandas as pd
 import pytest
 from browser import browser, chromium_path, error_texts, goto, new_page, running_app, shot, wait_idle
 
@@ -26,6 +27,11 @@ def test_sample_page_streams_text_and_a_bar_click_chooses_a_token(tmp_path):
         assert page.locator(".js-plotly-plot").count() == 1  # one distribution chart beside the text
         assert error_texts(page) == []
         shot(page, "sample_generate")
+        with page.expect_download() as download:  # built on the click, one row per generated token
+            page.get_by_role("button", name="⬇️ Tokens (CSV)").click()
+        tokens = pd.read_csv(download.value.path())
+        assert list(tokens.columns[:4]) == ["settings", "seed", "step", "token_id"] and 1 <= len(tokens) <= 60
+        wait_idle(page)
         page.get_by_text("Step by step", exact=True).click()
         page.wait_for_function(SPANS + " == 0", timeout=60_000)  # step mode starts from the bare prompt
         wait_idle(page)
