@@ -4,6 +4,10 @@ Both run the same model, prompt and settings in one process, alternating (best o
 Models: the demo model (assets/demo-model, else a random micro model), and random-weight tinystories-1m and
 tinystories-3m presets. Targets: streaming within 1.2x of generate(); under 20 ms/token for 1M on CPU.
 
+Then the shared decoder the Sample page uses (`lab.batching`): one text through it against `Generation` alone
+(the cost of the hand-off to its thread), and 20 texts (20 seeds, 4 prompts) decoded together against one after
+another, with the same tokens either way.
+
     .venv/bin/python bench/sample_speed.py [--tokens 100] [--repeats 5] [--threads 1]
 """
 
@@ -19,6 +23,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from lab.batching import SharedDecoder, decode_together  # noqa: E402
 from lab.models import build_model, load_model  # noqa: E402
 from lab.sampling import Generation, SamplingSettings, prepare  # noqa: E402
 from lab.stories import generate_stories  # noqa: E402
@@ -88,6 +93,52 @@ def main() -> None:
                 same &= a == b
             o, g = min(ours), min(theirs)
             print(f"{name:36s} {label:26s} {o:13.2f} {g:15.2f} {o / g:6.2f} {len(a):6d}  {same}")
+    shared(args)
+
+
+PROMPTS = [PROMPT, "Tom had a big red ball.", "One day, a cat and a dog went to the park. The dog", "The sun was hot, so"]
+
+
+def shared(args) -> None:
+    """The Sample page's path: one text through the decoder thread, and twenty texts decoded together."""
+    name, model, tok = next(models(args.vocab))
+    decoder = SharedDecoder()
+    texts = [(PROMPTS[i % 4], SamplingSettings(max_new_tokens=50, seed=i)) for i in range(20)]
+
+    def one_alone() -> tuple[float, list[int]]:
+        t = time.perf_counter()
+        ids = [st.token_id for st in Generation(model, tok, *texts[0]).run().steps]
+        return time.perf_counter() - t, ids
+
+    def one_shared() -> tuple[float, list[int]]:
+        t = time.perf_counter()
+        ids = [st.token_id for st in decoder.submit(Generation(model, tok, *texts[0]))]
+        return time.perf_counter() - t, ids
+
+    def all_in_turn() -> tuple[float, list[list[int]]]:
+        t = time.perf_counter()
+        ids = [[st.token_id for st in Generation(model, tok, p, s).run().steps] for p, s in texts]
+        return time.perf_counter() - t, ids
+
+    def all_together() -> tuple[float, list[list[int]]]:
+        t = time.perf_counter()
+        gens = [Generation(model, tok, p, s) for p, s in texts]
+        list(decode_together(gens))
+        return time.perf_counter() - t, [[st.token_id for st in g.steps] for g in gens]
+
+    print(f"\nshared decoder ({name}, 50 new tokens, best of {args.repeats})")
+    for label, mine, reference in (("1 text: decoder thread vs Generation", one_shared, one_alone),
+                                   ("20 texts: together vs one after another", all_together, all_in_turn)):
+        mine(), reference()  # warm-up
+        ours, theirs, same = [], [], True
+        for _ in range(args.repeats):
+            a, x = mine()
+            b, y = reference()
+            ours.append(a)
+            theirs.append(b)
+            same &= x == y
+        o, r = min(ours), min(theirs)
+        print(f"  {label:42s} {o * 1000:8.1f} ms vs {r * 1000:8.1f} ms  ratio {o / r:5.2f}  same tokens {same}")
 
 
 if __name__ == "__main__":

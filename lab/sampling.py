@@ -329,7 +329,7 @@ class Generation:
         self.stopped = False  # set when its reader leaves early: `lab.batching` then frees its row
 
     def __iter__(self) -> Iterator[Step]:
-        self.steps = []
+        self.steps, self.stopped = [], False
         decoder = Decoder(self.model, self.prompt_ids, self.use_cache)
         rng = self.new_rng(decoder.device)
         while True:
