@@ -187,8 +187,20 @@ class SharedDecoder:
             gen.stopped = True
 
     def _serve(self) -> None:
-        batches: list[Batch] = []
         outs: dict[int, queue.SimpleQueue] = {}  # id(generation) -> its reader's queue
+        try:
+            self._decode(outs)
+        except BaseException as exc:  # a dead thread must not leave pages waiting forever
+            error = exc if isinstance(exc, Exception) else RuntimeError("The decoding thread stopped.")
+            with self._lock:
+                self._thread = None
+                waiting = [out for _, out in self._drain()]
+            for out in [*outs.values(), *waiting]:
+                out.put(error)
+            raise
+
+    def _decode(self, outs: dict[int, queue.SimpleQueue]) -> None:
+        batches: list[Batch] = []
         while True:
             waiting = self._waiting(block=not batches)
             if waiting is None:
@@ -227,7 +239,10 @@ class SharedDecoder:
                     self._thread = None
                     return None
             return []
-        waiting = [first]
+        return [first, *self._drain()]
+
+    def _drain(self) -> list:
+        waiting = []
         while not self._requests.empty():
             waiting.append(self._requests.get_nowait())
         return waiting

@@ -168,6 +168,18 @@ def test_a_decoding_error_reaches_its_reader_and_the_decoder_serves_on(demo, mon
         alone(model, tok, PROMPTS[1], settings(1))
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the crash is re-raised, logged
+def test_a_dead_decoding_thread_fails_its_readers_instead_of_hanging_them(demo, monkeypatch):
+    model, tok = demo
+    decoder = SharedDecoder(idle_s=0.5)
+    monkeypatch.setattr(Batch, "step", lambda *a: (_ for _ in ()).throw(SystemExit()))  # not an Exception
+    with pytest.raises(RuntimeError, match="decoding thread stopped"):
+        list(decoder.submit(Generation(model, tok, PROMPTS[1], settings(1))))
+    monkeypatch.undo()
+    assert [st.token_id for st in decoder.submit(Generation(model, tok, PROMPTS[1], settings(1)))] == \
+        alone(model, tok, PROMPTS[1], settings(1))  # the next request starts a fresh thread
+
+
 def test_module_submit_uses_one_shared_decoder(demo):
     model, tok = demo
     gen = Generation(model, tok, PROMPTS[3], settings(3))
