@@ -4,20 +4,22 @@ A student session opens the Sample page, generates 50 tokens with the demo model
 page. One more session starts a long training run on the Train page first, so the app's own background job
 (a thread of the same server process) trains throughout. Reports p50/p95 latency per step and every error
 (exception, error box, time-out). Local only (127.0.0.1), at most 40 sessions, a global time bound.
-Target on a 2-core machine: zero errors, p95 under 3 s.
+Target on a 2-core machine: zero errors, p95 under 3 s. ``--own-models``: each student samples their own run
+(a copy of the demo model per student) instead of the one shared demo model.
 
 Sessions speak Streamlit's own websocket protocol (the protobuf messages its frontend sends and receives),
 not a browser: in a classroom each browser runs on a student's laptop, while here 20 headless Chromiums
 would share the server's 2 cores and measure mostly themselves. A step's latency is from sending the
 request until the server reports the script run finished (reruns such as ``st.rerun`` included).
 
-    .venv/bin/python bench/classroom_load.py [--sessions 20] [--timeout 300]
+    .venv/bin/python bench/classroom_load.py [--sessions 20] [--timeout 300] [--own-models]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
 import sys
 import tempfile
@@ -36,6 +38,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from browser import running_app  # noqa: E402
 
 FINISHED = ForwardMsg.ScriptFinishedStatus.FINISHED_SUCCESSFULLY
+OWN_MODEL = "own / step-000001"  # the model picker's label for the run folder `--own-models` makes
 PROMPTS = ["Once upon a time, there was a little girl named Lily. She", "Tom had a big red ball.",
            "One day, a cat and a dog went to the park. The dog", "The sun was hot, so"]
 
@@ -113,7 +116,7 @@ async def start_training(url: str, timeout_s: float) -> None:
             raise RuntimeError(f"the training job did not start: {page.errors}")
 
 
-async def student(url: str, n: int, timings: dict, errors: list, timeout_s: float) -> None:
+async def student(url: str, n: int, timings: dict, errors: list, timeout_s: float, own_model: bool = False) -> None:
     user = f"student{n:02d}"
 
     async def step(name: str, page: str, widgets: list[WidgetState] = (), expect: str | None = None) -> Page:
@@ -129,7 +132,8 @@ async def student(url: str, n: int, timings: dict, errors: list, timeout_s: floa
         async with Session(url, user, timeout_s) as s:
             sample = await step("open sample page", "sample")
             # Each student their own seed and one of a few prompts, as in a class: nobody's text is another's.
-            generate = [set_value(sample.widgets["Prompt"], string_value=PROMPTS[n % len(PROMPTS)]),
+            own = [set_value(sample.widgets["Model"], string_value=OWN_MODEL)] if own_model else []
+            generate = own + [set_value(sample.widgets["Prompt"], string_value=PROMPTS[n % len(PROMPTS)]),
                         set_value(sample.widgets["Seed"], int_value=n),
                         set_value(sample.widgets["Max new tokens"], int_value=50),
                         set_value(sample.widgets["▶ Generate"], trigger_value=True)]
@@ -143,13 +147,17 @@ async def main_async(args) -> int:
     workspace = Path(tempfile.mkdtemp(prefix="tinylab-load-")) / "ws"
     timings: dict[str, list[float]] = {}
     errors: list[str] = []
+    if args.own_models:  # each student samples their own run: a copy of the demo model, a model object each
+        for n in range(args.sessions):
+            shutil.copytree(ROOT / "assets" / "demo-model", workspace / f"student{n:02d}" / "runs" / "own" / "step-000001")
     with running_app(workspace, env=dict(e.split("=", 1) for e in args.env)) as url:
         if args.train:
             await start_training(url, args.timeout)
         # Warm-up, not counted: the first visit imports torch and loads the demo model once per server.
         await student(url, 99, {}, errors, args.timeout)
         t0 = time.perf_counter()
-        tasks = [asyncio.create_task(student(url, n, timings, errors, args.timeout)) for n in range(args.sessions)]
+        tasks = [asyncio.create_task(student(url, n, timings, errors, args.timeout, args.own_models))
+                 for n in range(args.sessions)]
         _, unfinished = await asyncio.wait(tasks, timeout=args.timeout)
         for task in unfinished:  # past the time bound: counted as errors, not waited for
             task.cancel()
@@ -177,6 +185,8 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=300, help="Seconds before the whole bench gives up.")
     parser.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE", help="Environment for the app.")
     parser.add_argument("--no-train", dest="train", action="store_false", help="Measure without the training job.")
+    parser.add_argument("--own-models", action="store_true",
+                        help="Each student samples their own run (a copy of the demo model) instead of the shared demo model.")
     args = parser.parse_args()
     args.sessions = max(1, min(args.sessions, 40))
     return asyncio.run(main_async(args))

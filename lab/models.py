@@ -12,6 +12,10 @@ import torch
 from transformers import GPTNeoConfig, GPTNeoForCausalLM, PreTrainedModel
 
 ATTENTION_LAYOUTS = ("alternating", "global")
+# from_pretrained builds the model on the "meta" device with process-wide switches, so a model built at the same
+# moment in another thread (another student's load, a training job starting) came out empty. One construction
+# at a time; it also keeps a seeded build's draws from the global RNG its own.
+_CONSTRUCTION_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -98,9 +102,10 @@ def build_model(preset: str | ModelShape, vocab_size: int, eos_token_id: int = 0
     """An untrained GPT-Neo model of the preset's shape (or of a custom ``ModelShape``)."""
     shape = get_shape(preset) if isinstance(preset, str) else preset
     config = make_config(shape, vocab_size, eos_token_id)
-    if seed is not None:
-        torch.manual_seed(seed)
-    return GPTNeoForCausalLM(config)
+    with _CONSTRUCTION_LOCK:
+        if seed is not None:
+            torch.manual_seed(seed)
+        return GPTNeoForCausalLM(config)
 
 
 def shape_of(config) -> ModelShape:
@@ -155,7 +160,8 @@ def load_model(path_or_id: str | Path, device: torch.device | str = "cpu") -> tu
     else:
         source = str(path_or_id)
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, use_safetensors=True, attn_implementation="eager")
+        with _CONSTRUCTION_LOCK:
+            model = AutoModelForCausalLM.from_pretrained(source, use_safetensors=True, attn_implementation="eager")
     except OSError as exc:
         raise ValueError(f"Could not load a model from {str(path_or_id)!r}: {exc}") from exc
     tokenizer = load_tokenizer(source)

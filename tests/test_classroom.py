@@ -54,3 +54,43 @@ def test_limits_from_secrets_and_environment(monkeypatch):
     monkeypatch.setenv("TINYLAB_MAX_STEPS", "lots")
     with pytest.raises(ValueError, match="whole number"):
         Limits.from_mapping()
+
+
+def test_models_loaded_and_built_by_many_sessions_at_once_are_all_real(tmp_path):
+    # transformers builds a model on the "meta" device while from_pretrained runs: without one construction at
+    # a time, twenty students opening their own runs at once got empty models and a page exception.
+    import threading
+    from pathlib import Path
+
+    import torch
+
+    from lab.models import build_model, load_model
+
+    demo = Path(__file__).resolve().parents[1] / "assets" / "demo-model"
+    want = load_model(demo)[0](torch.tensor([[5, 6, 7]])).logits
+    built, loaded, errors = [], [], []
+
+    def load() -> None:
+        try:
+            loaded.append(load_model(demo)[0])
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    def build() -> None:
+        try:
+            built.append(build_model("micro", 300, 0, seed=1))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=load if i % 3 else build) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors and len(loaded) == 8 and len(built) == 4
+    for model in loaded + built:
+        assert all(not p.is_meta for p in model.parameters())
+    for model in loaded:
+        torch.testing.assert_close(model(torch.tensor([[5, 6, 7]])).logits, want)
+    first = dict(built[0].named_parameters())  # same seed, same weights: nobody else drew from the RNG meanwhile
+    assert all(torch.equal(p, first[n]) for b in built[1:] for n, p in b.named_parameters())
