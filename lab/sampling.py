@@ -194,7 +194,7 @@ def choose(dist: Distribution, settings: SamplingSettings, rng: torch.Generator 
 @functools.lru_cache(maxsize=1 << 16)  # a chart labels 25 tokens per generated token: decode each only once
 def token_label(tokenizer, token_id: int) -> str:
     """A token as a reader sees it: its text, with spaces and newlines made visible."""
-    text = tokenizer.decode([int(token_id)])
+    text = token_text(tokenizer, token_id)
     if text == (tokenizer.eos_token or "\0"):
         return "⏹ end"
     if "\ufffd" in text or not text:  # a piece of a multi-byte character: show the token itself

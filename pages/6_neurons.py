@@ -65,8 +65,7 @@ layer = c3.selectbox("Layer", range(n_layers), index=max(n_layers - 2, 0), key="
                      help="The paper studied layer 7 of 8, one before the last.")
 
 # ---- The scan (kept in the session: switching tabs or pages does not redo it) ------------------------------
-folder = Path(str(path))
-stamp = max((f.stat().st_mtime for f in folder.glob("*")), default=0.0) if folder.is_dir() else 0.0  # re-saved weights
+stamp = ui.model_stamp(path)  # re-saved weights scan again
 scan_key = "neurons_scan::" + hashlib.sha1(f"{path}|{stamp}|{layer}|{trained}|{texts}".encode()).hexdigest()
 acts = st.session_state.get(scan_key)
 if acts is None:
