@@ -9,7 +9,7 @@ import torch
 
 import ui
 from lab import batching
-from lab import sampling as smp
+from lab import sampling as smp, warping as wp
 from lab.sampling_view import coloured_text, colour_legend, distribution_chart
 
 ui.require_app()
@@ -145,7 +145,7 @@ def stream(gen: smp.Generation, steps, text_box, chart_box, label: str, by_model
         if chart and chart_box is not None:
             chart_box.plotly_chart(
                 chart_for(records[-1]["table"], gen.settings, step.token_id, f"{label}step {step.index + 1}: "
-                          f"{smp.token_label(tokenizer, step.token_id)!r} drawn", records[-1], model.config.vocab_size),
+                          f"{wp.token_label(tokenizer, step.token_id)!r} drawn", records[-1], model.config.vocab_size),
                 width="stretch", config={"displayModeBar": False},
             )
 
@@ -262,7 +262,7 @@ def show_results(saved: dict, text_col, chart_col) -> None:
         chosen = int(r["table"].token_id[k - 1])
         how = f"taken (model p = {raw:.2f})" if r["settings"].greedy else f"drawn (p = {p:.2f})"
         st.plotly_chart(chart_for(r["records"][k - 1]["table"], r["settings"], chosen,
-                                  f"Step {k}: {smp.token_label(tokenizer, chosen)!r} {how}",
+                                  f"Step {k}: {wp.token_label(tokenizer, chosen)!r} {how}",
                                   r["records"][k - 1], vocab),
                         width="stretch", config={"displayModeBar": False})
 
@@ -390,7 +390,7 @@ elif mode == "Step by step":
             if bool(dist.kept[choice]):
                 take(choice, float(dist.final[choice]), float(dist.raw[choice]))
                 st.rerun()
-            st.warning(f"{smp.token_label(tokenizer, choice)!r} is cut by top-k/top-p: it cannot be drawn with "
+            st.warning(f"{wp.token_label(tokenizer, choice)!r} is cut by top-k/top-p: it cannot be drawn with "
                        "these settings. Pick a coloured bar.")
 
 # ---- Compare --------------------------------------------------------------------------------------------
