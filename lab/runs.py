@@ -88,9 +88,9 @@ def drop_logs_after(run_dir: Path, step: int) -> None:
 
 
 def is_run(folder: Path) -> bool:
-    """A run folder: its settings (config.json) and checkpoints, or a metrics log (a run still being set up)."""
+    """A run folder: checkpoints, or settings (config.json) and a metrics log (a run before its first checkpoint)."""
     folder = Path(folder)
-    return (folder / "config.json").is_file() and (bool(list_checkpoints(folder)) or (folder / "metrics.jsonl").exists())
+    return bool(list_checkpoints(folder)) or ((folder / "config.json").is_file() and (folder / "metrics.jsonl").exists())
 
 
 def run_dir_of(path: str | Path | None) -> Path | None:
@@ -100,7 +100,7 @@ def run_dir_of(path: str | Path | None) -> Path | None:
     p = Path(str(path)).expanduser()
     if is_run(p):
         return p
-    if CHECKPOINT_RE.match(p.name) and (p.parent / "config.json").is_file():
+    if CHECKPOINT_RE.match(p.name) and ((p.parent / "config.json").is_file() or is_run(p.parent)):
         return p.parent
     return None
 

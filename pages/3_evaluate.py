@@ -109,7 +109,7 @@ do_generate = c3.toggle("Generate too", True, key="evaluate_generate",
                         help="Free-running greedy answers, scored with ROUGE-1/2/L and BLEU against the expected ones. "
                         "Slower than teacher forcing: one forward pass per generated token.")
 max_new = c4.number_input("Max new tokens", 1, 1024, 256, key="evaluate_max_new", disabled=not do_generate,
-                          help="Longest generated answer (it also stops at <|endoftext|>); capped at the longest "
+                          help=f"Longest generated answer (it also stops at {EOS}); capped at the longest "
                           "expected answer plus two.")
 
 scores_tab, ckpt_tab, probe_tab, grade_tab = st.tabs(
@@ -190,7 +190,7 @@ with scores_tab:
         labels = {f"{i}: …{table.at[i, 'prompt'][-50:]}" + ("" if table.at[i, "exact match"] else "  ✗"): i for i in table.index}
         first_wrong = next((n for n, i in enumerate(labels.values()) if not table.at[i, "exact match"]), 0)
         label = st.selectbox("Show the differences of example", list(labels), index=first_wrong, key=f"evaluate_diff_{pick}",
-                             help="Green: what was expected; red: what the model predicted instead. ⏎ is <|endoftext|>.")
+                             help=f"Green: what was expected; red: what the model predicted instead. ⏎ is {EOS}.")
         idx = labels[label]
         st.html(diff_html(table.at[idx, "expected"], table.at[idx, "answer"]))
         if "generated" in table:

@@ -10,6 +10,7 @@ import torch
 import ui
 from lab import batching
 from lab import sampling as smp, warping as wp
+from lab.constants import EOS
 from lab.sampling_view import coloured_text, colour_legend, distribution_chart
 
 ui.require_app()
@@ -46,7 +47,7 @@ HELP = {
     "top_k": "Keep only the k most likely tokens and draw among them. 0 = off.",
     "top_p": "Nucleus sampling: keep the fewest most-likely tokens whose probabilities add up to p. 1.0 = off.",
     "penalty": "Above 1 makes tokens already in the text less likely (as in generate()); 1.0 = off.",
-    "max_new": "How many tokens to write at most; generation also stops at <|endoftext|>. Capped to the "
+    "max_new": f"How many tokens to write at most; generation also stops at {EOS}. Capped to the "
                "model's context.",
     "samples": "How many texts to write with these settings; sample i uses seed + i.",
     "seed": "The same seed and settings give the same text, so a demo can be repeated exactly.",
@@ -190,7 +191,7 @@ def downloads(results: list[dict], name: str, key: str) -> None:
 def summary(r: dict) -> str:
     probs = [raw for _, _, raw in r["rows"]]
     words = r["text"].split()
-    ended = " · ended with <|endoftext|>" if r["rows"] and r["rows"][-1][0] == "⏹" else ""
+    ended = f" · ended with {EOS}" if r["rows"] and r["rows"][-1][0] == "⏹" else ""
     distinct = f" · {len(set(words)) / len(words):.0%} distinct words" if words else ""
     mean = f" · mean model probability {sum(probs) / len(probs):.2f}" if probs else ""
     return f"{len(probs)} tokens{mean}{distinct}{ended}"

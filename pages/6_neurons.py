@@ -7,6 +7,7 @@ import streamlit as st
 
 import ui
 from lab import ablation, inspect as lens, inspect_charts as charts, logit_lens, neurons
+from lab.constants import EOS
 from lab.runs import list_checkpoints, run_dir_of, trained_length
 from lab.stories import generate_stories, parse_corpus
 
@@ -29,7 +30,7 @@ with c1:
     path = ui.model_picker("neurons")
 source = c2.radio("Stories", ["Generated", "Upload a file"], horizontal=True, key="neurons_source",
                   help="The paper used ~20 validation stories. Generated ones come from the lab's story generator; "
-                  "an upload can be .txt (stories separated by <|endoftext|> or blank lines), .jsonl, .json, .csv "
+                  f"an upload can be .txt (stories separated by {EOS} or blank lines), .jsonl, .json, .csv "
                   "or .parquet with a text column.")
 if path is None:
     st.info("Pick a model: train one on the Train page, or give a folder saved with save_pretrained.")

@@ -91,3 +91,11 @@ def test_rename_and_delete_refuse_a_training_run_and_existing_names(tmp_path):
         delete_run(moved, active=lambda p: True)
     delete_run(moved)
     assert not moved.exists()
+
+
+def test_a_folder_of_checkpoints_is_a_run_even_without_its_settings(tmp_path):
+    run = fake_run(tmp_path / "run", {}, steps=(1, 2))
+    (run / "config.json").unlink()
+    (run / "metrics.jsonl").unlink()
+    assert run_dir_of(run) == run_dir_of(run / "step-000001") == run
+    assert resolve_model(run).folder == run / "step-000002"
