@@ -10,6 +10,9 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
+# Light from end to end, so the guess written in every cell stays readable: red = the true next token is
+# unlikely at that layer, green = likely.
+LENS_COLOURS = [[0, "#f4a582"], [0.5, "#fff7bc"], [1, "#7fc97f"]]
 KIND_COLOURS = {"positional": "#457b9d", "mixed": "#8d6cab", "semantic": "#e76f51", "first-token": "#a8a8a8"}
 
 
@@ -66,7 +69,8 @@ def head_heatmap(pattern, tokens: list[str], title: str = "") -> go.Figure:
 
 def token_view(layer_pattern, tokens: list[str], position: int, direction: str = "attends to") -> go.Figure:
     """For one token: per head, how much it attends to each earlier token ("attends to", a row of each
-    pattern) or how much each later token attends to it ("attended by", a column)."""
+    pattern) or how much each later token attends to it ("attended by", a column). Rows are tall enough to
+    read, and the weights are written in the cells when they fit."""
     layer_pattern = np.asarray(layer_pattern)
     heads = layer_pattern.shape[0]
     if direction == "attends to":
@@ -76,12 +80,37 @@ def token_view(layer_pattern, tokens: list[str], position: int, direction: str =
     labels = [f"{i} {label(tokens[i])}" for i in others]
     heatmap = dict(
         type="heatmap", z=z, x=labels, y=[f"H{h}" for h in range(heads)], colorscale="Blues", zmin=0, zmax=1,
-        hovertemplate="%{y} · %{x}: %{z:.4f}<extra></extra>", colorbar={"title": "weight", "thickness": 12},
+        hovertemplate="%{y} · %{x}: %{z:.4f}<extra></extra>", colorbar={"title": {"text": "weight", "side": "right"}, "thickness": 12},
+        xgap=1, ygap=1,
     )
+    if len(others) <= 24:  # a number per cell while cells are wide enough for two decimals
+        heatmap.update(texttemplate="%{z:.2f}", textfont={"size": 10})
+    row = max(26, min(56, 360 // heads))  # px per head: 4 heads 56 px, 16 heads 26 px
     return go.Figure(data=[heatmap], layout=dict(
-        height=60 + 22 * heads, margin={"l": 10, "r": 10, "t": 10, "b": 10},
-        xaxis=dict(tickangle=-60, tickfont_size=10, type="category"), yaxis=dict(autorange="reversed"),
+        height=110 + row * heads, margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        xaxis=dict(tickangle=-60, tickfont_size=10, type="category"),
+        yaxis=dict(autorange="reversed", type="category"),
     ))
+
+
+def ablation_heatmap(scan: pd.DataFrame, chosen: tuple[int, int] | None = None) -> go.Figure:
+    """`lab.ablation.head_ablation_scan` as layers (down) by heads (across): the loss change when the head is
+    zeroed, red = the loss rises (the head helped), blue = it falls; the value in each cell. Category axes, so
+    the ticks are the heads and layers themselves (not -0.5, 0.5, ...)."""
+    z = scan.pivot(index="layer", columns="head", values="loss change")
+    limit = float(np.nanmax(np.abs(z.to_numpy()))) or 1.0
+    heads, layers = [f"H{h}" for h in z.columns], [f"L{layer}" for layer in z.index]
+    fig = go.Figure(go.Heatmap(
+        z=z.to_numpy(), x=heads, y=layers, colorscale="RdBu_r", zmin=-limit, zmax=limit, xgap=1, ygap=1,
+        texttemplate="%{z:+.3f}" if z.shape[1] <= 16 else None, textfont={"size": 10},
+        hovertemplate="%{y} %{x} zeroed: loss %{z:+.4f} nats/token<extra></extra>",
+        colorbar={"title": {"text": "loss change (nats/token)", "side": "right"}, "thickness": 12}))
+    if chosen is not None:
+        fig.add_shape(type="rect", x0=chosen[1] - 0.5, x1=chosen[1] + 0.5, y0=chosen[0] - 0.5, y1=chosen[0] + 0.5,
+                      line={"color": "black", "width": 2})
+    fig.update_layout(height=90 + 36 * len(layers), margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                      xaxis={"type": "category", "side": "top"}, yaxis={"type": "category", "autorange": "reversed"})
+    return fig
 
 
 def head_scatter(stats: pd.DataFrame) -> go.Figure:
@@ -95,16 +124,29 @@ def head_scatter(stats: pd.DataFrame) -> go.Figure:
     )
     from .heads import POSITIONAL_R2, SEMANTIC_R2
 
-    fig.add_vrect(x0=SEMANTIC_R2, x1=POSITIONAL_R2, fillcolor="#8d6cab", opacity=0.07, line_width=0,
-                  annotation_text="mixed", annotation_position="top")
-    fig.add_vline(x=POSITIONAL_R2, line={"dash": "dot", "color": "#999"},
-                  annotation_text="positional →", annotation_position="top right")
-    fig.add_vline(x=SEMANTIC_R2, line={"dash": "dot", "color": "#999"},
-                  annotation_text="← semantic", annotation_position="top left")
+    # The region names go above the plot and each point's label to the side away from a nearby threshold
+    # line, so no text sits on a line or on a region name.
+    fig.add_vrect(x0=SEMANTIC_R2, x1=POSITIONAL_R2, fillcolor="#8d6cab", opacity=0.07, line_width=0)
+    for x, text, anchor in ((SEMANTIC_R2, "← semantic", "right"), ((SEMANTIC_R2 + POSITIONAL_R2) / 2, "mixed", "center"),
+                            (POSITIONAL_R2, "positional →", "left")):
+        if anchor != "center":
+            fig.add_vline(x=x, line={"dash": "dot", "color": "#999"})
+        fig.add_annotation(x=x, y=1, yref="paper", yanchor="bottom", xanchor=anchor, text=text, showarrow=False,
+                           font={"size": 11, "color": "#666"})
+    for trace in fig.data:
+        trace.textposition = [_label_side(x, (SEMANTIC_R2, POSITIONAL_R2)) for x in trace.x]
     fig.update_xaxes(range=[min(-0.05, float(stats["r2 position"].min()) - 0.02), 1.02])
-    fig.update_traces(textposition="top center", textfont_size=9, marker_size=9)
-    fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend_title_text="")
+    fig.update_traces(textfont_size=9, marker_size=9)
+    fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 36, "b": 10}, legend_title_text="")
     return fig
+
+
+def _label_side(x: float, lines: tuple[float, ...], near: float = 0.06) -> str:
+    """Where a point's label goes: beside it, on the side away from a threshold line within ``near``."""
+    for line in lines:
+        if abs(x - line) < near:
+            return "middle left" if x < line else "middle right"
+    return "top center"
 
 
 def neuron_text_html(tokens: list[str], values, vmax: float | None = None) -> str:
@@ -136,19 +178,37 @@ def selectivity_heatmap(selectivity: pd.DataFrame, neurons: list[int] | None = N
 
 
 def logit_lens_heatmap(table: pd.DataFrame) -> go.Figure:
-    """Layers (rows) by positions (columns): log-prob of the true next token, the top guess on hover."""
-    z = table.pivot(index="layer", columns="position", values="log p(next)")
-    guess = table.pivot(index="layer", columns="position", values="top prediction")
-    tokens = table[table["layer"] == table["layer"].min()].sort_values("position")["token"].tolist()
-    fig = go.Figure(go.Heatmap(
-        z=z.to_numpy(), x=[f"{p} {label(t)}" for p, t in zip(z.columns, tokens)], y=[f"layer {i}" for i in z.index],
-        customdata=guess.to_numpy(), colorscale="Viridis",
-        hovertemplate="%{y}, after %{x}<br>log p(true next) %{z:.2f}<br>top guess ‘%{customdata}’<extra></extra>",
-        colorbar={"title": "log p(next)", "thickness": 12},
+    """Positions (rows, the text read downwards) by layers (columns): each cell names the layer's top guess for
+    the next token, coloured by the log-prob that layer gives the true next token. The last position has no
+    next token: its row shows the guesses on grey (no colour to read)."""
+    z = table.pivot(index="position", columns="layer", values="log p(next)")
+    guess = table.pivot(index="position", columns="layer", values="top prediction")
+    p_top = table.pivot(index="position", columns="layer", values="p(top)")
+    first = table[table["layer"] == table["layer"].min()].sort_values("position")
+    rows = [f"{p} {label(t)}" for p, t in zip(first["position"], first["token"])]
+    nxt = [label(t) if t else "(end of text)" for t in first["next token"]]
+    columns = [f"layer {i}" for i in z.columns]
+    columns[-1] += " (output)"
+    shown = [[label(str(g)) for g in row] for row in guess.to_numpy()]
+    custom = np.dstack([np.asarray(shown, dtype=object), p_top.to_numpy(), np.repeat(np.asarray(nxt, dtype=object)[:, None], len(columns), 1)])
+    values = z.to_numpy()
+    known = values[~np.isnan(values)]
+    low = float(np.percentile(known, 2)) if known.size else -10.0  # a few hopeless cells do not wash out the rest
+    cells = dict(type="heatmap", x=columns, y=rows, customdata=custom, text=shown, texttemplate="%{text}",
+                 textfont={"size": 11, "color": "#222"}, xgap=1, ygap=1,
+                 hovertemplate="after %{y}, %{x}<br>top guess ‘%{customdata[0]}’ (p %{customdata[1]:.2f})"
+                               "<br>log p(true next ‘%{customdata[2]}’) %{z:.2f}<extra></extra>")
+    heat = dict(cells, z=values, colorscale=LENS_COLOURS, zmin=min(low, -0.5), zmax=0,
+                colorbar={"title": {"text": "log p(true next)", "side": "right"}, "thickness": 12})
+    # The last row has no true next token (NaN above): grey cells with the guesses still written.
+    end = np.full(values.shape, np.nan)
+    end[np.isnan(values)] = 0.0
+    grey = dict(cells, z=end, colorscale=[[0, "#e8e8e8"], [1, "#e8e8e8"]], showscale=False)
+    return go.Figure(data=[heat, grey], layout=dict(
+        height=80 + 24 * len(rows), margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        xaxis={"type": "category", "side": "top"},
+        yaxis={"type": "category", "autorange": "reversed", "tickfont": {"size": 10}},
     ))
-    fig.update_layout(height=80 + 30 * len(z.index), margin={"l": 10, "r": 10, "t": 10, "b": 10})
-    fig.update_xaxes(type="category", tickangle=-60, tickfont_size=9)
-    return fig
 
 
 def checkpoint_lines(table: pd.DataFrame) -> go.Figure:
