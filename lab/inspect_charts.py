@@ -113,6 +113,57 @@ def ablation_heatmap(scan: pd.DataFrame, chosen: tuple[int, int] | None = None) 
     return fig
 
 
+def head_step_figure(step, future: int = 3) -> go.Figure:
+    """Inside one head (`lab.head_view.HeadStep`), four rows over the same keys: (1) every key vector k_j beside
+    the query vector q; (2) the scores q·k_j × scale, masked keys marked ✕; (3) the softmax weights (and, as
+    markers, what dividing by sqrt(d_head) would give); (4) each value vector times its weight, and their sum z.
+    Keys after the query are all masked: only the first ``future`` of them are drawn."""
+    from plotly.subplots import make_subplots
+
+    n = min(len(step.tokens), step.query + 1 + future)
+    keys = [f"{j} {label(t)}" for j, t in enumerate(step.tokens[:n])]
+    dims = [f"d{i}" for i in range(step.d_head)]
+    allowed, k, v, weights = step.allowed[:n], step.k[:n], step.v[:n], step.weights[:n]
+    scores, scaled = step.scores[:n], step.weights_if_scaled()[:n]
+    scale = "× 1 (GPT-Neo does not divide by √d_head)" if step.scale == 1 else f"× {step.scale:.3g} = 1/√{step.d_head}"
+    hidden = len(step.tokens) - n  # later tokens not drawn
+    fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.07, row_heights=[0.3, 0.2, 0.2, 0.3],
+                        subplot_titles=[f"1 · keys k_j (columns) and the query q of token {step.query}",
+                                        f"2 · score = q·k_j {scale}; ✕ = masked (−∞)"
+                                        + (f"; {hidden} later tokens, all masked, not drawn" if hidden else ""),
+                                        "3 · softmax over the unmasked scores = attention weights",
+                                        "4 · weight_j × value v_j, and their sum: the head's output z"])
+    limit = float(np.abs(np.concatenate([k.ravel(), step.q])).max()) or 1.0
+    fig.add_trace(go.Heatmap(z=np.column_stack([k.T, step.q]), x=keys + ["q"], y=dims, colorscale="RdBu_r",
+                             zmin=-limit, zmax=limit, showscale=False, xgap=1,
+                             hovertemplate="%{x} · %{y}: %{z:.3f}<extra></extra>"), row=1, col=1)
+    reasons = [step.mask_reason(j) or "kept" for j in range(n)]
+    fig.add_trace(go.Bar(x=keys, y=np.where(allowed, scores, 0), marker_color=np.where(allowed, "#457b9d", "#d9d9d9"),
+                         customdata=np.column_stack([scores, reasons]), showlegend=False,
+                         hovertemplate="%{x}: q·k × scale = %{customdata[0]:.3f}<br>%{customdata[1]}<extra></extra>",
+                         text=["" if a else "✕" for a in allowed], textposition="outside", cliponaxis=False),
+                  row=2, col=1)
+    fig.add_trace(go.Bar(x=keys, y=weights, marker_color="#e76f51", name="weight (what the model used)",
+                         hovertemplate="%{x}: weight %{y:.4f}<extra></extra>"), row=3, col=1)
+    if step.scale == 1:
+        fig.add_trace(go.Scatter(x=keys, y=scaled, mode="markers", name=f"weight had it divided by √{step.d_head}",
+                                 marker=dict(symbol="line-ew-open", size=14, color="#264653", line_width=2),
+                                 hovertemplate="%{x}: %{y:.4f} if scaled<extra></extra>"), row=3, col=1)
+    weighted = v * weights[:, None]
+    limit = float(np.abs(np.concatenate([weighted.ravel(), step.output])).max()) or 1.0
+    fig.add_trace(go.Heatmap(z=np.column_stack([weighted.T, step.output]), x=keys + ["= z"], y=dims, xgap=1,
+                             colorscale="RdBu_r", zmin=-limit, zmax=limit, showscale=False,
+                             hovertemplate="%{x} · %{y}: %{z:.3f}<extra></extra>"), row=4, col=1)
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=keys + ["q", "= z"], tickangle=-60,
+                     tickfont_size=10)
+    for row in (1, 4):
+        fig.update_yaxes(showticklabels=False, title_text=f"{step.d_head} dims", title_font_size=10, row=row, col=1)
+    fig.update_yaxes(range=[0, 1.05], row=3, col=1)
+    fig.update_layout(height=760, margin={"l": 10, "r": 10, "t": 60, "b": 10}, bargap=0.15,
+                      legend=dict(orientation="h", x=0, y=1.08, yanchor="bottom"))
+    return fig
+
+
 def head_scatter(stats: pd.DataFrame) -> go.Figure:
     """Heads placed by how well relative position (x) and key-token identity (y) explain their weights."""
     fig = px.scatter(
