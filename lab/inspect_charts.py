@@ -228,6 +228,33 @@ def selectivity_heatmap(selectivity: pd.DataFrame, neurons: list[int] | None = N
     return fig
 
 
+def activation_histogram_figure(hist: pd.DataFrame, marks: list[float] | None = None) -> go.Figure:
+    """A neuron's activations over every token (`lab.neurons.activation_histogram`), on a log count axis (the
+    few strong activations are what the neuron is about); ``marks``: dotted lines, e.g. its top activations."""
+    fig = go.Figure(go.Bar(x=(hist["start"] + hist["end"]) / 2, y=hist["tokens"], width=hist["end"] - hist["start"],
+                           marker_color="#f4a261", customdata=hist[["start", "end"]],
+                           hovertemplate="%{customdata[0]:.2f} to %{customdata[1]:.2f}: %{y} tokens<extra></extra>"))
+    for x in marks or []:
+        fig.add_vline(x=x, line={"dash": "dot", "color": "#e76f51", "width": 1})
+    fig.update_layout(height=260, margin={"l": 10, "r": 10, "t": 10, "b": 10}, bargap=0,
+                      xaxis_title="activation", yaxis={"title": "tokens", "type": "log"})
+    return fig
+
+
+def class_profile_figure(profile: pd.DataFrame) -> go.Figure:
+    """A neuron's mean activation per word class (`lab.neurons.class_profile`), the selectivity beside each bar."""
+    colours = ["#e76f51" if s > 1 else "#457b9d" for s in profile["selectivity"].fillna(0)]
+    fig = go.Figure(go.Bar(
+        x=profile["mean"], y=profile["class"], orientation="h", marker_color=colours, cliponaxis=False,
+        text=[f"sel {s:+.2f}" if s == s else "" for s in profile["selectivity"]], textposition="outside",
+        customdata=profile[["tokens", "max", "selectivity"]],
+        hovertemplate="%{y}: mean %{x:.3f} over %{customdata[0]} tokens<br>max %{customdata[1]:.3f} · "
+                      "selectivity %{customdata[2]:.2f}<extra></extra>"))
+    fig.update_layout(height=60 + 30 * len(profile), margin={"l": 10, "r": 60, "t": 10, "b": 10},
+                      xaxis_title="mean activation", yaxis={"autorange": "reversed"})
+    return fig
+
+
 def logit_lens_heatmap(table: pd.DataFrame) -> go.Figure:
     """Positions (rows, the text read downwards) by layers (columns): each cell names the layer's top guess for
     the next token, coloured by the log-prob that layer gives the true next token. The last position has no
