@@ -115,8 +115,13 @@ def _weights(n: int) -> tuple[float, ...]:
     return tuple(1.0 / (i + 3) for i in range(n))  # Zipf-like: the first words of a list are the common ones
 
 
-def draw(rng: random.Random, words: tuple[str, ...]) -> str:
-    return rng.choices(words, _weights(len(words)))[0]
+@lru_cache(maxsize=None)
+def _steep_weights(n: int) -> tuple[float, ...]:
+    return tuple(1.0 / (i + 1) for i in range(n))  # names and parents: real stories favour a few (Lily, mom)
+
+
+def draw(rng: random.Random, words: tuple[str, ...], steep: bool = False) -> str:
+    return rng.choices(words, (_steep_weights if steep else _weights)(len(words)))[0]
 
 
 FRESH_NOUNS = {"toy": W.TOYS, "snack": W.FOODS, "spot": W.PLACES, "home": W.HOME_THINGS, "nature": W.NATURE,
@@ -157,7 +162,7 @@ def _character(rng: random.Random, exclude: str = "") -> tuple[str, str, str]:
     he = rng.choice(("she", "he"))
     animal = rng.random() < 0.3
     names = W.PET_NAMES if animal and rng.random() < 0.4 else (W.GIRLS if he == "she" else W.BOYS)
-    name = draw(rng, tuple(n for n in names if n != exclude))
+    name = draw(rng, tuple(n for n in names if n != exclude), steep=True)
     kind = noun_forms(draw(rng, W.ANIMALS))[0] if animal else ("girl" if he == "she" else "boy")
     return name, kind, he
 
@@ -171,7 +176,7 @@ def cast(rng: random.Random) -> dict[str, str]:
         for role, word in zip(("he", "him", "his", "himself"), PRONOUN_SETS[pronoun]):
             slots[prefix + role] = word
             slots[prefix + role.capitalize()] = word.capitalize()
-    adult = draw(rng, W.FAMILY)
+    adult = draw(rng, W.FAMILY, steep=True)
     thing = draw(rng, rng.choice((W.TOYS, W.TOYS, W.TREASURES, W.HOME_THINGS, W.CLOTHES)))
     animal = draw(rng, W.ANIMALS)
     place, place2 = draw(rng, W.PLACES), draw(rng, W.PLACES)
@@ -189,15 +194,25 @@ def sentence_case(text: str) -> str:
     return VOWEL_SOUND.sub(lambda m: m.group(1) + "n ", text)
 
 
+def free_sentence(rng: random.Random) -> str:
+    """A template for one sentence built from parts (`lab.story_plots.SUBJECTS` ...), one or two clauses."""
+    text = rng.choice(P.SUBJECTS) + " " + rng.choice(P.PREDICATES) + rng.choice(P.WHERE)
+    if rng.random() < 0.5:
+        text += rng.choice(P.LINKS) + " " + rng.choice(P.CLAUSE_SUBJECTS) + " " + rng.choice(P.PREDICATES) + rng.choice(P.WHERE)
+    return text + "."
+
+
 def generate_story(rng: random.Random) -> str:
     """One story from ``rng``: see the module's docstring for its shape."""
     slots = Slots(rng, cast(rng))
     opening = rng.choices([t for _, t in P.OPENINGS], [w for w, _ in P.OPENINGS])[0]
     beats = [rng.choice(options) for options in rng.choice(list(P.PLOTS.values()))]
-    for _ in range(rng.choice((1, 2, 2, 3))):  # free sentences and remarks between the plot's beats
+    for _ in range(rng.choice((0, 1, 1))):  # small sentences, remarks and free ones between the plot's beats
         beats.insert(rng.randrange(1, len(beats)), rng.choice(P.DETAILS))
     if rng.random() < 0.6:
         beats.insert(rng.randrange(1, len(beats)), rng.choice(P.CHATTER))
+    for _ in range(rng.choice((1, 1, 2))):
+        beats.insert(rng.randrange(1, len(beats)), free_sentence(rng))
     third = (len(beats) + 2) // 3
     intro, setup = [opening] + rng.sample(P.INTROS, rng.choice((1, 2, 2))), [rng.choice(P.SETUPS)]
     if "{B}" not in "".join(intro + setup):

@@ -116,10 +116,10 @@ TASTE_ADJ = _w("""yummy delicious sweet tasty juicy fresh warm crunchy
 
 # ---- Doing words -----------------------------------------------------------------------------------------
 # Things a character does for fun, alone: "loved to {play}", "was {playing}".
-PASTIMES = _w("""play+ run+:ran:run dance sing:sang:sung swim+:swam:swum jump climb draw:drew:drawn paint read:read:read
+PASTIMES = _w("""play run+:ran:run dance sing:sang:sung swim+:swam:swum jump climb draw:drew:drawn paint read:read:read
     explore hop+ skip+ laugh ride:rode:ridden bake build:built:built fly:flew:flown race slide:slid:slid
     swing:swung:swung splash twirl giggle
-    surf sail skate fish explore camp+ hike paddle+ float wiggle bounce spin+:spun:spun
+    surf sail skate fish explore camp hike paddle float wiggle bounce spin+:spun:spun
     roll swim+:swam:swum garden dig+:dug:dug sing:sang:sung whistle draw:drew:drawn write:wrote:written
     practice study jog+ tumble cartwheel""")
 # Things done to an object: "{found} a {toy}".
@@ -135,9 +135,9 @@ EAT = _w("eat:ate:eaten taste share bake cook try want love like bite:bit:bitten
 MOVE = _w("""walk run+:ran:run go:went:gone come:came:come hop+ fly:flew:flown swim+:swam:swum climb crawl
     jump march rush hurry race skip+ wander
     stroll waddle gallop zoom dash tiptoe scurry slide:slid:slid roll swing:swung:swung drift
-    float glide sneak+ crawl stumble tumble rush wander travel""")
+    float glide sneak crawl stumble tumble rush wander travel""")
 SAY = _w("""say:said:said ask reply shout whisper cry laugh yell exclaim answer giggle smile nod+ sigh cheer
-    scream giggle chirp whine mumble grumble call explain announce suggest complain promise beg+ agree""")
+    scream giggle chirp whine mumble grumble call explain announce suggest complain promise beg+ agree talk""")
 THINK = _w("""think:thought:thought know:knew:known feel:felt:felt wonder remember forget:forgot:forgotten hope
     wish decide learn realize understand:understood:understood believe notice
     imagine dream guess recognize trust worry notice discover figure expect""")
@@ -156,7 +156,7 @@ OTHER_VERBS = _w("""be:was:been have:had:had do:did:done tell:told:told call sta
     forgive:forgave:forgiven apologize argue fight:fought:fought win+:won:won lose:lost:lost cheer clap+
     practice improve succeed fail wear:wore:worn name move set+:set:set close cut+:cut:cut lie:lay:lain
     sit+:sat:sat continue manage seem belong remain join allow prepare create solve serve cover change
-    wave wipe""")
+    wave wipe mind""")
 
 # ---- Small closed classes (and the few words only the fixed sentences use) -------------------------------
 PRONOUNS = _w("""he she it him her his its they them their we us you your i me my mine our yours hers ours
@@ -171,7 +171,7 @@ FUNCTION_WORDS = _w("""a an the and but or so to of in on at with for from by as
     always never often sometimes ever yes oh wow hi hello okay ok please thank thanks well really so
     ever anymore everywhere anywhere somewhere home fast slowly gently quickly loudly happily carefully tight
     high far lots lot half ready best better almost enough same instead once more like up along named yum
-    goodbye
+    goodbye course
     about few others without maybe forever across eventually nearby towards though during against
     already yet since however anyway apart ahead below above beside between throughout""")
 VERB_EXTRAS = _w("""is are am was were being can could will would should must may might don't didn't can't

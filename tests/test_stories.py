@@ -30,7 +30,8 @@ def test_generator_has_thousands_of_words_and_classes_every_one(corpus):
     assert {c for *_, c in spans} == set(stories.WORD_CLASS_NAMES)
     # nouns, verbs and adjectives in their forms: plurals, past tenses, -ing forms
     words = {w.lower() for *_, w, c in spans}
-    assert {"mice", "leaves", "ran", "caught", "running", "hopping", "hopped", "bigger"} <= words
+    assert {"mice", "leaves", "ran", "caught", "running", "hopping", "hopped", "bigger", "played", "playing"} <= words
+    assert not {w for w in words if re.search(r"(.)\1\1|yy|eee", w)}  # no "playyed", "paddleeed"
 
 
 def test_generator_varies_openings_plots_paragraphs_and_morals(corpus):
