@@ -18,8 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import story_grammar
-
-EOS = "<|endoftext|>"
+from .constants import EOS, HUB_DATASET
 
 PUNCTUATION = set('.,!?":;')
 WORD_CLASS_NAMES = ("name", "pronoun", "verb", "noun", "adjective", "function", "punctuation")
@@ -80,9 +79,6 @@ def corpus_stats(stories: list[str]) -> dict:
 
 
 # ---- Real TinyStories ----------------------------------------------------------------------------------
-
-HUB_DATASET = "roneneldan/TinyStories"
-
 
 def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import torch
 
-from .evaluate import context_length, model_device
+from .models import context_length, model_device
 
 HELD_OUT = 200  # real stories kept for scoring, never trained on (the last ones of a corpus)
 SHARED_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tinystories-valid-head.txt"
