@@ -2,7 +2,7 @@
 
 One run trains the same model twice for the same budget, once on generated stories and once on the shared
 real sample (``../shared/data/tinystories-valid-head.txt``, its last 200 stories held out and never trained
-on by either), and scores both on the held-out stories in bits per character (`lab.textscore`), which does
+on by either), and scores both on the held-out stories in bits per character (`lab.evaluate.bits_per_char`), which does
 not depend on the tokenizer. Prints both figures and their ratio (target: generated <= 1.25x real).
 
     python bench/generated_vs_real.py                          # tinystories-1m, BPE 2048, 300 steps of 16 x 128
@@ -23,9 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lab.corpus import save_dataset  # noqa: E402
 from lab.models import load_model  # noqa: E402
+from lab.real_sample import held_out_split, shared_sample  # noqa: E402
 from lab.runs import list_checkpoints  # noqa: E402
 from lab.stories import generate_stories  # noqa: E402
-from lab.textscore import bits_per_char, held_out_split, shared_sample  # noqa: E402
+from lab.evaluate import bits_per_char  # noqa: E402
 from lab.train import TrainConfig, train  # noqa: E402
 
 

@@ -5,7 +5,7 @@
         --run artifacts/findings/runs/generated [--stories 50] [--png docs/img]
 
 Every study reads held-out real TinyStories stories (the last 200 of ../shared/data's sample, never trained
-on by either run; see `lab.textscore`). Prints Markdown tables; ``--png`` also writes the charts (the lab's own
+on by either run; see `lab.real_sample`). Prints Markdown tables; ``--png`` also writes the charts (the lab's own
 Plotly figures, rendered by the headless Chromium of tests/browser.py).
 """
 
@@ -24,7 +24,8 @@ import torch  # noqa: E402
 from lab import heads, inspect as lens, inspect_charts as charts, neurons  # noqa: E402
 from lab.models import load_model  # noqa: E402
 from lab.runs import list_checkpoints  # noqa: E402
-from lab.textscore import bits_per_char, held_out_split, shared_sample  # noqa: E402
+from lab.evaluate import bits_per_char  # noqa: E402
+from lab.real_sample import held_out_split, shared_sample  # noqa: E402
 
 CLASSES = ("name", "pronoun", "verb")  # the paper's neurons: the protagonist's name, subject pronouns, action verbs
 

@@ -1,5 +1,5 @@
-"""A small grammar that writes TinyStories-like stories from word lists (`lab.story_words`) and
-sentence templates (`lab.story_plots`), and knows the word class of every word it can write.
+"""A small grammar that writes TinyStories-like stories from word lists (`lab.story_words`) and sentence
+templates (`lab.story_plots`, `lab.story_sentences`), and knows the word class of every word it can write.
 
 A story: an opening and one or two lines about the hero, a day that starts the plot, the beats of one plot
 arc (each beat one of a few sentences) with remarks and small free sentences between them, an ending and
@@ -15,6 +15,7 @@ import re
 from functools import lru_cache
 
 from . import story_plots as P
+from . import story_sentences as S
 from . import story_words as W
 
 VOWEL_SOUND = re.compile(r"\b([Aa]) (?=(?:[aeio]|u(?!ni|se|su))\w)")
@@ -195,10 +196,10 @@ def sentence_case(text: str) -> str:
 
 
 def free_sentence(rng: random.Random) -> str:
-    """A template for one sentence built from parts (`lab.story_plots.SUBJECTS` ...), one or two clauses."""
-    text = rng.choice(P.SUBJECTS) + " " + rng.choice(P.PREDICATES) + rng.choice(P.WHERE)
+    """A template for one sentence built from parts (`lab.story_sentences.SUBJECTS` ...), one or two clauses."""
+    text = rng.choice(S.SUBJECTS) + " " + rng.choice(S.PREDICATES) + rng.choice(S.WHERE)
     if rng.random() < 0.5:
-        text += rng.choice(P.LINKS) + " " + rng.choice(P.CLAUSE_SUBJECTS) + " " + rng.choice(P.PREDICATES) + rng.choice(P.WHERE)
+        text += rng.choice(S.LINKS) + " " + rng.choice(S.CLAUSE_SUBJECTS) + " " + rng.choice(S.PREDICATES) + rng.choice(S.WHERE)
     return text + "."
 
 
@@ -208,7 +209,7 @@ def generate_story(rng: random.Random) -> str:
     opening = rng.choices([t for _, t in P.OPENINGS], [w for w, _ in P.OPENINGS])[0]
     beats = [rng.choice(options) for options in rng.choice(list(P.PLOTS.values()))]
     for _ in range(rng.choice((0, 1, 1))):  # small sentences, remarks and free ones between the plot's beats
-        beats.insert(rng.randrange(1, len(beats)), rng.choice(P.DETAILS))
+        beats.insert(rng.randrange(1, len(beats)), rng.choice(S.DETAILS))
     if rng.random() < 0.6:
         beats.insert(rng.randrange(1, len(beats)), rng.choice(P.CHATTER))
     for _ in range(rng.choice((1, 1, 2))):
