@@ -33,16 +33,16 @@ ANIMALS = _w("""bird cat dog bear bunny fish mouse:mice rabbit puppy squirrel du
     cub kitty bunny hamster goldfish unicorn puppy koala panda polar-bear moose camel peacock rooster
     turkey beaver otter hedgehog firefly:fireflies mosquito:mosquitoes""")
 PEOPLE = _w("""man:men lady girl boy friend farmer baby kid woman:women teacher doctor princess prince king queen
-    neighbor child:children person:people nurse pirate fairy giant clown wizard witch sailor knight policeman:policemen
+    neighbor child:children person:people nurse pirate fairy giant clown wizard witch sailor knight firefighter
     driver baker cook brother sister aunt uncle
     mailman:mailmen fireman:firemen shopkeeper librarian babysitter tutor officer cashier plumber
     barber coach actor hunter chief judge pupil stranger twin owner mother father grandmother grandfather
-    son daughter wife:wives husband guest elder""")
+    son daughter wife:wives husband guest helper""")
 FAMILY = _w("mom dad mommy daddy mum mama papa grandma grandpa")  # the grown-up of a story
 
 # ---- Things ----------------------------------------------------------------------------------------------
 TOYS = _w("""ball toy doll car kite train truck teddy block balloon robot puzzle boat drum bike swing slide
-    wagon hoop bubble crayon puppet yo-yo jump-rope marble game rocket plane whistle trumpet tricycle scooter
+    wagon hoop bubble crayon puppet rattle jump-rope marble game rocket plane whistle trumpet tricycle scooter
     sandcastle bucket shovel spinning-top
     teddy-bear toy-car rubber-duck jigsaw sticker crayon marker bead kazoo flute guitar violin
     piano trumpet saxophone drum tambourine ball-game board-game hula-hoop pinwheel wand sword shield mask
@@ -79,13 +79,13 @@ CLOTHES = _w("""dress hat shirt shoe sock coat scarf jacket boot mitten cap swea
 BODY = _w("""hand head face eye ear nose mouth foot:feet leg arm tail knee tummy finger hair wing paw tooth:teeth
     toe neck shoulder cheek chin lip nose back beak fur feather skin heart brain tongue whisker""")
 TREASURES = _w("""treasure coin key map ring shell feather stone box egg seed crown jewel button flower
-    pearl diamond gold necklace bracelet crystal trophy medal star sticker postcard locket""")
+    pearl diamond gem necklace bracelet crystal trophy medal star sticker postcard locket""")
 EVENTS = _w("""party picnic game race show trip birthday walk adventure nap lunch dinner breakfast
-    festival parade concert picnic holiday vacation journey visit dance contest lesson bath bedtime""")
+    festival parade show picnic holiday vacation journey visit dance contest lesson bath bedtime""")
 TIME_WORDS = _w("morning afternoon evening night day week summer winter spring time")
 FEELINGS_NOUNS = _w("""fun idea smile hug joy help surprise noise song story lesson friendship kindness courage
-    happiness sadness fear anger love hope patience trust respect wisdom knowledge
-    curiosity excitement laughter kindness comfort peace luck truth promise secret dream wish mistake
+    happiness sadness fear anger love hope patience trust respect goodness knowledge
+    sunshine excitement laughter kindness comfort peace luck truth promise secret dream wish mistake
     problem plan chance question answer reward lesson adventure memory:memories friendship""")
 
 # ---- Describing words ------------------------------------------------------------------------------------
@@ -124,7 +124,7 @@ PASTIMES = _w("""play run+:ran:run dance sing:sang:sung swim+:swam:swum jump cli
     practice study jog+ tumble cartwheel""")
 # Things done to an object: "{found} a {toy}".
 HANDLE = _w("""find:found:found see:saw:seen pick take:took:taken hold:held:held throw:threw:thrown catch:caught:caught
-    carry push pull kick clean wash fix share hug keep:kept:kept open touch grab+ get+:got:gotten
+    carry push pull kick clean wash fix share hug+ keep:kept:kept open touch grab+ get+:got:gotten
     make:made:made bring:brought:brought give:gave:given show:showed:shown drop+ hide:hid:hidden
     love like want need use buy:bought:bought lose:lost:lost paint draw:drew:drawn hug+ fill shake:shook:shaken
     break:broke:broken win+:won:won borrow
