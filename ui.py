@@ -126,8 +126,14 @@ def sidebar() -> None:
         st.caption(f"Device: {describe_device(pick_device())}")
 
 
-def keep(key: str) -> dict[str, Any]:
-    """Widget arguments that keep its value for the whole session: ``st.slider("Top-p", 0.0, 1.0, **keep("k"))``."""
+def keep(key: str, within: tuple | None = None) -> dict[str, Any]:
+    """Widget arguments that keep its value for the whole session: ``st.slider("Top-p", 0.0, 1.0, **keep("k"))``.
+
+    ``within``: a slider's (min, max) when they change with the data. Other widgets fall back to their
+    default when a kept value no longer fits, but a slider raises, so here a kept value outside is dropped."""
+    ss = st.session_state
+    if within is not None and key in ss and not within[0] <= ss[key] <= within[1]:
+        del ss[key]
     return {"key": key, "persist_state": "session"}
 
 

@@ -187,8 +187,9 @@ def tokenizer_trainer() -> None:
 def story_preview(story_list: list[str]) -> None:
     """Corpus statistics and one story with its words coloured by word class."""
     st.dataframe(pd.DataFrame([stories.corpus_stats(story_list)]), hide_index=True, width="stretch")
-    i = st.slider("Preview story", 0, len(story_list) - 1, 0, **ui.keep("data_story_preview"),
-                  help="Words are coloured by word class.")
+    highest = len(story_list) - 1
+    i = st.slider("Preview story", 0, highest, 0, **ui.keep("data_story_preview", within=(0, highest)),
+                  help="Words are coloured by word class.") if highest else 0
     text, out, last = story_list[i], [], 0
     for a, b, word, cls in stories.word_spans(text):
         out.append(html.escape(text[last:a]))

@@ -157,8 +157,10 @@ def word_classes(scan: Scan) -> None:
                 "deviation: above ~1 the neuron clearly prefers that class.")
     selectivity = neurons.word_class_selectivity(scan.acts)
     best = neurons.best_class(selectivity).sort_values("selectivity", ascending=False, ignore_index=True)
-    show = st.slider("Neurons shown (most selective first)", 10, min(200, len(best)), min(40, len(best)),
-                     **ui.keep("neurons_show"), help="The heatmap keeps the neurons with the highest selectivity.")
+    most = min(200, len(best))
+    show = st.slider("Neurons shown (most selective first)", 10, most, min(40, len(best)),
+                     **ui.keep("neurons_show", within=(10, most)),
+                     help="The heatmap keeps the neurons with the highest selectivity.")
     fig = charts.selectivity_heatmap(selectivity, best["neuron"].head(show).tolist())
     st.plotly_chart(fig, key="selectivity")
     ui.chart_download(fig, f"selectivity-layer{scan.layer}", "dl_selectivity")
