@@ -54,6 +54,9 @@ def main() -> None:
 def new_run(ws) -> None:
     existing = set(ws.names("runs"))
     default_name = next(f"run-{i}" for i in range(1, 10_000) if f"run-{i}" not in existing)
+    ss = st.session_state
+    if ss.get("tr_run_name") == ss.get("tr_started") and ss.get("tr_started") in existing:
+        ss["tr_run_name"] = default_name  # the kept name is now a run this session started: offer a free one
     run_name = st.text_input("Run name", default_name, **ui.keep("tr_run_name"), help=HELP["run_name"])
     st.subheader("Data")
     data_kw, upload = data_settings(ws)
@@ -201,7 +204,7 @@ def start(ws, cfg: TrainConfig) -> None:
             waited += 0.1
     if job.status == "failed":
         raise ValueError(job.error)
-    st.session_state["tr_live_run"] = job.run_dir.name  # the Live tab (drawn next) shows the new run
+    st.session_state["tr_live_run"] = st.session_state["tr_started"] = cfg.run_name  # the Live tab shows it
     st.success(f"Started **{cfg.run_name}**: watch it in the Live tab.")
 
 

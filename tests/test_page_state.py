@@ -9,27 +9,13 @@ from dataclasses import fields
 import pytest
 from helpers import open_page
 
-from lab.models import ModelShape, build_model
-from lab.runs import checkpoint_name
-from lab.stories import generate_stories
-from lab.tokenizer import train_tokenizer
-from lab.train import TrainConfig
+import lab.jobs
+from lab.jobs import JobManager
+from lab.train import TrainConfig, TrainResult
 
-OLDER = "tiny / step-000010"  # not the picker's first choice, so a kept choice differs from the default
+# A checkpoint of `tiny_run` (conftest.py) that is not the picker's first choice: a kept choice differs from the default.
+OLDER = "tiny / step-000010"
 STORY_FILE = ("my-stories.txt", b"Tom had a red ball.\n\nLucy saw a big dog. She ran home.\n\nThe sun was hot.", "text/plain")
-
-
-@pytest.fixture
-def tiny_run(workspace_dir):
-    """A 2-layer run with checkpoints at steps 10 and 20 in the default user's workspace."""
-    tok = train_tokenizer(generate_stories(30, 0), "bpe", 300)
-    run = workspace_dir / "default" / "runs" / "tiny"
-    for step in (10, 20):
-        model = build_model(ModelShape(n_layer=2, d_model=32, n_head=4, d_mlp=64, context=256, window=8),
-                            len(tok), seed=step)
-        model.save_pretrained(run / checkpoint_name(step))
-        tok.save_pretrained(run / checkpoint_name(step))
-    return run
 
 
 def choose(at, choices: list[tuple[str, str, object]]):
@@ -179,3 +165,28 @@ def test_teacher_page_stays_unlocked(workspace_dir, monkeypatch):
     at = away_and_back(at, page, elsewhere="pages/1_data.py")
     assert "teacher_pw" not in [w.key for w in at.text_input]
     assert any(s.value == "Limits in force" for s in at.subheader)
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """A private job queue whose 'training' only makes the run folder: a started run costs no CPU."""
+    monkeypatch.setattr(lab.jobs, "JOBS", JobManager(max_running=1))
+
+    def make_folder(cfg, run_dir, on_progress=None, should_stop=None):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return TrainResult(run_dir, 0, 1, True, None, None, None)
+
+    monkeypatch.setattr(lab.jobs.training, "train", make_folder)
+    return lab.jobs.JOBS
+
+
+def test_train_page_offers_a_free_run_name_after_starting_one(workspace_dir, no_training):
+    """The kept run name is the student's until a run of that name is started; then the next free name."""
+    at = choose(open_page("pages/2_train.py"), [("text_input", "tr_run_name", "mine")])
+    at = away_and_back(at, "pages/2_train.py")
+    assert at.text_input(key="tr_run_name").value == "mine"
+    at.button(key="tr_go").click().run()
+    assert not at.exception and not at.error
+    assert [job.name for job in no_training.jobs()] == ["mine"]
+    at.run()
+    assert at.text_input(key="tr_run_name").value == "run-1"

@@ -1,26 +1,8 @@
-"""AppTest of the Attention and Neurons pages on a tiny run with two checkpoints."""
+"""AppTest of the Attention and Neurons pages on a tiny run with two checkpoints (`tiny_run`, conftest.py)."""
 
-import pytest
 from helpers import open_page
 
-from lab.models import ModelShape, build_model
-from lab.runs import checkpoint_name
-from lab.stories import generate_stories
-from lab.tokenizer import train_tokenizer
-
 RUN_CHOICE = "tiny / step-000020"
-
-
-@pytest.fixture
-def tiny_run(workspace_dir):
-    tok = train_tokenizer(generate_stories(30, 0), "bpe", 300)
-    run = workspace_dir / "default" / "runs" / "tiny"
-    for step in (10, 20):
-        model = build_model(ModelShape(n_layer=2, d_model=32, n_head=4, d_mlp=64, context=256, window=8),
-                            len(tok), seed=step)
-        model.save_pretrained(run / checkpoint_name(step))
-        tok.save_pretrained(run / checkpoint_name(step))
-    return run
 
 
 def pick(at, key: str):
