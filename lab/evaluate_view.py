@@ -6,7 +6,7 @@ import difflib
 import html
 import re
 
-from .stories import EOS
+from .constants import EOS
 
 
 def diff_html(expected: str, answer: str, name: str = "model") -> str:
@@ -14,7 +14,7 @@ def diff_html(expected: str, answer: str, name: str = "model") -> str:
 
     Compared word by word (spaces kept), which stays fast on answers thousands of characters long."""
     def words(text: str) -> list[str]:
-        return [w for w in re.split(r"(\s+|<\|endoftext\|>)", text) if w]
+        return [w for w in re.split(rf"(\s+|{re.escape(EOS)})", text) if w]
 
     def show(pieces: list[str]) -> str:
         return html.escape("".join(pieces).replace(EOS, "⏎"))

@@ -9,7 +9,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 
-from .sampling import SamplingSettings
+from .constants import EOS
+from .warping import SamplingSettings
 
 KEPT, CHOSEN, CUT_P, CUT_K, RAW = "#2a9d8f", "#e76f51", "#c9c9c9", "#e4e4e4", "#264653"
 
@@ -150,7 +151,7 @@ def summary(result: dict) -> str:
     ``result``: ``rows`` (`token_rows`) and ``text``, the generated text."""
     probs = [raw for _, _, raw in result["rows"]]
     words = result["text"].split()
-    ended = " · ended with <|endoftext|>" if result["rows"] and result["rows"][-1][0] == "⏹" else ""
+    ended = f" · ended with {EOS}" if result["rows"] and result["rows"][-1][0] == "⏹" else ""
     distinct = f" · {len(set(words)) / len(words):.0%} distinct words" if words else ""
     mean = f" · mean model probability {sum(probs) / len(probs):.2f}" if probs else ""
     return f"{len(probs)} tokens{mean}{distinct}{ended}"

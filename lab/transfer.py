@@ -11,7 +11,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import data, models
-from .train import TrainConfig, resolve_init
+from .runs import resolve_model
+from .train_config import TrainConfig
 from .workspace import Workspace, validate_name
 
 
@@ -19,7 +20,7 @@ def pair_configs(ws: Workspace, source: str, name: str, unary_n: int, lr: float,
                  batch_size: int) -> tuple[TrainConfig, TrainConfig, int, int]:
     """(finetune config, scratch config, parameters, steps) for fine-tuning ``source`` (a run, checkpoint or
     hub id) on the unary task with i = 1..``unary_n``. Raises ValueError on a bad source or name."""
-    start = resolve_init(source)
+    start = str(resolve_model(source).folder)
     if Path(start).is_dir():
         model_config = models.check_checkpoint_folder(Path(start))
         tok_folder = start

@@ -7,6 +7,7 @@ import streamlit as st
 
 import ui
 from lab import corpus, data, stories, tokenizer as tok
+from lab.constants import EOS
 
 CLASS_COLOURS = {
     "name": "#f4a261", "pronoun": "#e9c46a", "verb": "#2a9d8f", "noun": "#8ab17d",
@@ -14,7 +15,6 @@ CLASS_COLOURS = {
 }
 TOKEN_COLOURS = ["#ffd6a5", "#caffbf", "#9bf6ff", "#bdb2ff", "#ffc6ff", "#fdffb6"]
 STORY_SOURCES = ["Generator (offline)", "TinyStories from the hub", "Upload a file"]
-TRY_TEXT = "Please count up in unary, starting at 1 and stopping at 1111: 1 11 111 1111<|endoftext|>"
 
 
 def main() -> None:
@@ -51,9 +51,9 @@ def make_stories(n: int, seed: int) -> list[str]:
 def unary_task() -> None:
     st.markdown(
         "Each example asks the model to count in **unary** up to *i*: prompt "
-        "`Please count up in unary, starting at 1 and stopping at 111:` and completion "
-        "` 1 11 111<|endoftext|>`. Examples whose last digit is held out form the **test** set: a model that "
-        "only memorised the training numbers fails there."
+        f"`{data.unary_example(3)['prompt']}` and completion `{data.unary_example(3)['completion']}`. Examples "
+        "whose last digit is held out form the **test** set: a model that only memorised the training numbers "
+        "fails there."
     )
     c1, c2, c3, c4 = st.columns(4)
     n = c1.number_input("Examples (i = 1..n)", 1, 1000, 100, **ui.keep("data_n"),
@@ -116,7 +116,7 @@ def story_corpus() -> None:
         # No type= filter: our parser names the supported types in its message, for any file dropped here.
         up = ui.kept_upload(
             "Story file", "data_upload",
-            help=".txt with stories separated by <|endoftext|> or blank lines; .jsonl/.json/.csv/.parquet with a 'text' column.",
+            help=f".txt with stories separated by {EOS} or blank lines; .jsonl/.json/.csv/.parquet with a 'text' column.",
         )
         if up is not None:
             try:
@@ -161,7 +161,8 @@ def tokenizer_trainer() -> None:
     st.success(f"{len(trained)} tokens, trained on {st.session_state.get('tokenizer_source')}.")
     if kind == "bpe" and len(trained) < vocab:
         st.caption(f"Fewer than the {int(vocab)} asked for: this corpus has no more frequent pairs to merge.")
-    sample = st.text_area("Try a text", TRY_TEXT, **ui.keep("data_tok_text"),
+    sample = st.text_area("Try a text", "".join(data.unary_example(4)[k] for k in ("prompt", "completion")),
+                          **ui.keep("data_tok_text"),
                           help="See how it splits into tokens; hover a token for its id.")
     pieces = tok.show_tokens(trained, sample)
     st.html("".join(f'<span title="id {i}" style="background:{TOKEN_COLOURS[n % 6]};padding:2px 1px;margin:1px;'

@@ -1,8 +1,6 @@
 """Train: pick data, tokenizer and model, train in the background, watch it learn; manage runs; fine-tune."""
 
-import shutil
 import time
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -12,8 +10,8 @@ from lab import corpus, data, models, stories
 from lab.device import available_devices
 from lab.jobs import JOBS
 from lab.run_charts import loss_figure
-from lab.runs import list_checkpoints, read_metrics, read_run_config
-from lab.train import HELP, SCHEDULES, TrainConfig
+from lab.runs import delete_run, read_metrics, rename_run, run_summary
+from lab.train_config import HELP, SCHEDULES, TrainConfig
 from lab.transfer import pair_configs
 from lab.workspace import validate_name
 
@@ -233,10 +231,9 @@ def live(ws) -> None:
 def job_controls(ws, run: str) -> None:
     run_dir = ws.folder("runs") / run
     job = JOBS.job_for(run_dir)
-    cfg = read_run_config(run_dir)
-    total = cfg.get("total_steps") or (job.latest.total_steps if job and job.latest else 0)
+    summary = run_summary(run_dir)
+    total = summary.total_steps or (job.latest.total_steps if job and job.latest else 0)
     status = job.status if job else "saved"
-    done_steps = max((int(p.name.split("-")[1]) for p in list_checkpoints(run_dir)), default=0)
     c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="center")
     label = f"{STATUS_ICONS.get(status, '⚪')} **{run}** — {status}"
     if job and status == "queued":
@@ -246,7 +243,7 @@ def job_controls(ws, run: str) -> None:
         if c2.button("⏹ Stop", key=f"stop_{run}", help="Stops after the current step and saves a checkpoint."):
             JOBS.stop(job.id)
             st.rerun()
-    elif done_steps < total:
+    elif summary.checkpoint_step < total:
         if c2.button("▶️ Resume", key=f"resume_{run}", help="Continues from the last checkpoint with its optimizer state."):
             try:
                 JOBS.submit(run_dir, None, ws.user)
@@ -256,16 +253,14 @@ def job_controls(ws, run: str) -> None:
     if job and job.error:
         st.error(job.error, icon="⚠️")
     p = job.latest if job else None
-    m = read_metrics(run_dir)
-    step = p.step if p else (int(m["step"].max()) if not m.empty else 0)
+    step = p.step if p else summary.step
     st.progress(min(1.0, step / total) if total else 0.0, text=f"step {step:,} / {total:,}")
     k1, k2, k3, k4, k5 = st.columns(5)
-    last_train, last_val = last_value(m, "train_loss"), last_value(m, "val_loss")
-    tps = m["tokens_per_s"].dropna().tail(20).median() if last_value(m, "tokens_per_s") is not None else None
+    last_train, last_val, tps = summary.train_loss, summary.val_loss, summary.tokens_per_s
     k1.metric("Train loss", f"{last_train:.3f}" if last_train is not None else "–", help="The last step's batch loss.")
     k2.metric("Val loss", f"{last_val:.3f}" if last_val is not None else "–", help="On held-out data, every few steps.")
     k3.metric("Tokens/s", f"{tps:,.0f}" if tps else "–", help="Median of the last 20 steps (non-padding tokens).")
-    k4.metric("Elapsed", fmt_seconds(p.elapsed if p else (m["elapsed"].max() if "elapsed" in m else None)))
+    k4.metric("Elapsed", fmt_seconds(p.elapsed if p else summary.elapsed))
     k5.metric("ETA", fmt_seconds(p.eta) if p and job and job.active else "–", help="At this session's speed.")
     st.plotly_chart(loss_chart(ws, [run]), width="stretch", key=f"live_chart_{run}")
     samples_file = run_dir / "samples.jsonl"
@@ -283,17 +278,9 @@ def runs_table(ws) -> None:
     if not runs:
         st.info("No runs yet.")
         return
-    rows = []
-    for run in runs:
-        cfg, m = read_run_config(folder / run), read_metrics(folder / run)
-        job = JOBS.job_for(folder / run)
-        steps_done = int(m["step"].max()) if not m.empty else 0
-        saved_status = "complete" if steps_done >= (cfg.get("total_steps") or 0) else "incomplete"
-        rows.append({"run": run, "status": job.status if job else saved_status,
-                     "data": Path(str(cfg.get("data", "?"))).name, "parameters": cfg.get("parameters"),
-                     "steps": steps_done, "of": cfg.get("total_steps"), "val loss": last_value(m, "val_loss"),
-                     "checkpoints": len(list_checkpoints(folder / run))})
-    table = pd.DataFrame(rows)
+    columns = ["run", "status", "data", "parameters", "step", "total steps", "val loss", "checkpoints"]
+    jobs = {run: JOBS.job_for(folder / run) for run in runs}
+    table = pd.DataFrame([run_summary(folder / run, jobs[run] and jobs[run].status).row() for run in runs])[columns]
     st.dataframe(table, hide_index=True, width="stretch")
     st.download_button("⬇️ Runs CSV", table.to_csv(index=False), "runs.csv", "text/csv", help="This table as CSV.")
     chosen = st.multiselect("Overlay curves", runs, runs[:2], **ui.keep("tr_overlay"), help="Compare loss curves of runs.")
@@ -305,13 +292,7 @@ def runs_table(ws) -> None:
         new_name = st.text_input("New name", **ui.keep("tr_rename_to"), help="Letters, digits, '-', '_' and '.'.")
         if st.button("Rename", key="tr_rename", help="Renames the run folder."):
             try:
-                job = JOBS.job_for(folder / target)
-                if job and job.active:
-                    raise ValueError(f"{target!r} is training: stop it first.")
-                dest = ws.path("runs", new_name)
-                if dest.exists():
-                    raise ValueError(f"A run named {new_name!r} already exists.")
-                (folder / target).rename(dest)
+                rename_run(folder / target, new_name, active=JOBS.is_active)
                 st.success(f"Renamed {target} to {new_name}.")
                 st.rerun()
             except ValueError as exc:
@@ -321,13 +302,12 @@ def runs_table(ws) -> None:
         # Not kept: a confirmation is given for one deletion, never carried to the next.
         sure = st.checkbox(f"Yes, delete {victim} and its checkpoints", key="tr_delete_sure", help="There is no undo.")
         if st.button("🗑 Delete", key="tr_delete", disabled=not sure, help="Tick the box above first."):
-            job = JOBS.job_for(folder / victim)
-            if job and job.active:
-                ui.show_error(ValueError(f"{victim!r} is training: stop it first."))
-            else:
-                shutil.rmtree(folder / victim)
+            try:
+                delete_run(folder / victim, active=JOBS.is_active)
                 st.session_state.pop("tr_delete_sure", None)
                 st.rerun()
+            except ValueError as exc:
+                ui.show_error(exc)
 
 
 # ---- Transfer learning ---------------------------------------------------------------------------------
@@ -392,10 +372,6 @@ def my_runs(ws) -> list[str]:
     starting = [j.name for j in JOBS.jobs(ws.user)
                 if j.active and j.name not in saved and j.run_dir.parent == ws.folder("runs")]
     return starting + saved
-
-
-def last_value(m: pd.DataFrame, column: str):
-    return m[column].dropna().iloc[-1] if column in m and m[column].notna().any() else None
 
 
 def fmt_seconds(s: float | None) -> str:

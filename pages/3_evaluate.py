@@ -10,9 +10,11 @@ import plotly.express as px
 import streamlit as st
 
 import ui
-from lab import evaluate as ev, probes
-from lab.evaluate_view import EOS, diff_html
-from lab.runs import list_checkpoints, read_run_config
+from lab import eval_sets, evaluate as ev, probes, scoring
+from lab.constants import EOS
+from lab.evaluate_view import diff_html
+from lab.runs import list_checkpoints, read_run_config, run_dir_of
+from lab.train_config import TrainConfig
 
 SPLIT_COLOURS = {"train": "#8ab17d", "test": "#e76f51"}
 EXACT_COLOURS = {True: "#2a9d8f", False: "#e76f51"}
@@ -75,7 +77,7 @@ def inputs() -> Choice:
                          help="Free-running greedy answers, scored with ROUGE-1/2/L and BLEU against the expected "
                          "ones. Slower than teacher forcing: one forward pass per generated token.")
     max_new = c4.number_input("Max new tokens", 1, 1024, 256, **ui.keep("evaluate_max_new"), disabled=not generate,
-                              help="Longest generated answer (it also stops at <|endoftext|>); capped at the longest "
+                              help=f"Longest generated answer (it also stops at {EOS}); capped at the longest "
                               "expected answer plus two.")
     return Choice(model_path, sources[source_label], source_label, int(batch_size), int(limit), generate, int(max_new))
 
@@ -86,11 +88,11 @@ def data_sources(model_path) -> dict[str, object]:
 
     The most fitting source comes first: a run's own training data, or stories for the demo story model."""
     sources: dict[str, object] = {}
-    run_dir = Path(str(model_path)).parent if model_path else None
+    run_dir = run_dir_of(model_path)
     if run_dir and list_checkpoints(run_dir) and "data" in read_run_config(run_dir):
         sources[f"The data run {run_dir.name} trained on"] = run_dir
     unary = {"Unary task (the exercise's 70/30 split)": "unary"}
-    stories = {"Generated stories (the trainer's default corpus; last 5% held out)": "stories"}
+    stories = {f"Generated stories (the trainer's default corpus; last {TrainConfig.val_fraction:.0%} held out)": "stories"}
     first, second = (stories, unary) if model_path and Path(str(model_path)) == ui.DEMO_MODEL else (unary, stories)
     sources |= first | second
     if st.session_state.get("unary_split") is not None:
@@ -105,26 +107,8 @@ def data_sources(model_path) -> dict[str, object]:
 
 def sets_for(source, limit: int) -> dict:
     if isinstance(source, (str, Path)):
-        return ev.load_eval_sets(source, limit)
-    return ev.eval_sets_of("stories" if isinstance(source, list) else "unary", source, limit)
-
-
-def score(choice: Choice, bar) -> dict:
-    """Each split scored teacher-forced and, when asked, by generating: {split: {summary, table, warnings}}."""
-    model, tokenizer = ui.load_model(choice.model_path)
-    results = {}
-    for split, (prompts, completions) in choice.sets().items():
-        r = ev.evaluate_completions(model, tokenizer, prompts, completions, choice.batch_size,
-                                    progress=progress_callback(bar, f"{split}, teacher-forced"))
-        row, table = r.summary(), r.table.copy()
-        if choice.generate:
-            longest = max(r.table["tokens"]) + 2
-            generated = ev.generate_completions(model, tokenizer, prompts, min(choice.max_new, longest),
-                                                choice.batch_size, progress=progress_callback(bar, f"{split}, generating"))
-            row |= ev.generation_metrics(generated, completions)
-            table["generated"] = generated
-        results[split] = {"summary": row, "table": table, "warnings": r.warnings}
-    return results
+        return eval_sets.load_eval_sets(source, limit)
+    return eval_sets.eval_sets_of("stories" if isinstance(source, list) else "unary", source, limit)
 
 
 def progress_callback(bar, prefix: str):
@@ -137,7 +121,10 @@ def scores(choice: Choice) -> None:
                  help="Score the model on the train and the test split of the chosen data set."):
         bar = st.progress(0.0, text="Loading…")
         try:
-            splits = score(choice, bar)
+            model, tokenizer = ui.load_model(choice.model_path)
+            splits = scoring.score_splits(model, tokenizer, choice.sets(), choice.batch_size, generate=choice.generate,
+                                          max_new_tokens=choice.max_new,
+                                          progress=lambda f, message: bar.progress(min(1.0, f), text=message))
             st.session_state["evaluate_results"] = {"model": str(choice.model_path), "data": choice.source_label,
                                                     "splits": splits}
         except (ValueError, OSError, RuntimeError) as exc:
@@ -184,7 +171,7 @@ def headline(splits: dict) -> None:
     m[3].metric("Loss (test)", f"{test['loss']:.3f}", help="Mean negative log-likelihood per answer token, in nats.")
     if "rouge1" in test:
         for col, key, label in zip(st.columns(5), ("generated exact match", "rouge1", "rouge2", "rougeL", "bleu"),
-                                   ("Exact (gen.)", "ROUGE-1", "ROUGE-2", "ROUGE-L", "BLEU")):
+                                   ("Generated exact match", "ROUGE-1", "ROUGE-2", "ROUGE-L", "BLEU")):
             value = f"{test[key]:.1f}" if key == "bleu" else f"{test[key]:.3f}"
             col.metric(f"{label} (test)", value, help="Of the free-running greedy answers against the expected "
                        "ones. ROUGE: mean F-measure 0-1 (rouge-score, stemmed); BLEU: sacrebleu corpus score 0-100.")
@@ -203,21 +190,21 @@ def per_example(splits: dict) -> None:
                                               help="The model's top token at each answer position, decoded."),
     })
     st.caption("Answers that are not an exact match are shaded red.")
-    labels = {f"{i}: …{table.at[i, 'prompt'][-50:]}" + ("" if table.at[i, "exact"] else "  ✗"): i for i in table.index}
-    first_wrong = next((n for n, i in enumerate(labels.values()) if not table.at[i, "exact"]), 0)
+    labels = {f"{i}: …{table.at[i, 'prompt'][-50:]}" + ("" if table.at[i, "exact match"] else "  ✗"): i for i in table.index}
+    first_wrong = next((n for n, i in enumerate(labels.values()) if not table.at[i, "exact match"]), 0)
     label = st.selectbox("Show the differences of example", list(labels), index=first_wrong,
                          **ui.keep(f"evaluate_diff_{pick}"),
-                         help="Green: what was expected; red: what the model predicted instead. ⏎ is <|endoftext|>.")
+                         help=f"Green: what was expected; red: what the model predicted instead. ⏎ is {EOS}.")
     idx = labels[label]
     st.html(diff_html(table.at[idx, "expected"], table.at[idx, "answer"]))
     if "generated" in table:
         st.html(diff_html(table.at[idx, "expected"], table.at[idx, "generated"], "generated"))
     c1, c2 = st.columns(2)
-    fig = px.bar(table, x=table.index, y="token accuracy", color="exact", title="Token accuracy per example",
+    fig = px.bar(table, x=table.index, y="token accuracy", color="exact match", title="Token accuracy per example",
                  color_discrete_map=EXACT_COLOURS, hover_data=["tokens"])
     fig.update_layout(height=300, margin=dict(t=50, b=10), xaxis_title="example")
     c1.plotly_chart(fig, width="stretch")
-    fig = px.scatter(table, x="tokens", y="loss", color="exact", title="Loss per token vs answer length",
+    fig = px.scatter(table, x="tokens", y="loss", color="exact match", title="Loss per token vs answer length",
                      color_discrete_map=EXACT_COLOURS)
     fig.update_layout(height=300, margin=dict(t=50, b=10))
     c2.plotly_chart(fig, width="stretch")
@@ -229,7 +216,7 @@ def per_example(splits: dict) -> None:
 # ---- Across checkpoints and runs ---------------------------------------------------------------------------
 def across_checkpoints_and_runs(choice: Choice) -> None:
     st.markdown("When does the skill appear during training, and does it appear at all in a smaller model?")
-    run_dir = Path(str(choice.model_path)).parent if choice.model_path else None
+    run_dir = run_dir_of(choice.model_path)
     checkpoints = list_checkpoints(run_dir) if run_dir else []
     if len(checkpoints) < 2:
         st.info("Pick a checkpoint of a run with two or more checkpoints (Train page) to chart metrics against steps.")
@@ -237,14 +224,14 @@ def across_checkpoints_and_runs(choice: Choice) -> None:
                    help="Loads each checkpoint and scores the train and test split (teacher forcing only)."):
         bar = st.progress(0.0)
         try:
-            st.session_state["evaluate_ckpt_table"] = ev.evaluate_checkpoints(
+            st.session_state["evaluate_ckpt_table"] = scoring.evaluate_checkpoints(
                 checkpoints, choice.sets(), choice.batch_size, progress_callback(bar, "checkpoints"))
         except (ValueError, OSError, RuntimeError) as exc:
             ui.show_error(exc)
         bar.empty()
     table = st.session_state.get("evaluate_ckpt_table")
     if table is not None:
-        metric = st.radio("Metric", ["exact match", "token accuracy", "loss", "perplexity"], horizontal=True,
+        metric = st.radio("Metric", list(scoring.CURVE), horizontal=True,
                           **ui.keep("evaluate_ckpt_metric"), help="Which score to plot against the training step.")
         fig = px.line(table, x="step", y=metric, color="split", markers=True, title=f"{metric} vs training step",
                       color_discrete_map=SPLIT_COLOURS)
@@ -263,7 +250,7 @@ def across_checkpoints_and_runs(choice: Choice) -> None:
                  help="Scores each run's last checkpoint on the chosen data set."):
         bar = st.progress(0.0)
         try:
-            st.session_state["evaluate_runs_table"] = ev.evaluate_runs(
+            st.session_state["evaluate_runs_table"] = scoring.evaluate_runs(
                 [ws.path("runs", n) for n in chosen], choice.sets(), choice.batch_size, progress_callback(bar, "runs"))
         except (ValueError, OSError, RuntimeError) as exc:
             ui.show_error(exc)
@@ -362,12 +349,13 @@ def grades(sheet: pd.DataFrame) -> None:
                            key="evaluate_sheet_csv", help="Beginnings, completions, your grades and the model's name.",
                            width="stretch")
         sheet_model = Path(st.session_state.get("evaluate_sheet_model", ""))
-        if list_checkpoints(sheet_model.parent) and c2.button(
+        sheet_run = run_dir_of(sheet_model)
+        if sheet_run and list_checkpoints(sheet_run) and c2.button(
                 "💾 Save beside the run", key="evaluate_sheet_save", width="stretch",
-                help=f"Writes the sheet to {sheet_model.parent.name}/gradings/ in your workspace."):
+                help=f"Writes the sheet to {sheet_run.name}/gradings/ in your workspace."):
             stamp = pd.Timestamp.now().strftime("%Y%m%d-%H%M%S")
-            path = probes.save_grading_sheet(checked, sheet_model.parent / "gradings" / f"{sheet_model.name}-{stamp}.csv")
-            st.success(f"Saved `{path.name}` in {sheet_model.parent.name}/gradings/.")
+            path = probes.save_grading_sheet(checked, sheet_run / "gradings" / f"{sheet_model.name}-{stamp}.csv")
+            st.success(f"Saved `{path.name}` in {sheet_run.name}/gradings/.")
     except ValueError as exc:
         ui.show_error(exc)
 
@@ -375,7 +363,7 @@ def grades(sheet: pd.DataFrame) -> None:
 # ---- View helpers ----------------------------------------------------------------------------------------
 def highlight_wrong(table: pd.DataFrame):
     return table.style.apply(
-        lambda row: ["background-color:#ffe3e3" if not row["exact"] and c == "answer" else "" for c in row.index], axis=1
+        lambda row: ["background-color:#ffe3e3" if not row["exact match"] and c == "answer" else "" for c in row.index], axis=1
     ).format(precision=3)
 
 

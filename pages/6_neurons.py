@@ -12,7 +12,10 @@ import streamlit as st
 
 import ui
 from lab import inspect as lens, inspect_charts as charts, neurons
-from lab.runs import list_checkpoints
+from lab.ablation import ablation as ablate, head_ablation_scan
+from lab.constants import EOS
+from lab.logit_lens import logit_lens as logit_lens_table
+from lab.runs import list_checkpoints, run_dir_of, trained_length
 from lab.stories import generate_stories, parse_corpus
 
 
@@ -69,7 +72,7 @@ def scan_of_choice() -> Scan | None:
         path = ui.model_picker()
     source = c2.radio("Stories", ["Generated", "Upload a file"], horizontal=True, **ui.keep("neurons_source"),
                       help="The paper used ~20 validation stories. Generated ones come from the lab's story generator; "
-                      "an upload can be .txt (stories separated by <|endoftext|> or blank lines), .jsonl, .json, .csv "
+                      f"an upload can be .txt (stories separated by {EOS} or blank lines), .jsonl, .json, .csv "
                       "or .parquet with a text column.")
     if path is None:
         st.info("Pick a model: train one on the Train page, or give a folder saved with save_pretrained.")
@@ -80,7 +83,7 @@ def scan_of_choice() -> Scan | None:
     except (ValueError, OSError) as exc:
         ui.show_error(exc)
         return None
-    trained = lens.trained_length(path)
+    trained = trained_length(path)
     c1, c2, c3 = st.columns(3)
     if source == "Generated":
         n_texts = c1.number_input("How many", 1, 200, 20, **ui.keep("neurons_n"), help="Stories to run through the model.")
@@ -173,8 +176,8 @@ def word_classes(scan: Scan) -> None:
 
 
 def across_checkpoints(scan: Scan) -> None:
-    run_dir = Path(str(scan.path)).parent
-    checkpoints = list_checkpoints(run_dir)
+    run_dir = run_dir_of(scan.path)
+    checkpoints = list_checkpoints(run_dir) if run_dir else []
     if len(checkpoints) < 2:
         st.info("Pick a checkpoint of a run with several checkpoints (Train page) to follow a neuron through training.")
         return
@@ -207,7 +210,7 @@ def logit_lens(scan: Scan) -> None:
     text = st.text_area("Text", scan.texts[0][:300], height=90, **ui.keep("neurons_lens_text"),
                         help="Any text; it is cut to the model's context.")
     try:
-        table = lens.logit_lens(scan.model, scan.tokenizer, text, max_tokens=scan.trained)
+        table = logit_lens_table(scan.model, scan.tokenizer, text, max_tokens=scan.trained)
     except ValueError as exc:
         ui.show_error(exc)
         return
@@ -236,7 +239,7 @@ def ablation(scan: Scan) -> None:
         unit = c3.number_input("Neuron", 0, scan.width - 1, scan.top_neuron, **ui.keep("neurons_ablate_neuron"),
                                help="Neuron index in that layer.")
     try:
-        result = lens.ablation(model, tokenizer, text, int(layer), head=int(unit) if what == "a head" else None,
+        result = ablate(model, tokenizer, text, int(layer), head=int(unit) if what == "a head" else None,
                                neuron=int(unit) if what == "a neuron" else None, max_tokens=scan.trained)
     except ValueError as exc:
         ui.show_error(exc)
@@ -249,7 +252,7 @@ def ablation(scan: Scan) -> None:
     if st.button("Scan every head", key="neurons_scan_heads", help="Zero each head in turn; plot the loss change."):
         bar = st.progress(0.0, text="Ablating heads…")
         try:
-            st.session_state["neurons_head_scan"] = lens.head_ablation_scan(
+            st.session_state["neurons_head_scan"] = head_ablation_scan(
                 model, tokenizer, text, max_tokens=scan.trained, progress=lambda f: bar.progress(f, text="Ablating heads…"))
         except ValueError as exc:
             ui.show_error(exc)
