@@ -28,7 +28,7 @@ def value_of(page, label: str) -> str:
 def test_train_and_data_choices_survive_page_switches_in_chromium(tmp_path):
     with running_app(tmp_path / "ws") as url, browser() as b:
         page = new_page(b)
-        goto(page, url + "/train")
+        goto(page, url + "/train", timeout=180_000)  # the first page of a fresh server imports torch
         page.get_by_text("Training memory", exact=True).wait_for(timeout=60_000)
         type_into(page, "Run name", "kept-run")
         type_into(page, "Examples (i = 1..n)", "30")
