@@ -170,7 +170,7 @@ def headline(splits: dict) -> None:
                 delta_color="inverse", help="exp(mean loss per answer token): 1 is certain, vocabulary size is guessing.")
     m[3].metric("Loss (test)", f"{test['loss']:.3f}", help="Mean negative log-likelihood per answer token, in nats.")
     if "rouge1" in test:
-        for col, key, label in zip(st.columns(5), ("generated exact match", "rouge1", "rouge2", "rougeL", "bleu"),
+        for col, key, label in zip(st.columns([1.5, 1, 1, 1, 1]), ("generated exact match", "rouge1", "rouge2", "rougeL", "bleu"),
                                    ("Generated exact match", "ROUGE-1", "ROUGE-2", "ROUGE-L", "BLEU")):
             value = f"{test[key]:.1f}" if key == "bleu" else f"{test[key]:.3f}"
             col.metric(f"{label} (test)", value, help="Of the free-running greedy answers against the expected "
