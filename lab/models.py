@@ -64,6 +64,18 @@ PRESET_HELP = {
     "1-layer": "1 layer, d_model 256, 16 heads, global attention: for the paper's attention-head study.",
 }
 
+# The Train page's custom-shape controls: (label, ModelShape field, lowest, highest, step, help text).
+SHAPE_CONTROLS = [
+    ("Layers", "n_layer", 1, 48, 1, "Transformer blocks."),
+    ("d_model", "d_model", 8, 2048, 8, "Width of the residual stream."),
+    ("Heads", "n_head", 1, 64, 1, "Attention heads per layer; must divide d_model."),
+    ("d_mlp", "d_mlp", 8, 8192, 8, "Neurons in each MLP (4 x d_model is usual)."),
+    ("Context", "context", 8, 4096, 8, "The longest sequence the model can read (position embeddings)."),
+    ("Attention", "attention", None, None, None, "alternating: global and local (sliding window) layers, as in "
+     "TinyStories; global: every layer sees the whole context."),
+    ("Local window", "window", 1, 4096, 1, "How far back local layers look."),
+]
+
 
 def get_shape(preset: str, **overrides) -> ModelShape:
     if preset not in PRESETS:

@@ -191,10 +191,13 @@ def _last(m: pd.DataFrame, column: str) -> float | None:
     return float(values.iloc[-1]) if len(values) else None
 
 
-def run_summary(run_dir: Path, job_status: str | None = None) -> RunSummary:
-    """Status and last metrics of a run (``job_status``: the status of a job training it now, if any)."""
+def run_summary(run_dir: Path, job_status: str | None = None, planned=None) -> RunSummary:
+    """Status and last metrics of a run (``job_status``: the status of a job training it now, if any).
+    ``planned``: the `TrainConfig` of a job still in the queue, whose folder does not exist yet."""
     run_dir = Path(run_dir)
     cfg, m, checkpoints = read_run_config(run_dir), read_metrics(run_dir), list_checkpoints(run_dir)
+    if not cfg and planned is not None:
+        cfg = {"data": planned.data, "total_steps": planned.steps}
     step = int(m["step"].max()) if "step" in m and not m.empty else 0
     total = cfg.get("total_steps")
     speed = m["tokens_per_s"].dropna().tail(20) if "tokens_per_s" in m else pd.Series(dtype=float)
@@ -206,6 +209,25 @@ def run_summary(run_dir: Path, job_status: str | None = None) -> RunSummary:
         elapsed=float(m["elapsed"].max()) if "elapsed" in m and m["elapsed"].notna().any() else None,
         checkpoints=len(checkpoints), checkpoint_step=checkpoint_step(checkpoints[-1]) if checkpoints else 0,
     )
+
+
+def runs_frame(runs_folder: Path, names: list[str], jobs=None) -> pd.DataFrame:
+    """The Train page's table of runs: one `RunSummary` row per name, with the status of its job on ``jobs``
+    (`lab.jobs.JOBS`); a run still in the queue has no folder yet and is listed from its job's config."""
+    rows = []
+    for name in names:
+        job = jobs.job_for(Path(runs_folder) / name) if jobs is not None else None
+        status = job and (f"queued (position {jobs.queue_position(job)})" if job.status == "queued" else job.status)
+        rows.append(run_summary(Path(runs_folder) / name, status, job and job.cfg).row())
+    return pd.DataFrame(rows, columns=[f.name.replace("_", " ") for f in fields(RunSummary)])
+
+
+def format_duration(seconds: float | None) -> str:
+    """``"3m 05s"``, ``"1h 02m"``, or ``"–"`` when unknown: how the pages show elapsed time and ETA."""
+    if seconds is None:
+        return "–"
+    s = int(seconds)
+    return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s"
 
 
 ActiveCheck = Callable[[Path], bool]  # True while a job trains the run (`lab.jobs.JOBS.is_active`)

@@ -1,6 +1,7 @@
 """Data: the unary-counting task, a story corpus, and a tokenizer trained on them."""
 
 import html
+import json
 
 import pandas as pd
 import streamlit as st
@@ -15,6 +16,10 @@ CLASS_COLOURS = {
 }
 TOKEN_COLOURS = ["#ffd6a5", "#caffbf", "#9bf6ff", "#bdb2ff", "#ffc6ff", "#fdffb6"]
 STORY_SOURCES = ["Generator (offline)", "TinyStories from the hub", "Upload a file"]
+# Beyond this many examples the page counts tokens on a spread sample and trains its quick BPE on one: a BPE
+# tokenizes a run of a thousand 1s slowly, and n = 1000 is 167 million characters (168 s before).
+SAMPLE = 200
+SHOWN_CHARS = 120  # a completion longer than this is shown cut in the tables (the downloads have all of it)
 
 
 def main() -> None:
@@ -31,15 +36,23 @@ def main() -> None:
 
 
 # ---- Cached computation ----------------------------------------------------------------------------------
-@st.cache_data(show_spinner=False)
+@st.cache_resource(max_entries=4, show_spinner=False)  # a resource: 167 MB at n = 1000, never copied per run
 def make_split(n: int, residues: tuple, variant: str, seed: int):
     return data.unary_split(n, residues, variant, seed)
 
 
-@st.cache_resource(show_spinner=False)
-def quick_bpe(texts: tuple) -> object:
-    # Only to show token counts on this page; the tokenizer you train in the third tab is the one you keep.
-    return tok.train_tokenizer(list(texts), "bpe", 512)
+@st.cache_resource(max_entries=4, show_spinner=False)
+def quick_bpe(params: tuple) -> object:
+    # Only to show token counts on this page (the tokenizer you train in the third tab is the one you keep),
+    # trained on a spread sample of the examples.
+    texts = corpus.texts_of(make_split(*params))
+    return tok.train_tokenizer([texts[i] for i in data.spread_sample([len(t) for t in texts], SAMPLE)], "bpe", 512)
+
+
+@st.cache_resource
+def token_stats() -> dict:
+    """(n, residues, variant, seed) -> the split's statistics with token counts, shared by every session."""
+    return {}
 
 
 @st.cache_data(show_spinner=False)
@@ -67,27 +80,50 @@ def unary_task() -> None:
     seed = c4.number_input("Seed", 0, 10**6, 0, **ui.keep("data_seed"),
                            help="Chooses the wordings, typos or start numbers of a variant.")
     st.caption(f"**{variant}** — {data.VARIANTS[variant]}")
+    params = (int(n), tuple(residues), variant, int(seed))
     try:
-        split = make_split(int(n), tuple(residues), variant, int(seed))
+        with st.spinner("Writing the examples…", show_time=True):
+            split = make_split(*params)
     except ValueError as exc:
         ui.show_error(exc)
         return
     st.session_state["unary_split"] = split
-    stats = data.split_stats(split, quick_bpe(tuple(corpus.texts_of(split))))
-    st.dataframe(stats.round(1), hide_index=True, width="stretch")
-    st.caption("Token counts use a 512-token byte-level BPE trained on these examples.")
+    split_statistics(split, params)
     left, right = st.columns(2)
     for col, name in ((left, "train"), (right, "test")):
         df = split[name].to_pandas()
         col.subheader(f"{name.title()} ({len(df)})")
-        col.dataframe(df, hide_index=True, height=260, width="stretch",
+        long = df["completion"].str.len() > SHOWN_CHARS  # a 500,000-character cell would freeze the browser
+        shown = df.assign(completion=df["completion"].where(~long, df["completion"].str.slice(0, SHOWN_CHARS) + "…"))
+        col.dataframe(shown, hide_index=True, height=260, width="stretch",
                       column_config={"completion": st.column_config.TextColumn(width="large")})
-        d1, d2 = col.columns(2)
-        d1.download_button("⬇️ CSV", df.to_csv(index=False), f"unary_{name}.csv", "text/csv", key=f"csv_{name}",
-                           width="stretch")
-        d2.download_button("⬇️ JSONL", df.to_json(orient="records", lines=True), f"unary_{name}.jsonl",
-                           "application/json", key=f"jsonl_{name}", width="stretch")
+        if long.any():
+            col.caption(f"Completions over {SHOWN_CHARS} characters are cut here; the downloads hold them whole.")
+        d1, d2 = col.columns(2)  # built only when clicked: n = 1000 is 167 MB
+        d1.download_button("⬇️ CSV", lambda df=df: df.to_csv(index=False), f"unary_{name}.csv", "text/csv",
+                           key=f"csv_{name}", width="stretch", on_click="ignore")
+        d2.download_button("⬇️ JSONL", lambda df=df: df.to_json(orient="records", lines=True), f"unary_{name}.jsonl",
+                           "application/json", key=f"jsonl_{name}", width="stretch", on_click="ignore")
     save_box("unary", split, {"n": int(n), "test_residues": list(residues), "variant": variant, "seed": int(seed)})
+
+
+def split_statistics(split, params: tuple) -> None:
+    """Length statistics: characters at once, tokens once per split and server (a progress bar and Stop)."""
+    store, key = token_stats(), "data_token_stats"
+    if ui.stopped(key):
+        st.session_state["data_stats_stopped"] = params
+    if params not in store and st.session_state.get("data_stats_stopped") == params:
+        st.dataframe(data.split_stats(split).round(1), hide_index=True, width="stretch")
+        if not st.button("Count tokens", key="data_count_tokens", help="Tokenize the examples (stopped before)."):
+            return
+    if params not in store:
+        with ui.working("Counting tokens…", key) as update:
+            with st.spinner("Training a 512-token BPE on the examples…", show_time=True):
+                bpe = quick_bpe(params)
+            store[params] = data.split_stats(split, bpe, sample=SAMPLE, progress=update)
+    st.dataframe(store[params].round(1), hide_index=True, width="stretch")
+    st.caption("Token counts use a 512-token byte-level BPE trained on these examples"
+               + (f" (on {SAMPLE} spread over them, with the longest, when there are more)." if params[0] > SAMPLE else "."))
 
 
 def story_corpus() -> None:
@@ -106,9 +142,14 @@ def story_corpus() -> None:
                                 help="Streamed: only these rows download.")
         if st.button("Load from the hub", help="Needs internet; set HF_HUB_OFFLINE=1 to never try."):
             try:
-                with st.spinner("Loading TinyStories…"):
+                with st.spinner("Loading TinyStories…", show_time=True):
                     st.session_state["hub_stories"] = stories.load_tinystories(int(limit))
-            except (ConnectionError, ValueError) as exc:
+            except ConnectionError as exc:  # one sentence for the student; the library's reason underneath
+                st.error("TinyStories could not be loaded: this machine cannot reach the Hugging Face hub. Use the "
+                         "offline generator, or upload a TinyStories file.", icon="⚠️")
+                with st.expander("Details"):
+                    st.caption(str(exc))
+            except ValueError as exc:
                 ui.show_error(exc)
         story_list = st.session_state.get("hub_stories")
         meta = {"source": stories.HUB_DATASET}
@@ -173,12 +214,16 @@ def tokenizer_trainer() -> None:
     with st.form("save_tok", border=False):
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
         name = c1.text_input("Save tokenizer as", f"{kind}-{len(trained)}")
-        if c2.form_submit_button("💾 Save", width="stretch"):
+        if c2.form_submit_button("💾 Save", width="stretch"):  # Enter in the name box submits too
             try:
                 folder = ui.workspace().path("tokenizers", name)
+                if st.session_state.get("_saved_tokenizer") == (name, id(trained)):  # Enter, then Save
+                    st.success(f"Saved as **{name}** (already: this tokenizer, under this name).")
+                    return
                 if folder.exists():
                     raise FileExistsError(f"A tokenizer named {name!r} exists; choose another name.")
                 tok.save_tokenizer(trained, folder)
+                st.session_state["_saved_tokenizer"] = (name, id(trained))
                 st.success(f"Saved as **{name}**.")
             except (ValueError, FileExistsError) as exc:
                 ui.show_error(exc)
@@ -209,9 +254,14 @@ def save_box(kind: str, content, meta: dict) -> None:
         name = c1.text_input("Save to workspace as", kind, **ui.keep(f"data_save_{kind}"),
                              help="Letters, digits, '-', '_' and '.'.")
         overwrite = c1.checkbox("Replace a data set of that name", key=f"ow_{kind}")
-        if c2.form_submit_button("💾 Save", width="stretch"):
+        if c2.form_submit_button("💾 Save", width="stretch"):  # Enter in the name box submits too
             try:
+                what = (name, json.dumps(meta, sort_keys=True, default=str), len(content))
+                if st.session_state.get(f"_saved_{kind}") == what and not overwrite:  # Enter, then a click on Save
+                    st.success(f"Saved as **{name}** (already: this data set, under this name).")
+                    return
                 corpus.save_dataset(ui.workspace().path("datasets", name), content, meta, overwrite=overwrite)
+                st.session_state[f"_saved_{kind}"] = what
                 st.success(f"Saved as **{name}**.")
             except (ValueError, FileExistsError) as exc:
                 ui.show_error(exc)
