@@ -16,6 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
+# Word classes of any text (generated or real) come from the lab's tagger: spaCy when installed, else the
+# lexicon in lab/lexicon.txt. Re-exported here beside the generator that is labelled with them.
+from .tagger import WORD_CLASSES, word_class, word_classes, word_spans  # noqa: F401
+
 EOS = "<|endoftext|>"
 
 GIRLS = "Lily Sue Amy Mia Anna Lucy Emma Zoe Kate Ella Rose Jane Molly Sara Nina Ruby".split()
@@ -136,56 +140,7 @@ PRONOUNS = {
     "boy": {"he": "he", "him": "him", "his": "his"},
 }
 
-FUNCTION_WORDS = set(
-    """a an the and but so to of in on at with is are am has did do not very too then when because that
-    this there all up down into back out under behind by as near from for what can will be until who how
-    again now once upon long early away home here soon suddenly together last every tomorrow hello no oh
-    let please thank anywhere everywhere half one some still inside""".split()
-)
-PRONOUN_WORDS = set("he she it him her his its they them their we us you your i me my mine".split())
-NOUN_WORDS = set(ANIMALS + TOYS + FOODS + PLACES + THINGS + CLIMBABLE) | set(
-    """girl boy day time mom dad friend sun song wind rain moment idea hug smile night fun house sky
-    stick glue tape clouds friends""".split()
-)
-ADJECTIVE_WORDS = set(ADJECTIVES) | set("best high fair yummy tired good hard dark wet broken".split())
-VERB_WORDS = set(
-    """was were lived went woke ran loved play played liked look sing ate had took wanted find show met saw
-    came walked said fell dropped broke got stuck started cried want asked ask know need shouted give tried
-    reach pulled pushed climbed could get looked jumped move found stand gave thought smiled caught fixed
-    shared sharing eat laughed love learned help share felt do be called named lost fix work sat hide hid
-    began stopped wanted go""".split()
-)
-NAME_WORDS = set(GIRLS + BOYS)
-PUNCTUATION = set('.,!?"')
-WORD_CLASS_NAMES = ("name", "pronoun", "verb", "noun", "adjective", "function", "punctuation")
-
-
-def word_class(word: str) -> str:
-    """The class of one word the generator can produce, or ``other`` for anything else."""
-    if word in NAME_WORDS:
-        return "name"
-    if word in PUNCTUATION:
-        return "punctuation"
-    w = word.lower()
-    # Order matters for the few words in two lists ("was", "had", "good"): first match wins.
-    for cls, words in (
-        ("pronoun", PRONOUN_WORDS),
-        ("verb", VERB_WORDS),
-        ("noun", NOUN_WORDS),
-        ("adjective", ADJECTIVE_WORDS),
-        ("function", FUNCTION_WORDS),
-    ):
-        if w in words:
-            return cls
-    return "other"
-
-
-WORD_RE = re.compile(r"[A-Za-z']+|[^\sA-Za-z']")
-
-
-def word_spans(text: str) -> list[tuple[int, int, str, str]]:
-    """(start, end, word, class) for each word and punctuation mark of ``text``."""
-    return [(m.start(), m.end(), m.group(), word_class(m.group())) for m in WORD_RE.finditer(text)]
+WORD_CLASS_NAMES = tuple(c for c in WORD_CLASSES if c != "other")
 
 
 def _character(rng: random.Random, exclude: str = "") -> tuple[str, str, str]:
