@@ -11,7 +11,7 @@ from pathlib import Path
 
 from datasets import DatasetDict
 
-from . import data, stories
+from . import data, story_files
 from .workspace import atomic_dir
 
 
@@ -22,7 +22,7 @@ def save_dataset(folder: Path, content: DatasetDict | list[str], meta: dict | No
         if kind == "unary":
             data.save_split(content, tmp)
         else:
-            stories.save_corpus(content, tmp)
+            story_files.write_stories(content, tmp)
         (tmp / "meta.json").write_text(json.dumps({"kind": kind, **(meta or {})}, indent=2), encoding="utf-8")
 
 
@@ -36,7 +36,9 @@ def load_dataset_folder(folder: Path) -> tuple[str, DatasetDict | list[str]]:
     if meta.get("kind") == "unary":
         return "unary", data.load_split(folder)
     if meta.get("kind") == "stories":
-        return "stories", stories.load_corpus_file(folder / "stories.txt")
+        path = folder / "stories.txt"
+        # The lab's own file: read back exactly (no fragment is dropped from a file that was never cut).
+        return "stories", story_files.parse_stories(path.name, path.read_bytes(), layout="eos", drop_fragments=False).stories
     raise ValueError(f"{folder.name!r}: unknown data set kind {meta.get('kind')!r}.")
 
 
