@@ -224,11 +224,28 @@ def test_head_stats_find_a_previous_token_head(tok):
 
 
 def test_head_kinds_follow_the_documented_rule():
-    row = {"first share": 0.1, "r2 position": 0.8, "r2 token": 0.9}
+    row = {"first share": 0.1, "relative entropy": 0.5, "r2 position": 0.8, "r2 token": 0.9}
     assert heads.classify(row) == "positional"  # position explains most: positional, whatever the key fit
     assert heads.classify({**row, "r2 position": 0.2}) == "semantic"
     assert heads.classify({**row, "r2 position": 0.3}) == "mixed"
     assert heads.classify({**row, "first share": 0.7}) == "first-token"
+    # Close to uniform: diffuse, decided before positional vs semantic.
+    assert heads.classify({**row, "relative entropy": 0.9, "r2 position": 0.0}) == "diffuse"
+    assert heads.classify({**row, "relative entropy": heads.DIFFUSE_ENTROPY}) == "diffuse"
+
+
+def test_uniform_attention_makes_every_head_diffuse(tok):
+    """With query and key weights zeroed every score is 0, so each query attends uniformly to all the tokens it
+    can see (the window is wider than the texts): relative entropy 1, every head diffuse."""
+    model = build_model(ModelShape(n_layer=2, d_model=32, n_head=4, d_mlp=64, context=128, window=128),
+                        len(tok), seed=1).eval()
+    with torch.no_grad():
+        for block in model.transformer.h:
+            block.attn.attention.q_proj.weight.zero_()
+            block.attn.attention.k_proj.weight.zero_()
+    table = heads.head_stats(model, tok, generate_stories(6, 3))
+    np.testing.assert_allclose(table["relative entropy"], 1.0, atol=1e-4)
+    assert (table["kind"] == "diffuse").all()
 
 
 def test_group_fit_prefers_the_factor_that_decides_the_weights():
