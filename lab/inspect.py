@@ -76,13 +76,14 @@ def trained_length(model_dir) -> int | None:
     or None. Positions beyond it were never trained: their activations mean nothing."""
     from pathlib import Path
 
+    from .models import released_trained_length
     from .runs import read_run_config
 
     try:
         seq_len = read_run_config(Path(str(model_dir)).parent).get("seq_len")
     except (OSError, ValueError):
-        return None
-    return int(seq_len) if isinstance(seq_len, int) and seq_len > 0 else None
+        seq_len = None
+    return int(seq_len) if isinstance(seq_len, int) and seq_len > 0 else released_trained_length(model_dir)
 
 
 # ---- Encoding ---------------------------------------------------------------------------------------------

@@ -98,6 +98,19 @@ RELEASED: dict[str, ReleasedModel] = {
 }
 
 
+def released_trained_length(path_or_id: str | Path) -> int | None:
+    """512 for a released TinyStories checkpoint (a hub id, or a local folder whose config.json matches one),
+    else None."""
+    path = Path(str(path_or_id))
+    released = released_model(path_or_id)
+    if released is None and (path / "config.json").is_file():
+        try:
+            released = released_model(GPTNeoConfig.from_pretrained(str(path)))
+        except (OSError, ValueError, TypeError):
+            return None
+    return released.trained_length if released else None
+
+
 def released_config(name: str) -> GPTNeoConfig:
     """The GPT-Neo config of a released checkpoint (random weights of it make a stand-in for tests)."""
     released = RELEASED[name]

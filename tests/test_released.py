@@ -1,0 +1,84 @@
+"""The released TinyStories checkpoints: models of their exact configs (random weights, saved to a folder with a
+locally built 50,257-token byte-level BPE; no network) go through every page's library functions."""
+
+import json
+
+import pytest
+import torch
+from tokenizers import Tokenizer, decoders, models as tok_models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+from lab import heads, inspect as lens, models, neurons
+from lab.evaluate import evaluate_completions
+from lab.sampling import Decoder, SamplingSettings, choose, prepare
+from lab.stories import EOS, generate_stories
+
+FAST = ("TinyStories-1M", "TinyStories-3M")  # the others take over 10 s each on a busy 2-core machine
+
+
+@pytest.fixture(scope="module")
+def gpt2_sized_tokenizer():
+    """A byte-level BPE with GPT-2's 50,257 ids and <|endoftext|> at 50,256, as the released models expect:
+    1,000 tokens learned from generated stories, the rest unused fillers."""
+    tok = Tokenizer(tok_models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.train_from_iterator(generate_stories(300, 0), trainers.BpeTrainer(
+        vocab_size=1000, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    spec = json.loads(tok.to_str())["model"]
+    vocab = dict(spec["vocab"])
+    vocab |= {f"<|unused{i}|>": i for i in range(len(vocab), 50256)} | {EOS: 50256}
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in spec["merges"]]
+    full = Tokenizer(tok_models.BPE(vocab=vocab, merges=merges))
+    full.pre_tokenizer, full.decoder = tok.pre_tokenizer, decoders.ByteLevel()
+    full.add_special_tokens([EOS])
+    fast = PreTrainedTokenizerFast(tokenizer_object=full, eos_token=EOS, bos_token=EOS, pad_token=EOS)
+    assert len(fast) == 50257 and fast.eos_token_id == 50256
+    return fast
+
+
+def stand_in(name: str, tokenizer, folder):
+    """A released checkpoint's exact config with random weights, saved as safetensors with the tokenizer."""
+    released = models.RELEASED[name]
+    model = models.build_model(released.shape, released.vocab_size, released.eos_token_id, seed=0)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("name", [n if n in FAST else pytest.param(n, marks=pytest.mark.slow) for n in models.RELEASED])
+def test_released_config_through_every_page(name, gpt2_sized_tokenizer, tmp_path):
+    folder = stand_in(name, gpt2_sized_tokenizer, tmp_path / name)
+    model, tokenizer = models.load_model(folder)
+    released = models.released_model(model.config)
+    assert released is models.RELEASED[name] and models.released_model(folder) is released  # by config, by name
+    config = json.loads((folder / "config.json").read_text())
+    assert (config["vocab_size"], config["max_position_embeddings"], config["window_size"]) == (50257, 2048, 256)
+
+    # Attention: cut at the 512 trained positions, not the 2,048 position embeddings.
+    trained = lens.trained_length(folder)
+    assert trained == 512
+    long_text = " ".join(generate_stories(8, 1))
+    assert len(tokenizer(long_text)["input_ids"]) > 512
+    pattern = lens.attention_patterns(model, tokenizer, long_text, max_tokens=trained)
+    assert pattern.shape == (released.shape.n_layer, 16, 512, 512)
+    stories = [s[:300] for s in generate_stories(4, 2)]
+    table = heads.head_stats(model, tokenizer, stories, max_tokens=trained)
+    assert len(table) == released.shape.n_layer * 16 and set(table["kind"]) <= set(heads.KINDS)
+
+    # Neurons, word classes, logit lens, ablation.
+    layer = max(released.shape.n_layer - 2, 0)
+    acts = lens.mlp_activations(model, tokenizer, stories, layer, max_tokens=trained)
+    assert acts.values.shape[1] == released.shape.d_mlp
+    assert not neurons.word_class_selectivity(acts).empty
+    lens_table = lens.logit_lens(model, tokenizer, stories[0], max_tokens=trained)
+    assert set(lens_table["layer"]) == set(range(released.shape.n_layer))
+    assert lens.ablation(model, tokenizer, stories[0], layer, head=3, max_tokens=trained).kl >= 0
+
+    # Evaluate and one sampling step.
+    result = evaluate_completions(model, tokenizer, ["Once upon a time", "Tom saw a"], [" there was a cat.", " dog."])
+    assert 0 <= result.accuracy <= 1 and result.loss > 0
+    settings = SamplingSettings(max_new_tokens=1)
+    prompt = prepare(model, tokenizer, "Once upon a time", settings)
+    decoder = Decoder(model, prompt.ids)
+    token = choose(decoder.distribution(prompt.settings), prompt.settings, torch.Generator().manual_seed(0))
+    assert 0 <= token < 50257
