@@ -5,35 +5,22 @@ import json
 
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models as tok_models, pre_tokenizers, trainers
-from transformers import PreTrainedTokenizerFast
 
 from lab import heads, inspect as lens, models, neurons
 from lab.evaluate import evaluate_completions
 from lab.sampling import Decoder, SamplingSettings, choose, prepare
-from lab.stories import EOS, generate_stories
+from lab.stories import generate_stories
+from lab.tokenizer import gpt2_sized_bpe
 
 FAST = ("TinyStories-1M", "TinyStories-3M")  # the others take over 10 s each on a busy 2-core machine
 
 
 @pytest.fixture(scope="module")
 def gpt2_sized_tokenizer():
-    """A byte-level BPE with GPT-2's 50,257 ids and <|endoftext|> at 50,256, as the released models expect:
-    1,000 tokens learned from generated stories, the rest unused fillers."""
-    tok = Tokenizer(tok_models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.train_from_iterator(generate_stories(300, 0), trainers.BpeTrainer(
-        vocab_size=1000, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
-    spec = json.loads(tok.to_str())["model"]
-    vocab = dict(spec["vocab"])
-    vocab |= {f"<|unused{i}|>": i for i in range(len(vocab), 50256)} | {EOS: 50256}
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in spec["merges"]]
-    full = Tokenizer(tok_models.BPE(vocab=vocab, merges=merges))
-    full.pre_tokenizer, full.decoder = tok.pre_tokenizer, decoders.ByteLevel()
-    full.add_special_tokens([EOS])
-    fast = PreTrainedTokenizerFast(tokenizer_object=full, eos_token=EOS, bos_token=EOS, pad_token=EOS)
-    assert len(fast) == 50257 and fast.eos_token_id == 50256
-    return fast
+    """GPT-2's 50,257 ids with <|endoftext|> at 50,256, as the released models expect (no download)."""
+    tok = gpt2_sized_bpe(generate_stories(300, 0))
+    assert len(tok) == 50257 and tok.eos_token_id == 50256
+    return tok
 
 
 def stand_in(name: str, tokenizer, folder):
