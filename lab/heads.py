@@ -87,18 +87,20 @@ def head_stats(model, tokenizer, texts: list[str], max_tokens: int = 256,
     if len(texts) < 2:
         raise ValueError("Head statistics need at least two texts (fits are checked on held-out texts).")
     limit = context_length(model, max_tokens)
-    vocab = int(model.config.vocab_size)
+    encoded = [encode(tokenizer, text, limit) for text in texts]
+    # The token fit has one group per distinct token of these texts (not per vocabulary entry: a 50,257-token
+    # vocabulary would make its tables hundreds of MB).
+    seen = np.unique(np.concatenate([enc.ids[0].numpy() for enc in encoded]))
     by_offset = by_token = None
     sums = {name: 0.0 for name in ("mean distance", "entropy", "relative entropy", "prev share", "first share")}
     used = 0
-    for n, text in enumerate(texts):
-        enc = encode(tokenizer, text, limit)
+    for n, enc in enumerate(encoded):
         s = enc.ids.shape[1]
         if s >= 2:
             pattern = patterns_for_ids(model, enc.ids).numpy()  # [L, H, S, S]
             n_layers, heads = pattern.shape[:2]
             if by_offset is None:
-                by_offset, by_token = _GroupFit(n_layers * heads, limit), _GroupFit(n_layers * heads, vocab)
+                by_offset, by_token = _GroupFit(n_layers * heads, limit), _GroupFit(n_layers * heads, len(seen))
             # Every causal entry (key <= query) of queries 1.. (query 0 can only look at itself).
             q, k = np.tril_indices(s)
             keep = q >= 1
@@ -108,7 +110,7 @@ def head_stats(model, tokenizer, texts: list[str], max_tokens: int = 256,
             logs = np.log(np.clip(pattern, 1e-6, None))
             weights = (logs[:, :, q, k] - logs.max(-1)[:, :, q]).reshape(n_layers * heads, -1)
             by_offset.add(used % 2, q - k, weights)
-            by_token.add(used % 2, enc.ids[0].numpy()[k], weights)
+            by_token.add(used % 2, np.searchsorted(seen, enc.ids[0].numpy())[k], weights)
             rows = pattern[:, :, 1:, :]
             pos = np.arange(s)
             sums["mean distance"] += (rows * np.maximum(pos[1:, None] - pos[None, :], 0)).sum(-1).mean(-1)
@@ -121,7 +123,7 @@ def head_stats(model, tokenizer, texts: list[str], max_tokens: int = 256,
             sums["first share"] += rows[..., 0].mean(-1)
             used += 1
         if progress:
-            progress((n + 1) / len(texts))
+            progress((n + 1) / len(encoded))
     if used < 2:
         raise ValueError("The texts are too short: at least two need two tokens or more.")
     layer_of, head_of = np.divmod(np.arange(n_layers * heads), heads)

@@ -158,6 +158,11 @@ def word_classes(text: str) -> list[tuple[str, str]]:
     return [(word, cls) for _, _, word, cls in word_spans(text)]
 
 
+def words(text: str) -> list[str]:
+    """The words of ``text`` as the tagger splits them, punctuation left out, unclassed (fast: for counts)."""
+    return [w for w in WORD_RE.findall(text) if w[0].isalnum()]
+
+
 def coverage(texts: list[str] | str) -> float:
     """The share of word tokens (punctuation excluded) that get a class other than ``other``."""
     texts = [texts] if isinstance(texts, str) else texts
