@@ -47,3 +47,19 @@ def texts_of(content: DatasetDict | list[str]) -> list[str]:
     if isinstance(content, DatasetDict):
         return [p + c for split in content.values() for p, c in zip(split["prompt"], split["completion"])]
     return list(content)
+
+
+def stories_from(source: Path | str, limit: int | None = None, max_mb: int | None = None) -> story_files.StoryFile:
+    """Stories from a story file in any format `lab.story_files` reads, or from a saved data set folder."""
+    path = Path(source)
+    if path.is_dir():
+        kind, content = load_dataset_folder(path)
+        if kind != "stories":
+            raise ValueError(f"{path.name!r} is a {kind} data set, not stories.")
+        result = story_files.StoryFile(list(content), path.name, "saved data set")
+        if limit is not None and len(result.stories) > limit:
+            result.limited, result.stories = len(result.stories) - limit, result.stories[:limit]
+        return result
+    if not path.exists():
+        raise ValueError(f"{str(source)!r} does not exist: give a story file or a saved data set folder.")
+    return story_files.read_stories(path, limit, max_mb=max_mb)

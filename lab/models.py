@@ -278,6 +278,29 @@ def check_checkpoint_folder(folder: Path) -> dict:
     return config
 
 
+# ---- a loaded model's facts -------------------------------------------------------------------------------
+def context_length(model, default: int | None = None) -> int | None:
+    """The longest sequence the model's position embeddings allow (``default`` when the config does not say);
+    for a released TinyStories checkpoint the 512 positions it was trained on, not its 2,048 embeddings."""
+    config = getattr(model, "config", None)
+    released = released_model(config) if config is not None else None
+    if released is not None:
+        return released.trained_length
+    for name in ("max_position_embeddings", "n_positions", "n_ctx"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return default
+
+
+def model_device(model) -> torch.device:
+    """Where the model's weights are (a model without parameters, like `lab.dummy.DummyModel`: its ``device``)."""
+    try:
+        return next(model.parameters()).device
+    except (StopIteration, AttributeError):
+        return torch.device(getattr(model, "device", "cpu"))
+
+
 # ---- sharing one loaded model ---------------------------------------------------------------------------
 _MODEL_LOCKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _MODEL_LOCKS_GUARD = threading.Lock()

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from .constants import EOS, HUB_DATASET
 # Word classes of any text (generated or real) come from the lab's tagger: spaCy when installed, else the
 # lexicon in lab/lexicon.txt. Re-exported here beside the generator that is labelled with them.
 from .tagger import WORD_CLASSES, word_class, word_classes, word_spans, words  # noqa: F401
-
-EOS = "<|endoftext|>"
 
 GIRLS = "Lily Sue Amy Mia Anna Lucy Emma Zoe Kate Ella Rose Jane Molly Sara Nina Ruby".split()
 BOYS = "Tom Tim Ben Max Sam Jack Leo Bob Joe Dan Finn Jake Alex Billy Timmy Ollie".split()
@@ -203,9 +202,6 @@ def corpus_stats(stories: list[str]) -> dict:
 
 
 # ---- Real TinyStories ----------------------------------------------------------------------------------
-
-HUB_DATASET = "roneneldan/TinyStories"
-
 
 def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")

@@ -27,12 +27,11 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-from .stories import EOS
+from .constants import EOS, HUB_DATASET
 
 SUPPORTED = (".txt", ".jsonl", ".json", ".csv", ".parquet")
 TEXT_COLUMNS = ("text", "story")  # the first one present holds the stories
 LAYOUTS = ("auto", "eos", "blank-line", "one-per-line", "whole-file")
-HUB_DATASET = "roneneldan/TinyStories"
 DEFAULT_MAX_MB = 50  # the size limit when none is given (the teacher's limit, `lab.limits`, is passed in by callers)
 
 # One story per line when the file has no blank line and at least LINES_MIN lines of LINE_WORDS_MIN words
@@ -314,24 +313,6 @@ def check_size(n_bytes: int, max_mb: int | None = None) -> None:
             f"(TINYLAB_MAX_UPLOAD_MB). Cut it first, e.g. `head -c {max_mb - 1}M big.txt > part.txt`: "
             "the story cut in the middle is dropped."
         )
-
-
-def stories_from(source: Path | str, limit: int | None = None, max_mb: int | None = None) -> StoryFile:
-    """A story file in any format above, or a saved data set folder of stories (`lab.corpus`)."""
-    path = Path(source)
-    if path.is_dir():
-        from .corpus import load_dataset_folder  # corpus reads its stories.txt through this module
-
-        kind, content = load_dataset_folder(path)
-        if kind != "stories":
-            raise ValueError(f"{path.name!r} is a {kind} data set, not stories.")
-        result = StoryFile(list(content), path.name, "saved data set")
-        if limit is not None and len(result.stories) > limit:
-            result.limited, result.stories = len(result.stories) - limit, result.stories[:limit]
-        return result
-    if not path.exists():
-        raise ValueError(f"{str(source)!r} does not exist: give a story file or a saved data set folder.")
-    return read_stories(path, limit, max_mb=max_mb)
 
 
 def stories_text(stories: list[str]) -> str:

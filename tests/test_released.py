@@ -7,8 +7,12 @@ import pytest
 import torch
 
 from lab import heads, inspect as lens, models, neurons
+from lab.ablation import ablation
 from lab.evaluate import evaluate_completions
-from lab.sampling import Decoder, SamplingSettings, choose, prepare
+from lab.logit_lens import logit_lens
+from lab.runs import trained_length
+from lab.sampling import Decoder, prepare
+from lab.warping import SamplingSettings, choose
 from lab.stories import generate_stories
 from lab.tokenizer import gpt2_sized_bpe
 
@@ -42,7 +46,7 @@ def test_released_config_through_every_page(name, gpt2_sized_tokenizer, tmp_path
     assert (config["vocab_size"], config["max_position_embeddings"], config["window_size"]) == (50257, 2048, 256)
 
     # Attention: cut at the 512 trained positions, not the 2,048 position embeddings.
-    trained = lens.trained_length(folder)
+    trained = trained_length(folder)
     assert trained == 512
     long_text = " ".join(generate_stories(8, 1))
     assert len(tokenizer(long_text)["input_ids"]) > 512
@@ -57,9 +61,9 @@ def test_released_config_through_every_page(name, gpt2_sized_tokenizer, tmp_path
     acts = lens.mlp_activations(model, tokenizer, stories, layer, max_tokens=trained)
     assert acts.values.shape[1] == released.shape.d_mlp
     assert not neurons.word_class_selectivity(acts).empty
-    lens_table = lens.logit_lens(model, tokenizer, stories[0], max_tokens=trained)
+    lens_table = logit_lens(model, tokenizer, stories[0], max_tokens=trained)
     assert set(lens_table["layer"]) == set(range(released.shape.n_layer))
-    assert lens.ablation(model, tokenizer, stories[0], layer, head=3, max_tokens=trained).kl >= 0
+    assert ablation(model, tokenizer, stories[0], layer, head=3, max_tokens=trained).kl >= 0
 
     # Evaluate and one sampling step.
     result = evaluate_completions(model, tokenizer, ["Once upon a time", "Tom saw a"], [" there was a cat.", " dog."])

@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from lab import story_files as sf
-from lab.stories import EOS, generate_stories
+from lab.corpus import stories_from
+from lab.constants import EOS
+from lab.stories import generate_stories
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tinystories-valid-head.txt"
 # Stories the tests write: the generator's (never text from the shared sample), some over several lines.
@@ -50,7 +52,7 @@ def test_parquet_and_files_on_disk(tmp_path):
     pd.DataFrame({"text": STORIES, "n": range(12)}).to_parquet(tmp_path / "s.parquet")
     (tmp_path / "s.txt").write_bytes(eos_file(STORIES))
     assert sf.read_stories(tmp_path / "s.parquet").stories == STORIES
-    assert sf.stories_from(tmp_path / "s.txt").stories == STORIES
+    assert stories_from(tmp_path / "s.txt").stories == STORIES
 
 
 def test_paragraph_lines_of_one_story_are_not_split():
@@ -85,7 +87,7 @@ def test_limit_and_saved_data_set_folder(tmp_path):
     from lab.corpus import save_dataset
 
     save_dataset(tmp_path / "saved", STORIES)
-    got = sf.stories_from(tmp_path / "saved", limit=5)
+    got = stories_from(tmp_path / "saved", limit=5)
     assert got.stories == STORIES[:5] and got.limited == 7 and got.format == "saved data set"
     assert "7 more left out by the limit" in got.summary
 
@@ -160,10 +162,10 @@ def test_missing_paths_and_unary_folders(tmp_path):
     from lab.data import unary_split
 
     with pytest.raises(ValueError, match="does not exist"):
-        sf.stories_from(tmp_path / "nope.txt")
+        stories_from(tmp_path / "nope.txt")
     save_dataset(tmp_path / "unary", unary_split(20))
     with pytest.raises(ValueError, match="unary data set, not stories"):
-        sf.stories_from(tmp_path / "unary")
+        stories_from(tmp_path / "unary")
 
 
 def test_hub_fails_fast_offline(monkeypatch):
