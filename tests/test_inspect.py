@@ -329,6 +329,48 @@ def test_cli_inspect_writes_the_tables(neo, tok, tmp_path, capsys):
     assert "L1H3" in capsys.readouterr().out  # the table is printed
 
 
+def test_cli_inspect_on_a_corpus_file_or_saved_data_set(neo, tok, tmp_path, capsys):
+    import json
+
+    from lab.cli import main
+    from lab.corpus import save_dataset
+
+    neo.save_pretrained(tmp_path / "model")
+    tok.save_pretrained(tmp_path / "model")
+    stories = generate_stories(6, 9)
+    (tmp_path / "stories.jsonl").write_text("\n".join(json.dumps({"text": s}) for s in stories))
+    args = ["inspect", str(tmp_path / "model"), "--stories", "5", "--out", str(tmp_path / "out")]
+    assert main(args + ["--corpus", str(tmp_path / "stories.jsonl")]) == 0
+    out = capsys.readouterr().out
+    assert "jsonl, 'text' column; 5 stories, 1 more left out by the limit" in out
+    assert "100% of the words of the 5 stories classed" in out and "relative entropy" in out
+    save_dataset(tmp_path / "saved", stories[:3])
+    assert main(args + ["--corpus", str(tmp_path / "saved")]) == 0
+    assert "saved data set; 3 stories" in capsys.readouterr().out
+    # Bad corpora: one sentence on stderr, exit 2, nothing written.
+    (tmp_path / "bad.json").write_text(json.dumps([{"title": "x"}]))
+    for bad in ("bad.json", "missing.txt"):
+        assert main(["inspect", str(tmp_path / "model"), "--corpus", str(tmp_path / bad),
+                     "--out", str(tmp_path / "bad-out")]) == 2
+        assert capsys.readouterr().err.splitlines()[-1].startswith("error: ")
+    assert not (tmp_path / "bad-out").exists()
+
+
+def test_cli_inspect_on_the_shared_real_sample(neo, tok, tmp_path, capsys):
+    from pathlib import Path
+
+    from lab.cli import main
+
+    sample = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tinystories-valid-head.txt"
+    if not sample.exists():
+        pytest.skip(f"the shared TinyStories sample is absent ({sample}); a clone of the lab alone has no ../shared")
+    neo.save_pretrained(tmp_path / "model")
+    tok.save_pretrained(tmp_path / "model")
+    assert main(["inspect", str(tmp_path / "model"), "--corpus", str(sample), "--stories", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "txt, <|endoftext|> between stories; 4 stories, 1 fragment dropped, 1,202 more left out by the limit" in out
+
+
 def test_runs_trained_on_short_windows_are_read_only_that_far(neo, tok, tmp_path):
     import json
 

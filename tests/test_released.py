@@ -67,7 +67,7 @@ def test_released_config_through_every_page(name, gpt2_sized_tokenizer, tmp_path
 
     # Evaluate and one sampling step.
     result = evaluate_completions(model, tokenizer, ["Once upon a time", "Tom saw a"], [" there was a cat.", " dog."])
-    assert 0 <= result.accuracy <= 1 and result.loss > 0
+    assert 0 <= result.exact_match <= 1 and result.loss > 0
     settings = SamplingSettings(max_new_tokens=1)
     prompt = prepare(model, tokenizer, "Once upon a time", settings)
     decoder = Decoder(model, prompt.ids)
