@@ -73,3 +73,14 @@ def test_released_config_through_every_page(name, gpt2_sized_tokenizer, tmp_path
     decoder = Decoder(model, prompt.ids)
     token = choose(decoder.distribution(prompt.settings), prompt.settings, torch.Generator().manual_seed(0))
     assert 0 <= token < 50257
+
+
+def test_a_local_copy_is_still_recognised(gpt2_sized_tokenizer, tmp_path):
+    """save_model_copy (what a teacher runs once online) writes a safetensors folder that loads alone and is
+    still known as the released 1M model under any folder name."""
+    folder = stand_in("TinyStories-1M", gpt2_sized_tokenizer, tmp_path / "TinyStories-1M")
+    copy = models.save_model_copy(folder, tmp_path / "my-copy")
+    assert list(copy.glob("*.safetensors")) and not list(copy.glob("*.bin"))
+    model, tokenizer = models.load_model(copy)
+    assert trained_length(copy) == 512 and models.context_length(model) == 512
+    assert len(tokenizer) == 50257
