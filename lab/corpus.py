@@ -26,6 +26,14 @@ def save_dataset(folder: Path, content: DatasetDict | list[str], meta: dict | No
         (tmp / "meta.json").write_text(json.dumps({"kind": kind, **(meta or {})}, indent=2), encoding="utf-8")
 
 
+def dataset_kind(folder: Path) -> str | None:
+    """"unary" or "stories" for a saved data set folder (from its meta.json), None for anything else."""
+    try:
+        return json.loads((Path(folder) / "meta.json").read_text(encoding="utf-8")).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def load_dataset_folder(folder: Path) -> tuple[str, DatasetDict | list[str]]:
     """("unary", DatasetDict) or ("stories", list of stories) from a folder written by `save_dataset`."""
     folder = Path(folder)
@@ -49,7 +57,7 @@ def texts_of(content: DatasetDict | list[str]) -> list[str]:
     return list(content)
 
 
-def stories_from(source: Path | str, limit: int | None = None, max_mb: int | None = None) -> story_files.StoryFile:
+def stories_from(source: Path | str, limit: int | None = None) -> story_files.StoryFile:
     """Stories from a story file in any format `lab.story_files` reads, or from a saved data set folder."""
     path = Path(source)
     if path.is_dir():
@@ -62,4 +70,4 @@ def stories_from(source: Path | str, limit: int | None = None, max_mb: int | Non
         return result
     if not path.exists():
         raise ValueError(f"{str(source)!r} does not exist: give a story file or a saved data set folder.")
-    return story_files.read_stories(path, limit, max_mb=max_mb)
+    return story_files.read_stories(path, limit)

@@ -28,11 +28,11 @@ from urllib.parse import urlparse
 import pandas as pd
 
 from .constants import EOS, HUB_DATASET
+from .limits import Limits
 
 SUPPORTED = (".txt", ".jsonl", ".json", ".csv", ".parquet")
 TEXT_COLUMNS = ("text", "story")  # the first one present holds the stories
 LAYOUTS = ("auto", "eos", "blank-line", "one-per-line", "whole-file")
-DEFAULT_MAX_MB = 50  # the size limit when none is given (the teacher's limit, `lab.limits`, is passed in by callers)
 
 # One story per line when the file has no blank line and at least LINES_MIN lines of LINE_WORDS_MIN words
 # (median); fewer or shorter lines are the paragraphs of one story. On real TinyStories text a paragraph's
@@ -295,24 +295,14 @@ def parse_stories(name: str, data: bytes, limit: int | None = None, layout: str 
 
 
 def read_stories(path: Path | str, limit: int | None = None, layout: str = "auto",
-                 max_mb: int | None = None) -> StoryFile:
-    """Stories from a file on disk, refusing files over ``max_mb`` megabytes before reading them."""
+                 limits: Limits | None = None) -> StoryFile:
+    """Stories from a file on disk; a file over the upload limit (`lab.limits`, default from the environment)
+    is refused before it is read."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{str(path)!r} is not a file.")
-    check_size(path.stat().st_size, max_mb)
+    (limits or Limits.from_mapping()).check_upload(path.stat().st_size)
     return parse_stories(path.name, path.read_bytes(), limit, layout)
-
-
-def check_size(n_bytes: int, max_mb: int | None = None) -> None:
-    """Raise ValueError for a file over ``max_mb`` (default `DEFAULT_MAX_MB`) megabytes."""
-    max_mb = DEFAULT_MAX_MB if max_mb is None else max_mb
-    if n_bytes > max_mb * 2**20:
-        raise ValueError(
-            f"The file is {n_bytes / 2**20:,.1f} MB; the lab reads story files of at most {max_mb} MB "
-            f"(TINYLAB_MAX_UPLOAD_MB). Cut it first, e.g. `head -c {max_mb - 1}M big.txt > part.txt`: "
-            "the story cut in the middle is dropped."
-        )
 
 
 def stories_text(stories: list[str]) -> str:

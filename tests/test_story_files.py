@@ -147,14 +147,20 @@ def test_a_corpus_of_one_story():
     assert got.stories == STORIES[:1] and got.summary.startswith("1 story, median")
 
 
-def test_a_big_file_is_refused_before_it_is_read(tmp_path):
+def test_a_big_file_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    from lab.limits import Limits
+
     big = tmp_path / "big.txt"
     with open(big, "wb") as f:  # a sparse 200 MB file: nothing is written to disk
         f.truncate(200 * 2**20)
-    with pytest.raises(ValueError, match=r"200\.0 MB; the lab reads story files of at most 50 MB"):
+    monkeypatch.delenv("TINYLAB_MAX_UPLOAD_MB", raising=False)
+    with pytest.raises(ValueError, match=r"The file is 200\.0 MB; uploads are limited to 50 MB .*head -c 49M"):
         sf.read_stories(big)
-    with pytest.raises(ValueError, match="at most 1 MB"):
-        sf.read_stories(big, max_mb=1)
+    with pytest.raises(ValueError, match="limited to 1 MB"):
+        sf.read_stories(big, limits=Limits(max_upload_mb=1))
+    monkeypatch.setenv("TINYLAB_MAX_UPLOAD_MB", "2")  # the teacher's limit applies to files on disk too
+    with pytest.raises(ValueError, match="limited to 2 MB"):
+        stories_from(big)
 
 
 def test_missing_paths_and_unary_folders(tmp_path):
