@@ -43,7 +43,7 @@ def test_attention_page_shows_heads_token_view_and_classifies(tiny_run):
     assert not at.exception and not at.error
     assert any(m.label == "positional heads" for m in at.metric)
     table = at.dataframe[-1].value
-    assert len(table) == 8 and set(table["kind"]) <= {"positional", "mixed", "semantic", "first-token"}
+    assert len(table) == 8 and set(table["kind"]) <= {"positional", "mixed", "semantic", "diffuse", "first-token"}
 
 
 def test_attention_page_empty_text_gives_a_message(tiny_run):
