@@ -7,8 +7,8 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from lab import corpus, data, stories, tokenizer as tok
-from lab.constants import EOS
+from lab import corpus, data, stories, story_files, tokenizer as tok
+from lab.constants import HUB_DATASET
 
 ui.require_app()
 
@@ -32,6 +32,22 @@ def make_split(n: int, residues: tuple, variant: str, seed: int):
 def quick_bpe(texts: tuple) -> object:
     # Only to show token counts on this page; the tokenizer you train in the third tab is the one you keep.
     return tok.train_tokenizer(list(texts), "bpe", 512)
+
+
+LAYOUT_LABELS = {"auto": "detected from the file", "eos": "between <|endoftext|> lines",
+                 "blank-line": "between blank lines", "one-per-line": "one per line",
+                 "whole-file": "the whole file: one story"}
+
+
+def loader_report(loaded) -> None:
+    """What the loader did: its one-line summary and format, notes, and the fragments it dropped."""
+    st.success(f"**{loaded.summary}** · {loaded.format}")
+    for note in loaded.notes:
+        st.info(f"{note}.")
+    if loaded.fragments:
+        with st.expander(f"{len(loaded.fragments)} fragment(s) dropped: the file starts or ends mid-story"):
+            for piece in loaded.fragments:
+                st.text(piece[:200] + ("…" if len(piece) > 200 else ""))
 
 
 @st.cache_data(show_spinner=False)
@@ -113,28 +129,36 @@ with stories_tab:
         if st.button("Load from the hub", help="Needs internet; set HF_HUB_OFFLINE=1 to never try."):
             try:
                 with st.spinner("Loading TinyStories…"):
-                    st.session_state["hub_stories"] = stories.load_tinystories(int(limit))
+                    st.session_state["hub_stories"] = story_files.load_tinystories(int(limit))
             except (ConnectionError, ValueError) as exc:
                 ui.show_error(exc)
-        story_list = st.session_state.get("hub_stories")
-        meta = {"source": stories.HUB_DATASET}
+        loaded = st.session_state.get("hub_stories")
+        story_list = loaded.stories if loaded else None
+        meta = {"source": HUB_DATASET}
     else:
-        # No type= filter: our parser names the supported types in its message, for any file dropped here.
-        up = st.file_uploader(
-            "Story file",
-            help=f".txt with stories separated by {EOS} or blank lines; .jsonl/.json/.csv/.parquet with a 'text' column.",
-        )
+        c1, c2 = st.columns([3, 1])
+        # No type= filter: the reader names the supported types in its message, for any file dropped here.
+        up = c1.file_uploader("Story file", help=ui.STORY_FILE_HELP)
+        layout = c2.selectbox("Stories in a .txt are", story_files.LAYOUTS, format_func=LAYOUT_LABELS.get,
+                              help="auto: between <|endoftext|> lines if any, else between blank lines, else one "
+                              "per line when the lines are long (80+ words), else the whole file is one story.")
+        loaded = None
         if up is not None:
             try:
                 ui.limits().check_upload(up.size)
-                story_list = stories.parse_corpus(up.name, up.getvalue())
+                loaded = ui.read_story_upload(up.name, up.getvalue(), None, layout)
             except ValueError as exc:
-                ui.show_error(exc)
+                ui.show_error(exc)  # nothing is saved, and the stories of the other tabs stay as they were
+        story_list = loaded.stories if loaded else None
         meta = {"source": f"upload:{up.name}" if up else "upload"}
+    if source != "Generator (offline)" and story_list:
+        loader_report(loaded)
     if story_list:
         st.session_state["stories"] = story_list
         st.dataframe(pd.DataFrame([stories.corpus_stats(story_list)]), hide_index=True, use_container_width=True)
-        i = st.slider("Preview story", 0, len(story_list) - 1, 0, help="Words are coloured by word class.")
+        # A one-story corpus has nothing to slide through (a slider with min == max raises).
+        i = st.slider("Preview story", 0, len(story_list) - 1, 0, help="Words are coloured by word class.") \
+            if len(story_list) > 1 else 0
         spans = stories.word_spans(story_list[i])
         text, out, last = story_list[i], [], 0
         for a, b, word, cls in spans:
@@ -145,7 +169,9 @@ with stories_tab:
         st.html('<div style="line-height:2;font-size:1.05rem">' + "".join(out) + "</div>")
         st.html(" ".join(f'<span style="background:{c};padding:2px 6px;border-radius:3px;margin-right:4px">{k}</span>'
                          for k, c in CLASS_COLOURS.items() if k not in ("other", "punctuation")))
-        st.download_button("⬇️ stories.txt", f"\n{stories.EOS}\n".join(story_list), "stories.txt", "text/plain")
+        st.caption(f"Word classes: {ui.coverage_caption(story_list[:200])} in the first {min(len(story_list), 200)} "
+                   "stories; unclassed words are left white.")
+        st.download_button("⬇️ stories.txt", story_files.stories_text(story_list), "stories.txt", "text/plain")
         save_box("stories", "stories", story_list, meta)
 
 # ---- Tokenizer -----------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import ui
-from lab import data, models, stories
+from lab import data, models, story_files
 from lab.device import available_devices
 from lab.jobs import JOBS
 from lab.runs import delete_run, read_metrics, rename_run, resolve_model, run_summary
@@ -96,7 +96,7 @@ with new_tab:
         else:
             st.info("No saved data sets yet: build one on the Data page, or pick another source.")
     else:
-        upload = st.file_uploader("Story file", type=[s.lstrip(".") for s in stories.SUPPORTED_UPLOADS], key="tr_upload",
+        upload = st.file_uploader("Story file", type=[s.lstrip(".") for s in story_files.SUPPORTED], key="tr_upload",
                                   help="Saved into your workspace as a data set when you press Train.")
 
     st.subheader("Tokenizer")
@@ -180,7 +180,7 @@ with new_tab:
                 safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(upload.name).stem).strip("-.") or "stories"
                 folder = ws.path("datasets", f"upload-{safe}"[:64])
                 if not folder.exists():
-                    save_dataset(folder, stories.parse_corpus(upload.name, upload.getvalue()), {"source": f"upload:{upload.name}"})
+                    save_dataset(folder, story_files.parse_stories(upload.name, upload.getvalue()).stories, {"source": f"upload:{upload.name}"})
                 data_kw["data"] = str(folder)
             if "data" not in data_kw:
                 raise ValueError("Pick a data set first.")

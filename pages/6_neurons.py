@@ -7,9 +7,7 @@ import streamlit as st
 
 import ui
 from lab import ablation, inspect as lens, inspect_charts as charts, logit_lens, neurons
-from lab.constants import EOS
 from lab.runs import list_checkpoints, run_dir_of, trained_length
-from lab.stories import generate_stories, parse_corpus
 
 ui.require_app()
 
@@ -25,13 +23,12 @@ st.caption(
 
 
 # ---- Model, stories, layer --------------------------------------------------------------------------------
-c1, c2 = st.columns([1, 1])
+c1, c2 = st.columns([1, 2])
 with c1:
     path = ui.model_picker("neurons")
-source = c2.radio("Stories", ["Generated", "Upload a file"], horizontal=True, key="neurons_source",
-                  help="The paper used ~20 validation stories. Generated ones come from the lab's story generator; "
-                  f"an upload can be .txt (stories separated by {EOS} or blank lines), .jsonl, .json, .csv "
-                  "or .parquet with a text column.")
+    layer_box = st.container()
+with c2:
+    picked = ui.story_picker("neurons", 20, 500)
 if path is None:
     st.info("Pick a model: train one on the Train page, or give a folder saved with save_pretrained.")
     st.stop()
@@ -43,26 +40,11 @@ except (ValueError, OSError) as exc:
     st.stop()
 trained = trained_length(path)  # positions past a run's training windows were never trained: skip them
 
-c1, c2, c3 = st.columns(3)
-if source == "Generated":
-    n_texts = c1.number_input("How many", 1, 200, 20, key="neurons_n", help="Stories to run through the model.")
-    seed = c2.number_input("Seed", 0, 10**6, 1, key="neurons_seed",
-                           help="Use a seed the model was not trained on (training uses seed 0 by default).")
-    texts = generate_stories(int(n_texts), int(seed))
-else:
-    upload = c1.file_uploader("Stories file", type=["txt", "jsonl", "json", "csv", "parquet"], key="neurons_upload",
-                              help="Nothing is unpickled; only text formats are read.")
-    limit = c2.number_input("Use the first", 1, 500, 20, key="neurons_limit", help="How many stories of the file to use.")
-    if upload is None:
-        st.info("Upload a file of stories, or switch to generated ones.")
-        st.stop()
-    try:
-        texts = parse_corpus(upload.name, upload.getvalue(), int(limit))
-    except ValueError as exc:
-        ui.show_error(exc)
-        st.stop()
-layer = c3.selectbox("Layer", range(n_layers), index=max(n_layers - 2, 0), key="neurons_layer",
-                     help="The paper studied layer 7 of 8, one before the last.")
+if picked is None:  # the picker said what is missing
+    st.stop()
+texts, texts_label = picked
+layer = layer_box.selectbox("Layer", range(n_layers), index=max(n_layers - 2, 0), key="neurons_layer",
+                            help="The paper studied layer 7 of 8, one before the last.")
 
 # ---- The scan (kept in the session: switching tabs or pages does not redo it) ------------------------------
 stamp = ui.model_stamp(path)  # re-saved weights scan again
@@ -79,8 +61,8 @@ if acts is None:
     bar.empty()
     st.session_state[scan_key] = acts
 table = neurons.neuron_table(acts)
-st.caption(f"{len(acts.tokens)} tokens from {len(texts)} stories · layer {layer} · {acts.values.shape[1]} neurons"
-           + (f" · each story cut to the {trained}-token windows this run trained on" if trained else ""))
+st.caption(f"{texts_label} · {len(acts.tokens)} tokens · layer {layer} · {acts.values.shape[1]} neurons"
+           + (f" · each story cut to the {trained}-token windows this model trained on" if trained else ""))
 
 table_tab, one_tab, class_tab, ckpt_tab, lens_tab, ablate_tab = st.tabs(
     ["All neurons", "One neuron", "Word classes", "Across checkpoints", "Logit lens", "Ablation"])
@@ -114,9 +96,11 @@ with one_tab:
                                     vmax=float(abs(column).max())))
 
 with class_tab:
-    st.markdown("Each token gets the word class of the generator's word it belongs to (names, pronouns, verbs, "
-                "nouns, …). **Selectivity** = (mean activation on the class − mean on all other tokens) / standard "
-                "deviation: above ~1 the neuron clearly prefers that class.")
+    st.markdown("Each token gets the class of the word it belongs to, classed in context (names, pronouns, verbs, "
+                "nouns, adjectives, function words — adverbs included —, punctuation). **Selectivity** = (mean "
+                "activation on the class − mean on all other tokens) / standard deviation: above ~1 the neuron "
+                "clearly prefers that class.")
+    st.caption(f"{ui.coverage_caption(acts.texts)} in these stories; tokens of unclassed words count as 'other'.")
     selectivity = neurons.word_class_selectivity(acts)
     best = neurons.best_class(selectivity).sort_values("selectivity", ascending=False, ignore_index=True)
     show = st.slider("Neurons shown (most selective first)", 10, min(200, len(best)), min(40, len(best)),
