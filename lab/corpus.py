@@ -7,6 +7,7 @@ files (``train.jsonl``/``test.jsonl`` or ``stories.txt``). Nothing is pickled.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from datasets import DatasetDict
@@ -71,3 +72,13 @@ def stories_from(source: Path | str, limit: int | None = None) -> story_files.St
     if not path.exists():
         raise ValueError(f"{str(source)!r} does not exist: give a story file or a saved data set folder.")
     return story_files.read_stories(path, limit)
+
+
+def save_upload(datasets_dir: Path, filename: str, content: bytes) -> Path:
+    """Save an uploaded story file as the data set ``upload-<file name>`` in ``datasets_dir`` (once: an
+    existing one is reused) and return its folder. Raises ValueError on a file that parses to no stories."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(filename).stem).strip("-.") or "stories"
+    folder = Path(datasets_dir) / f"upload-{safe}"[:64]
+    if not folder.exists():
+        save_dataset(folder, story_files.parse_stories(filename, content).stories, {"source": f"upload:{filename}"})
+    return folder
