@@ -13,7 +13,7 @@ from lab.stories import generate_stories
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tinystories-valid-head.txt"
 # Stories the tests write: the generator's (never text from the shared sample), some over several lines.
-STORIES = generate_stories(12, seed=5)
+STORIES = [" ".join(s.split()) for s in generate_stories(12, seed=5)]  # one line each
 PARAGRAPHED = [s.replace(". ", ".\n", 2) for s in STORIES]  # a few paragraphs each, as TinyStories has
 
 
