@@ -33,6 +33,11 @@ def blocks(model) -> list[torch.nn.Module]:
     raise ValueError(f"Cannot find the transformer blocks of a {type(model).__name__}.")
 
 
+def body(model) -> torch.nn.Module:
+    """The model without its language-model head (GPT-Neo's ``transformer``, Llama's ``model``)."""
+    return getattr(model, "base_model", model)
+
+
 def attn_out_proj(block) -> torch.nn.Module:
     """The attention output projection: its input is the heads' outputs side by side [.., heads * d_head]."""
     attn = getattr(block, "attn", None) or getattr(block, "self_attn", None) or getattr(block, "attention", None)
@@ -176,7 +181,9 @@ def attention_patterns(model, tokenizer, text: str, max_tokens: int | None = Non
 @exclusive
 def patterns_for_ids(model, ids: torch.Tensor) -> torch.Tensor:
     with eager_attention(model):
-        out = model(ids.to(model_device(model)), output_attentions=True, use_cache=False)
+        # The transformer without its unembedding: the weights are all we need, and a 50,257-token unembedding
+        # costs more than all the blocks of a small model.
+        out = body(model)(ids.to(model_device(model)), output_attentions=True, use_cache=False)
     return check_patterns(out.attentions, len(blocks(model)), ids.shape[1], n_heads(model))
 
 
@@ -214,8 +221,8 @@ def iter_patterns(model, rows: list[torch.Tensor]) -> Iterator[torch.Tensor]:
     for group in text_batches(lengths, n_layers * heads):
         ids, mask = right_padded([rows[i] for i in group])
         with model_lock(model), eager_attention(model):
-            out = model(ids.to(model_device(model)), attention_mask=mask.to(model_device(model)),
-                        output_attentions=True, use_cache=False)
+            out = body(model)(ids.to(model_device(model)), attention_mask=mask.to(model_device(model)),
+                              output_attentions=True, use_cache=False)  # no unembedding (see patterns_for_ids)
         width = ids.shape[1]
         if out.attentions is None or len(out.attentions) != n_layers or any(a is None for a in out.attentions):
             check_patterns(out.attentions, n_layers, width, heads)  # raises, saying why
@@ -307,7 +314,8 @@ def mlp_activations(model, tokenizer, texts: list[str], layer: int,
     with hooks([handle]):  # texts right-padded into batches: a pass per text was mostly Python overhead
         for group in text_batches([e.ids.shape[1] for e in encoded], n_heads(model)):
             ids, mask = right_padded([encoded[i].ids for i in group])
-            model(ids.to(model_device(model)), attention_mask=mask.to(model_device(model)), use_cache=False)
+            # no unembedding (see patterns_for_ids)
+            body(model)(ids.to(model_device(model)), attention_mask=mask.to(model_device(model)), use_cache=False)
             batch = captured.pop()  # [batch, S, d_mlp]
             for b, n in enumerate(group):
                 enc = encoded[n]
