@@ -276,8 +276,10 @@ def working(text: str, key: str) -> Iterator[Callable[[float, str], None]]:
     def update(fraction: float, message: str = "") -> None:
         bar.progress(min(max(float(fraction), 0.0), 1.0), text=f"{message or text} · {time.time() - started:.0f} s")
 
-    yield update
-    slot.empty()
+    try:
+        yield update
+    finally:  # an error or a Stop leaves no bar behind
+        slot.empty()
 
 
 def _mark_stopped(key: str) -> None:

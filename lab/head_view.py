@@ -75,6 +75,10 @@ class HeadStep:
         })
 
 
+UNSUPPORTED = ("Inside one head is shown for GPT-Neo and GPT-2 models (this one computes its attention differently, "
+               "e.g. with rotary positions).")
+
+
 def _softmax(scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     z = np.where(allowed, scores, -np.inf)
     z = np.exp(z - z.max())
@@ -83,7 +87,7 @@ def _softmax(scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
 
 def _projections(block, normed: torch.Tensor, head: int, d_head: int):
     """(q, k, v, scale, window) of one head from the block's attention weights; ``normed`` = LN_1(x) [seq, d]."""
-    attn = block.attn
+    attn = getattr(block, "attn", None)  # a Llama block has self_attn: the ValueError below
     sl = slice(head * d_head, (head + 1) * d_head)
     if hasattr(attn, "attention") and hasattr(attn.attention, "q_proj"):  # GPT-Neo: no biases, no scaling
         a = attn.attention
@@ -95,8 +99,7 @@ def _projections(block, normed: torch.Tensor, head: int, d_head: int):
         qkv = normed @ attn.c_attn.weight + attn.c_attn.bias
         q, k, v = (qkv[:, part * d:(part + 1) * d][:, sl] for part in range(3))
         return q, k, v, float(getattr(attn, "scaling", d_head ** -0.5)), None
-    raise ValueError("Inside one head is shown for GPT-Neo and GPT-2 models (this one computes its attention "
-                     "differently, e.g. with rotary positions).")
+    raise ValueError(UNSUPPORTED)
 
 
 @torch.no_grad()
@@ -116,6 +119,8 @@ def head_step(model, tokenizer, text: str, layer: int, head: int, query: int | N
         raise ValueError(f"Token {query} does not exist: the text has tokens 0..{seq - 1}.")
     block = layer_blocks[layer]
     x = cache[f"blocks.{layer}.resid_pre"].to(next(block.parameters()).device)
+    if not hasattr(block, "ln_1"):  # e.g. Llama's blocks (RMSNorm, rotary positions)
+        raise ValueError(UNSUPPORTED)
     normed = block.ln_1(x)
     d_head = x.shape[-1] // heads
     q, k, v, scale, window = _projections(block, normed, head, d_head)

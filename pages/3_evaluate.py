@@ -119,18 +119,18 @@ def progress_callback(bar, prefix: str):
 def scores(choice: Choice) -> None:
     if st.button("Evaluate", type="primary", disabled=choice.model_path is None, key="evaluate_go",
                  help="Score the model on the train and the test split of the chosen data set."):
-        bar = st.progress(0.0, text="Loading…")
         try:
-            model, tokenizer = ui.load_model(choice.model_path)
-            splits = scoring.score_splits(model, tokenizer, choice.sets(), choice.batch_size, generate=choice.generate,
-                                          max_new_tokens=choice.max_new,
-                                          progress=lambda f, message: bar.progress(min(1.0, f), text=message))
+            with ui.working("Loading…", "evaluate") as update:
+                model, tokenizer = ui.load_model(choice.model_path)
+                splits = scoring.score_splits(model, tokenizer, choice.sets(), choice.batch_size,
+                                              generate=choice.generate, max_new_tokens=choice.max_new, progress=update)
             st.session_state["evaluate_results"] = {"model": str(choice.model_path), "data": choice.source_label,
                                                     "splits": splits,
                                                     "stories": eval_sets.source_kind(choice.source) == "stories"}
         except (ValueError, OSError, RuntimeError) as exc:
             ui.show_error(exc)
-        bar.empty()
+    if ui.stopped("evaluate"):
+        st.info("Stopped: the scores below (if any) are from the last finished evaluation.", icon="⏹")
     saved = st.session_state.get("evaluate_results")
     if saved is None:
         st.info("Pick a model and a data set, then press **Evaluate**.", icon="👆")

@@ -171,14 +171,15 @@ def across_checkpoints(scan: Scan) -> None:
     key = f"neurons_ck::{scan.key}::{neuron}::{len(checkpoints)}"
     if c2.button(f"Compare across {len(checkpoints)} checkpoints of {run_dir.name}", key="neurons_ck_go",
                  help="Loads every checkpoint and runs the same stories through it."):
-        bar = st.progress(0.0, text="Loading checkpoints…")
         try:
-            st.session_state[key] = neurons.neuron_across_checkpoints(
-                checkpoints, scan.texts, scan.layer, int(neuron), load=ui.load_model, max_tokens=scan.trained,
-                progress=lambda f: bar.progress(f, text="Loading checkpoints…"))
+            with ui.working("Running the stories through every checkpoint…", "neurons_ck") as update:
+                st.session_state[key] = neurons.neuron_across_checkpoints(
+                    checkpoints, scan.texts, scan.layer, int(neuron), load=ui.load_model, max_tokens=scan.trained,
+                    progress=update)
         except (ValueError, OSError) as exc:
             ui.show_error(exc)
-        bar.empty()
+    if ui.stopped("neurons_ck"):
+        st.info("Stopped: press the button to compare the checkpoints again.", icon="⏹")
     result = st.session_state.get(key)
     if result is not None:
         fig = charts.checkpoint_lines(result)

@@ -10,6 +10,7 @@ import lab.jobs
 from lab import corpus
 from lab.jobs import JobManager
 from lab.train import TrainResult
+from lab.transfer import pair_names
 
 TRAIN = "pages/2_train.py"
 
@@ -51,6 +52,8 @@ def test_a_queued_run_is_said_to_wait_is_listed_and_has_its_own_live_panel(held_
     at.selectbox(key="tr_live_run").set_value("second").run()
     assert any("Waiting for a training slot" in i.value for i in at.info)
     assert not any(b.key == "stop_first" for b in at.button)  # not the running run's panel
+    at.selectbox(key="tr_live_run").set_value("first").run()
+    assert "Train loss (last step)" in [m.label for m in at.metric]  # not to be read as the smoothed curve's end
     at = open_page(TRAIN)  # a reload keeps the queued run's panel
     at.selectbox(key="tr_live_run").set_value("second").run()
     assert any("Waiting for a training slot" in i.value for i in at.info)
@@ -82,3 +85,8 @@ def test_remove_upload_touches_only_upload_data_sets(tmp_path):
     assert not corpus.remove_upload(tmp_path / "mine") and (tmp_path / "mine").exists()
     assert corpus.remove_upload(tmp_path / "upload-x") and not (tmp_path / "upload-x").exists()
     assert not corpus.remove_upload(None)
+
+
+def test_transfer_pairs_are_found_again_after_a_reload():
+    runs = ["b-scratch", "a-finetune", "b-finetune", "a-scratch", "c-finetune"]
+    assert pair_names(runs) == ["a", "b"]  # c has no from-scratch twin
