@@ -261,8 +261,9 @@ def story_preview(story_list: list[str]) -> None:
     st.html('<div style="line-height:2;font-size:1.05rem">' + "".join(out) + "</div>")
     st.html(" ".join(f'<span style="background:{c};padding:2px 6px;border-radius:3px;margin-right:4px">{k}</span>'
                      for k, c in CLASS_COLOURS.items() if k not in ("other", "punctuation")))
-    st.caption(f"Word classes: {ui.coverage_caption(story_list[:200])} in the first {min(len(story_list), 200)} "
-               "stories; unclassed words are left white.")
+    st.caption(f"Word classes: {ui.coverage_caption(story_list[:200])} in "
+               + ("the story" if len(story_list) == 1 else f"the first {min(len(story_list), 200)} stories")
+               + "; unclassed words are left white.")
 
 
 def save_box(kind: str, content, meta: dict) -> None:

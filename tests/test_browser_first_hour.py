@@ -2,6 +2,8 @@
 queued run and the Data page's split, tabs that stay put on Attention and Neurons, and bertviz frames that hold
 what they draw. Screenshots of every tab go to $TINYLAB_SCREENSHOTS."""
 
+import time
+
 import pytest
 
 from browser import browser, chromium_path, error_texts, goto, new_page, running_app, shot, wait_idle
@@ -29,21 +31,27 @@ def selected_tab(page) -> str:
     return page.locator('[role="tab"][aria-selected="true"]').first.inner_text().strip()
 
 
-def frame_fits(page) -> list[tuple[int, int]]:
-    """(frame height, drawn height) of every bertviz iframe: what it draws must fit in its frame."""
-    sizes = []
-    for handle in page.query_selector_all("iframe"):
-        frame = handle.content_frame()
-        if frame and frame.locator("svg").count():
-            drawn = frame.evaluate("document.documentElement.scrollHeight")
-            sizes.append((int(handle.bounding_box()["height"]), int(drawn)))
-    return sizes
+def frame_fits(page, timeout_s: float = 120) -> list[tuple[int, int]]:
+    """(frame height, drawn height) of every bertviz iframe once its script has drawn (and fitted the frame):
+    what it draws must fit in its frame."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        sizes = []
+        for handle in page.query_selector_all("iframe"):
+            frame = handle.content_frame()
+            if frame and frame.locator("svg text").count() and frame.evaluate("document.body.dataset.fitted || ''"):
+                drawn = frame.evaluate("document.documentElement.scrollHeight")
+                sizes.append((int(handle.bounding_box()["height"]), int(drawn)))
+        if sizes:
+            return sizes
+        page.wait_for_timeout(500)
+    return []
 
 
 def test_a_newcomers_journey_has_no_traceback_lost_tab_or_clipped_frame(tmp_path):
     make_run(tmp_path / "ws")
     with running_app(tmp_path / "ws") as url, browser() as b:
-        page = new_page(b, block_external=True)
+        page = new_page(b, block_external=True, height=1800)  # 1400 px wide; tall to show more
         goto(page, url + "/data", SLOW)
         shot(page, "first-hour-data-unary")
         page.get_by_role("tab", name="Story corpus").click()
@@ -69,16 +77,20 @@ def test_a_newcomers_journey_has_no_traceback_lost_tab_or_clipped_frame(tmp_path
         assert selected_tab(page) == "Positional or semantic?"
         page.locator(".js-plotly-plot").last.wait_for(timeout=SLOW)
         shot(page, "first-hour-attention-classify")
+        page.get_by_role("tab", name="One token").click()
+        wait_idle(page, SLOW)
+        page.get_by_text("Inside one head").click()  # Transformer Explainer's steps, with this model's numbers
+        page.get_by_text("GPT-Neo does not divide the scores").wait_for(timeout=SLOW)
+        assert error_texts(page) == []
+        shot(page, "first-hour-attention-inside-one-head")
         page.get_by_role("tab", name="bertviz").click()
         page.get_by_text("Show bertviz").click()
         wait_idle(page, SLOW)
-        page.wait_for_timeout(2000)  # its scripts draw the SVG
         fits = frame_fits(page)
         assert fits and all(drawn <= height + 4 for height, drawn in fits), fits
         shot(page, "first-hour-attention-head-view")
         page.get_by_text("model view").click()
         wait_idle(page, SLOW)
-        page.wait_for_timeout(2000)
         fits = frame_fits(page)
         assert fits and all(drawn <= height + 4 for height, drawn in fits), fits
         shot(page, "first-hour-attention-model-view")
@@ -95,4 +107,13 @@ def test_a_newcomers_journey_has_no_traceback_lost_tab_or_clipped_frame(tmp_path
         assert error_texts(page) == []
         assert selected_tab(page) == "Word classes"  # a new model does not throw the student back
         shot(page, "first-hour-neurons-word-classes")
+
+        goto(page, url + "/train", SLOW)
+        for tab in ("New run", "Live", "Runs", "Transfer learning"):
+            page.get_by_role("tab", name=tab).click()
+            wait_idle(page, SLOW)
+            assert error_texts(page) == []
+            shot(page, "first-hour-train-" + tab.split()[0].lower())
+        goto(page, url + "/evaluate", SLOW)
+        shot(page, "first-hour-evaluate")
         assert page.blocked == []
