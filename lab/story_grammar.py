@@ -1,5 +1,5 @@
 """A small grammar that writes TinyStories-like stories from word lists (`lab.story_words`) and sentence
-templates (`lab.story_plots`, `lab.story_sentences`), and knows the word class of every word it can write.
+templates (`lab.story_plots`, `lab.story_sentences`).
 
 A story: an opening and one or two lines about the hero, a day that starts the plot, the beats of one plot
 arc (each beat one of a few sentences) with remarks and small free sentences between them, an ending and
@@ -69,45 +69,6 @@ def noun_forms(entry: str) -> tuple[str, str]:
         else:
             many = one + "s"
     return one.replace("-", " "), many.replace("-", " ")
-
-
-# ---- Word classes --------------------------------------------------------------------------------------
-NOUN_LISTS = (W.ANIMALS, W.PEOPLE, W.FAMILY, W.TOYS, W.FOODS, W.PLACES, W.HOME_THINGS, W.NATURE, W.CLOTHES,
-              W.BODY, W.TREASURES, W.EVENTS, W.TIME_WORDS, W.FEELINGS_NOUNS, W.NOUN_EXTRAS)
-ADJECTIVE_LISTS = (W.SIZE_ADJ, W.COLOR_ADJ, W.LOOK_ADJ, W.CHARACTER_ADJ, W.GOOD_FEELINGS, W.BAD_FEELINGS,
-                   W.DAY_ADJ, W.TASTE_ADJ, W.ADJECTIVE_EXTRAS)
-FUNCTION_LISTS = (W.FUNCTION_WORDS, W.ADVERBS)
-VERB_LISTS = (W.PASTIMES, W.HANDLE, W.EAT, W.MOVE, W.SAY, W.THINK, W.HELP, W.LOOK_VERBS, W.OTHER_VERBS)
-
-
-@lru_cache(maxsize=1)
-def lexicon() -> dict[str, str]:
-    """Lower-case word -> class for every word the generator can write (names: see `NAMES`).
-
-    A word in two lists keeps the first class set here: pronouns, then verbs, nouns, adjectives, function
-    words ("left", "like", "back" ... are classed by their commonest use in the stories).
-    """
-    classes: dict[str, str] = {}
-
-    def add(words, cls: str) -> None:
-        for w in words:
-            for part in w.lower().split():
-                classes.setdefault(part, cls)
-
-    add(W.PRONOUNS, "pronoun")
-    add(W.VERB_EXTRAS, "verb")
-    for entries in VERB_LISTS:
-        add((f for e in entries for f in verb_forms(e).values()), "verb")
-    for entries in NOUN_LISTS:
-        add((f for e in entries for f in noun_forms(e)), "noun")
-    for words in ADJECTIVE_LISTS:
-        add(words, "adjective")
-    for words in FUNCTION_LISTS:
-        add(words, "function")
-    return classes
-
-
-NAMES = frozenset(W.GIRLS + W.BOYS + W.PET_NAMES)
 
 
 # ---- Drawing words -------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ from collections import Counter
 
 import pytest
 
-from lab import stories, story_plots
+from lab import lexicon, stories, story_grammar, story_plots, story_words
 
 
 def test_generator_is_deterministic_by_seed():
@@ -30,6 +30,22 @@ def test_generator_has_thousands_of_words_and_classes_every_one(corpus):
     words = {w.lower() for *_, w, c in spans}
     assert {"mice", "leaves", "ran", "caught", "running", "hopping", "hopped", "bigger", "played", "playing"} <= words
     assert not {w for w in words if re.search(r"(.)\1\1|yy|eee", w)}  # no "playyed", "paddleeed"
+
+
+def test_word_classes_have_one_owner_the_lexicon():
+    """The generator's lists say what a word stands for (a toy, a way of moving); its class is the lexicon's:
+    every form a slot can write is listed there with the slot's class (a compound by its last word)."""
+    lex = lexicon.lexicon()
+    slots = [("noun", story_grammar.FRESH_NOUNS, lambda e: story_grammar.noun_forms(e)),
+             ("adjective", story_grammar.FRESH_ADJECTIVES, lambda e: (e,)),
+             ("verb", story_grammar.FRESH_VERBS, lambda e: story_grammar.verb_forms(e).values())]
+    wrong = [(slot, form, lex.lookup(form)) for cls, lists, forms in slots for slot, entries in lists.items()
+             for e in entries for form in forms(e)
+             if ("function" if slot == "adverb" else cls) not in lex.lookup(form.split()[-1])]
+    assert not wrong, f"generator words the lexicon classes otherwise: {wrong[:10]}"
+    names = story_words.GIRLS + story_words.BOYS + story_words.PET_NAMES
+    assert [n for n in names if not lex.is_name(n)] == []
+    assert not hasattr(story_grammar, "lexicon")  # no second class table beside lab.lexicon
 
 
 def test_generator_varies_openings_plots_paragraphs_and_morals(corpus):
