@@ -35,7 +35,7 @@ ANIMALS = _w("""bird cat dog bear bunny fish mouse:mice rabbit puppy squirrel du
     bat beetle caterpillar dinosaur donkey eagle hen lamb parrot pony raccoon seal shark worm ladybug
     ostrich alligator crocodile skunk squirrel mule goat rat flea sparrow pigeon ostrich oyster chick
     cub kitty bunny hamster goldfish unicorn puppy koala panda polar-bear moose:moose camel peacock rooster
-    turkey beaver otter hedgehog firefly:fireflies mosquito:mosquitoes""")
+    turkey beaver otter hedgehog firefly:fireflies mosquito:mosquitoes pup pet""")
 PEOPLE = _w("""man:men lady girl boy friend farmer baby kid woman:women teacher doctor princess prince king queen
     neighbor child:children person:people nurse pirate fairy giant clown wizard witch sailor knight firefighter
     driver baker cook brother sister aunt uncle
@@ -72,14 +72,16 @@ HOME_THINGS = _w("""box door bed table window chair cup book picture bag blanket
     napkin teaspoon pot pan tray vase candle flashlight lantern envelope notebook journal dictionary
     folder scissors:scissors hammer nail rope string thread yarn wheel ladder bucket broom mop soap brush
     comb helmet glasses:glasses wallet purse backpack suitcase ticket camera computer telephone clock
-    microscope tool axe rake net basket cardboard sack blanket quilt crib desk bench sink faucet""")
+    microscope tool axe rake net basket cardboard sack blanket quilt crib desk bench sink faucet
+    knife:knives seat wall fence sign hook tank chest pipe machine frame package cube stairs""")
 NATURE = _w("""tree flower rock water sun grass leaf:leaves stick sand shell stone bush hole nest cloud star moon
     rainbow puddle branch mud snow rain wind feather seed log apple-tree pebble berry-bush hill pond
     petal seashell acorn vine twig reed pine oak sunflower daisy:daisies rose tulip mushroom
     stream wave breeze fog storm thunder lightning sunset sunrise hilltop meadow puddle pebble dirt soil
-    sand field island volcano comet rainbow cloud snowflake icicle leaf-pile hay straw mud""")
+    sand field island volcano comet rainbow cloud snowflake icicle leaf-pile hay straw mud
+    plant fire land hedge path smoke clay""")
 CLOTHES = _w("""dress hat shirt shoe sock coat scarf jacket boot mitten cap sweater belt necklace crown
-    mask cape costume apron glove gown skirt bracelet ribbon bow collar""")
+    mask cape costume apron glove gown skirt bracelet ribbon bow collar suit""")
 BODY = _w("""hand head face eye ear nose mouth foot:feet leg arm tail knee tummy finger hair wing paw tooth:teeth
     toe neck shoulder cheek chin lip nose back beak fur feather skin heart brain tongue whisker""")
 TREASURES = _w("""treasure coin key map ring shell feather stone box egg seed crown jewel button flower
@@ -93,7 +95,7 @@ FEELINGS_NOUNS = _w("""fun idea smile hug joy help surprise noise song story les
     problem plan chance question answer reward lesson adventure memory:memories friendship""")
 
 # ---- Describing words ------------------------------------------------------------------------------------
-SIZE_ADJ = _w("""big little small tiny huge tall long short giant round fat thin
+SIZE_ADJ = _w("""big little small tiny huge tall long short giant large round fat thin thick
     enormous wide narrow deep heavy light chubby skinny low steep flat bigger smaller biggest""")
 COLOR_ADJ = _w("""red blue green yellow pink purple white black brown orange gray golden colorful
     silver grey dark light bright striped spotted rainbow""")
@@ -101,16 +103,18 @@ LOOK_ADJ = _w("""shiny pretty beautiful new old soft bright clean dirty sparkly 
     special strange magic heavy sharp smooth sticky messy broken shiny loud quiet fuzzy empty full
     furry hairy slimy smelly slippery bumpy fragile delicate ancient modern rare valuable
     expensive cheap ugly cute lovely adorable icy frozen dusty rusty sparkling glowing twinkling
-    colourful mysterious magical unusual wonderful amazing perfect plain simple strange tidy cozy""")
+    colourful mysterious magical unusual wonderful amazing perfect plain simple strange tidy cozy
+    dangerous healthy wild difficult boring weird unique neat real regular noisy""")
 CHARACTER_ADJ = _w("""little kind happy brave curious friendly good nice funny silly smart gentle shy clever
     playful sweet lazy grumpy bossy careful helpful naughty polite quiet strong wise cheerful busy lonely
     young old proud
     generous patient honest humble stubborn clumsy foolish rude selfish greedy loyal
     reliable obedient creative adventurous independent thoughtful caring respectful cautious fearful
+    jolly lucky poor famous brilliant tough popular successful lively rich fair weak harmless dependable
     jealous nosy impatient enthusiastic determined persistent graceful charming mighty""")
 GOOD_FEELINGS = _w("""happy excited proud glad surprised thankful grateful amazed relieved calm safe
     delighted pleased overjoyed satisfied cheerful content peaceful comfortable brave""")
-BAD_FEELINGS = _w("""sad scared upset angry worried tired hungry lonely bored frightened grumpy sorry embarrassed
+BAD_FEELINGS = _w("""sad scared upset bad angry worried tired hungry lonely afraid mad bored frightened grumpy sorry embarrassed
     frustrated disappointed confused nervous anxious miserable guilty ashamed jealous
     uncomfortable thirsty sleepy sick dizzy shy""")
 DAY_ADJ = _w("""sunny bright warm beautiful nice cold windy rainy lovely hot cloudy snowy
@@ -134,19 +138,23 @@ HANDLE = _w("""find:found:found see:saw:seen pick take:took:taken hold:held:held
     break:broke:broken win+:won:won borrow
     lift wrap+ fold squeeze stir+ pour spray sprinkle collect gather deliver decorate
     measure weigh count polish plant feed:fed:fed tie lock unlock pack unpack mix fetch lend:lent:lent
-    trade sell:sold:sold mail send:sent:sent paint scoop hang:hung:hung tug+ poke peek bury""")
+    trade sell:sold:sold mail send:sent:sent paint scoop hang:hung:hung tug+ poke peek bury
+    cut+:cut:cut hit+:hit:hit set+:set:set bite:bit:bitten wear:wore:worn check smell lick pass offer
+    steal:stole:stolen cover count blow:blew:blown chew twist point knock""")
 EAT = _w("eat:ate:eaten taste share bake cook try want love like bite:bit:bitten drink:drank:drunk munch")
 MOVE = _w("""walk run+:ran:run go:went:gone come:came:come hop+ fly:flew:flown swim+:swam:swum climb crawl
     jump march rush hurry race skip+ wander
     stroll waddle gallop zoom dash tiptoe scurry slide:slid:slid roll swing:swung:swung drift
-    float glide sneak crawl stumble tumble rush wander travel""")
+    float glide sneak crawl stumble tumble rush wander travel
+    follow chase turn fall:fell:fallen drive:drove:driven return lead:led:led""")
 SAY = _w("""say:said:said ask reply shout whisper cry laugh yell exclaim answer giggle smile nod+ sigh cheer
     scream giggle chirp whine mumble grumble call explain announce suggest complain promise beg+ agree talk""")
 THINK = _w("""think:thought:thought know:knew:known feel:felt:felt wonder remember forget:forgot:forgotten hope
     wish decide learn realize understand:understood:understood believe notice
-    imagine dream guess recognize trust worry notice discover expect""")
-HELP = _w("help thank hug+ comfort save hold:held:held carry teach:taught:taught show:showed:shown")
-LOOK_VERBS = _w("look watch listen stare smile wait hide:hid:hidden rest sit+:sat:sat sleep:slept:slept")
+    imagine dream guess recognize trust worry notice discover expect
+    pretend enjoy admire forgive:forgave:forgiven""")
+HELP = _w("help thank hug+ comfort save hold:held:held carry teach:taught:taught show:showed:shown protect rescue heal invite")
+LOOK_VERBS = _w("look watch listen stare smile wait hide:hid:hidden rest sit+:sat:sat sleep:slept:slept hear:heard:heard stand:stood:stood")
 # How something is done; classed with the function words, as the lab's word classes have no adverb class.
 ADVERBS = _w("""happily slowly quickly carefully gently loudly softly quietly brightly sadly excitedly proudly
     bravely patiently safely tightly nicely kindly badly quickly closely neatly freely properly quietly
