@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # Modules that may add verbs, in the order `--help` lists them.
-VERB_MODULES = ("data", "train", "evaluate", "sampling", "inspect", "classroom")
+VERB_MODULES = ("data", "train", "evaluate", "sampling", "inspect", "classroom", "commands.experiment")
 
 
 def build_parser() -> argparse.ArgumentParser:

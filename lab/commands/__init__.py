@@ -1,0 +1,1 @@
+"""`python -m lab <verb>`: one module per verb, each with ``register(subparsers)``."""
