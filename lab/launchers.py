@@ -35,6 +35,7 @@ class JobState:
 
 class Launcher(Protocol):
     name: str
+    lost: str | None  # set when the backend itself is gone (a Ray cluster that stopped answering)
 
     @property
     def capacity(self) -> int:
@@ -55,6 +56,7 @@ class LocalLauncher:
     """This machine: `lab.jobs` in process mode (a crashed run never takes the server down)."""
 
     name = "local"
+    lost = None  # this machine cannot be lost
 
     def __init__(self, jobs=None):
         from .jobs import JOBS

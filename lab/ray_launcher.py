@@ -11,14 +11,23 @@ every job of this launcher is reported failed with the reason, and the caller ca
 from __future__ import annotations
 
 import shlex
+import time
 import uuid
 from pathlib import Path
 
 from .launchers import JobState, RaySettings
 from .progress import RunTail
 
-HTTP_TIMEOUT_S = 15.0  # Ray's client sets none: an unreachable head must not hang the experiment's driver
+HTTP_TIMEOUT_S = 60.0  # Ray's client sets none: an unreachable head must not hang the experiment's driver
+SUBMIT_RETRY_S = 90.0  # a head that just started answers "No available agent ... try again later" for a while
 STATUS = {"PENDING": "queued", "RUNNING": "running", "SUCCEEDED": "done", "STOPPED": "stopped", "FAILED": "failed"}
+
+
+def short(error) -> str:
+    """The last line of an error (Ray's server errors carry whole tracebacks), at most 300 characters."""
+    lines = [line.strip() for line in str(error).splitlines() if any(c.isalpha() for c in line)]
+    text = lines[-1] if lines else type(error).__name__
+    return text if len(text) <= 300 else text[:297] + "…"
 
 
 def _client_class():
@@ -41,6 +50,7 @@ class RayLauncher:
         self._runs: dict[str, Path] = {}
         self._tails: dict[str, RunTail] = {}
         self._stopping: set[str] = set()
+        self.lost: str | None = None  # why the cluster could not be reached at the last poll
 
     @property
     def capacity(self) -> int:
@@ -56,7 +66,7 @@ class RayLauncher:
             try:
                 self._client = _client_class()(self.settings.address)
             except Exception as exc:  # requests' errors, Ray's ConnectionError, a version mismatch
-                raise ConnectionError(f"Cannot reach the Ray cluster at {self.settings.address}: {exc}") from exc
+                raise ConnectionError(f"Cannot reach the Ray cluster at {self.settings.address}: {short(exc)}") from exc
         return self._client
 
     def entrypoint(self, commands: list[list[str]]) -> str:
@@ -69,15 +79,25 @@ class RayLauncher:
         if self.settings.gpus_per_job:
             options["entrypoint_num_gpus"] = self.settings.gpus_per_job
         env_vars = {**env, "PYTHONPATH": self.settings.code_dir, "TOKENIZERS_PARALLELISM": "false"}
-        try:
-            self.client().submit_job(entrypoint=self.entrypoint(commands), submission_id=key,
-                                     runtime_env={"env_vars": env_vars},
-                                     metadata={"user": user, "run": Path(run_dir).name}, **options)
-        except ConnectionError:
-            raise
-        except Exception as exc:
-            self._client = None
-            raise ConnectionError(f"The Ray cluster at {self.settings.address} refused the job: {exc}") from exc
+        deadline, attempts = time.time() + SUBMIT_RETRY_S, 0
+        while True:
+            attempts += 1
+            try:
+                self.client().submit_job(entrypoint=self.entrypoint(commands), submission_id=key,
+                                         runtime_env={"env_vars": env_vars},
+                                         metadata={"user": user, "run": Path(run_dir).name}, **options)
+                break
+            except ConnectionError:
+                raise
+            except Exception as exc:
+                text = str(exc)
+                if attempts > 1 and "already exists" in text:  # an earlier attempt got through after all
+                    break
+                if "status code 4" not in text and time.time() < deadline:  # not a refusal of the request itself:
+                    time.sleep(2.0)  # a busy or just-started head (no job agent yet, a dropped connection)
+                    continue  # retrying is safe: the submission id makes a second submit of one job fail
+                self._client = None
+                raise ConnectionError(f"The Ray cluster at {self.settings.address} refused the job: {short(exc)}") from exc
         self.adopt(key, Path(run_dir))
         return key
 
@@ -90,8 +110,9 @@ class RayLauncher:
             known = {j.submission_id: j for j in self.client().list_jobs() if j.submission_id in set(keys)}
         except Exception as exc:
             self._client = None
-            reason = f"Lost the Ray cluster at {self.settings.address}: {exc}"
-            return {k: JobState("failed", reason) for k in keys}
+            self.lost = f"Lost the Ray cluster at {self.settings.address}: {short(exc)}"
+            return {k: JobState("failed", self.lost) for k in keys}
+        self.lost = None
         out = {}
         for key in keys:
             info = known.get(key)
@@ -119,11 +140,11 @@ class RayLauncher:
         errors = [line for line in logs.splitlines() if line.startswith("error:")]
         if errors:
             return failure_reason(1, errors[-1])
-        return f"Ray: {info.message or 'the job failed'}"
+        return f"Ray: {short(info.message or 'the job failed')}"
 
     def stop(self, key: str) -> None:
         self._stopping.add(key)
         try:
             self.client().stop_job(key)
         except Exception as exc:
-            raise ConnectionError(f"Could not stop job {key} on the Ray cluster at {self.settings.address}: {exc}") from exc
+            raise ConnectionError(f"Could not stop job {key} on the Ray cluster at {self.settings.address}: {short(exc)}") from exc

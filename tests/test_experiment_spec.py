@@ -88,7 +88,7 @@ def test_runs_over_the_teachers_limits_are_refused_with_the_count():
     ({"evaluate": [{"name": "t", "kind": "unary", "range": [5, 2]}]}, "Evaluation set 't': range must be"),
     ({"evaluate": [{"name": "t", "kind": "text", "dataset": "@nope"}]}, "Evaluation set 't': dataset '@nope' is not"),
     ({"primary": "test bleu"}, "primary 'test bleu' is not one of the metrics"),
-    ({"datasets": {"real": {"file": "x.txt", "stories": [5, 2]}}}, r"Data set 'real': 'stories' is \[first, end\]"),
+    ({"datasets": {"real": {"file": "x.txt", "stories": [5, 2]}}}, r"Data set 'real': 'stories' is \[first, end\] as in Python slicing"),
 ])
 def test_bad_input_names_the_field(change, message):
     with pytest.raises(ValueError, match=message):

@@ -59,3 +59,9 @@ def test_summary_and_conclusions():
     assert "fine-tuned minus scratch: 0.4" in sentence and "a clear difference" in sentence
     numeric = results.assign(lr=[0.01, 0.01, 0.01, 0.02, 0.02, 0.02])
     assert conclusions(numeric, ["lr"], "test exact match")[0].startswith("test exact match 0.1 ± 0.248 lr 0.01 vs")
+
+
+def test_a_metric_every_run_scored_the_same_says_so():
+    same = pd.DataFrame({"init": ["scratch", "scratch", "fine-tuned", "fine-tuned"], "test exact match": [0.0] * 4})
+    assert conclusions(same, ["init"], "test exact match") == [
+        "test exact match 0 ± 0 scratch vs 0 ± 0 fine-tuned (mean ± 95 % CI, 2 runs each); every run scored the same."]

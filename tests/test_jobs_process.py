@@ -32,6 +32,7 @@ def test_failure_reasons_in_words():
     assert failure_reason(1, "Traceback ...\nZeroDivisionError: x") == "The process exited with code 1: ZeroDivisionError: x"
 
 
+@pytest.mark.slow
 def test_a_process_job_trains_and_reports_progress(tmp_path):
     jobs = JobManager(max_running=1, mode="process")
     job = jobs.submit(tmp_path / "p1", tiny_cfg("p1", steps=6, eval_every=3, checkpoint_every=3))
@@ -42,6 +43,7 @@ def test_a_process_job_trains_and_reports_progress(tmp_path):
     assert read_metrics(tmp_path / "p1")["step"].max() == 6
 
 
+@pytest.mark.slow
 def test_a_killed_child_fails_its_job_and_the_queue_goes_on(tmp_path):
     """kill -9 the training child (as the kernel's out-of-memory killer would), and a config that raises."""
     jobs = JobManager(max_running=1, mode="process")
@@ -61,3 +63,23 @@ def test_a_killed_child_fails_its_job_and_the_queue_goes_on(tmp_path):
     assert jobs.wait(after.id, 240).status == "done", after.error
     assert list_checkpoints(tmp_path / "after")
 
+
+
+def test_a_child_stops_on_sigterm_or_when_its_parent_is_gone(monkeypatch):
+    from lab.jobs import stop_flag
+
+    monkeypatch.setenv("TINYLAB_PARENT_PID", str(os.getppid()))
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        should_stop = stop_flag()
+        assert not should_stop()
+        os.kill(os.getpid(), signal.SIGTERM)  # what JobManager.stop sends: the loop stops after its step
+        time.sleep(0.1)
+        assert should_stop()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    monkeypatch.setenv("TINYLAB_PARENT_PID", str(os.getppid() + 1))  # the server that started it is gone
+    try:
+        assert stop_flag()()
+    finally:
+        signal.signal(signal.SIGTERM, previous)

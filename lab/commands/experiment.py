@@ -105,15 +105,16 @@ def _run(args) -> int:
         exp = _open(args.source, args.user)
         exp.spec.validate(limits)
     launcher = pick_launcher(args.backend, jobs=JobManager(args.max_jobs or limits.max_jobs, mode="process"))
-    print(f"experiment {exp.spec.name}: {len(exp.plans)} runs on {launcher.describe()}; folder {exp.folder}")
+    print(f"experiment {exp.spec.name}: {len(exp.plans)} runs on {launcher.describe()}; folder {exp.folder}", flush=True)
     driver = drivers.Driver(exp, launcher, args.user).start()
-    last = ""
+    last, printed = "", 0.0
     try:
         while driver.alive:
             line = _progress_line(exp, driver)
-            if line != last:
+            counts = line.split(" — ")[0]
+            if counts != last or time.time() - printed > 60:  # a run changed state, or a minute passed
                 print(line, flush=True)
-                last = line
+                last, printed = counts, time.time()
             driver.wait(2.0)
     except KeyboardInterrupt:
         print("stopping: running runs save a checkpoint first…", flush=True)

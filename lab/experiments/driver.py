@@ -64,6 +64,9 @@ class Driver:
             self.message = ""
             while not self._stop.is_set():
                 self._settle()
+                if self.launcher.lost:  # its runs were failed with the reason; submitting more cannot work
+                    self.error = self.launcher.lost
+                    break
                 if not self._submit() and not self.jobs:
                     break
                 self._stop.wait(self.poll_s)

@@ -2,9 +2,11 @@
 
 An evaluation set is an object in the spec's ``evaluate`` list, with a ``name`` and a ``kind``:
 
-- ``unary``: teacher-forced ``exact match`` and ``token accuracy`` on unary examples: ``variant`` (standard,
-  paraphrase, typos, reversed, start), ``split`` (test, train or all of i = 1..``n``, held out by
-  ``test_residues``) or ``range`` [first, last] of i (lengths beyond the trained ones: extrapolation).
+- ``unary``: teacher-forced ``exact match`` and ``token accuracy`` on unary examples, and the two halves of an
+  exact match: ``counts right`` (every number of the answer is right) and ``stops right`` (given the right
+  numbers, the model ends there); examples: ``variant`` (standard, paraphrase, typos, reversed, start),
+  ``split`` (test, train or all of i = 1..``n``, held out by ``test_residues``) or ``range`` [first, last] of i
+  (lengths beyond the trained ones: extrapolation).
 - ``text``: ``bits per char`` of whole held-out stories: ``dataset`` ("@name" of the spec's data sets) or
   ``generated`` {"n", "seed"}.
 - ``probes``: ``pass rate`` of the TinyStories probes (`lab.probes.PROBES`).
@@ -23,8 +25,10 @@ import json
 import time
 from pathlib import Path
 
+from ..data import EOS
+
 KINDS = {
-    "unary": ("exact match", "token accuracy"),
+    "unary": ("exact match", "token accuracy", "counts right", "stops right"),
     "text": ("bits per char",),
     "probes": ("pass rate",),
     "continuations": ("rougeL", "known words"),
@@ -75,8 +79,8 @@ def check_eval_sets(sets, datasets: dict) -> list[str]:
 
 
 def evaluation_hash(sets: list[dict]) -> str:
-    """Scores computed for other evaluation sets are stale: the scores file records this."""
-    return hashlib.sha256(json.dumps(sets, sort_keys=True).encode()).hexdigest()[:16]
+    """Scores computed for other evaluation sets (or other metrics) are stale: the scores file records this."""
+    return hashlib.sha256(json.dumps([sets, KINDS], sort_keys=True).encode()).hexdigest()[:16]
 
 
 def unary_pairs(s: dict) -> tuple[list[str], list[str]]:
@@ -110,8 +114,14 @@ def score_model(model, tokenizer, sets: list[dict], dataset_dir: Path, progress=
     for n, s in enumerate(sets):
         name = s["name"]
         if s["kind"] == "unary":
-            r = evaluate_completions(model, tokenizer, *unary_pairs(s))
+            prompts, completions = unary_pairs(s)
+            r = evaluate_completions(model, tokenizer, prompts, completions)
             scores[f"{name} exact match"], scores[f"{name} token accuracy"] = r.accuracy, r.token_accuracy
+            # The same teacher-forced scoring on each half of the answer: the numbers, then the end after them.
+            numbers = [c.removesuffix(EOS) for c in completions]
+            scores[f"{name} counts right"] = evaluate_completions(model, tokenizer, prompts, numbers).accuracy
+            ends = evaluate_completions(model, tokenizer, [p + n for p, n in zip(prompts, numbers)], [EOS] * len(prompts))
+            scores[f"{name} stops right"] = ends.accuracy
         elif s["kind"] == "text":
             scores[f"{name} bits per char"] = bits_per_char(model, tokenizer, story_texts(s, dataset_dir))
         elif s["kind"] == "probes":

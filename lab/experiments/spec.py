@@ -59,7 +59,7 @@ class ExperimentSpec:
     train: dict = field(default_factory=dict)  # TrainConfig fields every run shares
     pretrain: dict | None = None  # TrainConfig fields of the "@pretrain" model, trained once before the grid
     tokenizer: dict | None = None  # {"kind": "bpe", "vocab_size": 2048, "texts": ["pretrain", "train"]}
-    datasets: dict = field(default_factory=dict)  # name -> {"file": story file, "stories": [first, end]}
+    datasets: dict = field(default_factory=dict)  # name -> {"file": story file, "stories": [first, end] (a slice)}
     evaluate: list = field(default_factory=list)  # evaluation sets, see `lab.experiments.measure`
     primary: str | None = None  # the metric the conclusions are about, e.g. "test exact match"
     threads: int = 1  # torch threads per run: fixed, so every backend computes the same numbers
@@ -263,9 +263,10 @@ def _check_dataset(name: str, ds) -> None:
     if not isinstance(ds, dict) or not isinstance(ds.get("file"), str):
         raise ValueError(f"Data set {name!r} needs a 'file' (a story file: .txt, .jsonl, .json, .csv, .parquet).")
     rng = ds.get("stories", [0, None])
-    if (not isinstance(rng, list) or len(rng) != 2 or not isinstance(rng[0], int) or rng[0] < 0
-            or not (rng[1] is None or (isinstance(rng[1], int) and rng[1] > rng[0]))):
-        raise ValueError(f"Data set {name!r}: 'stories' is [first, end] (end > first, or null for the rest), got {rng!r}.")
+    if (not isinstance(rng, list) or len(rng) != 2 or not isinstance(rng[0], int)
+            or not (rng[1] is None or (isinstance(rng[1], int) and (rng[1] > rng[0] or rng[1] < 0 <= rng[0])))):
+        raise ValueError(f"Data set {name!r}: 'stories' is [first, end] as in Python slicing (negative counts from "
+                         f"the end, null = to the end), got {rng!r}.")
 
 
 def _check_tokenizer(tok) -> None:

@@ -103,7 +103,9 @@ def conclusion(results: pd.DataFrame, factor: str, metric: str, others: list[str
         w = welch(first, last)
         sentence += (f"; {_name(factor, levels[-1])} minus {_name(factor, levels[0])}: {fmt(w['difference'])} "
                      f"(95 % CI {fmt(w['low'])} to {fmt(w['high'])}, Cohen's d {fmt(w['cohens_d'])})")
-        if not math.isnan(w["low"]):
+        if w["low"] == w["high"] == w["difference"] == 0:
+            sentence = sentence[: sentence.rindex(";")] + "; every run scored the same"
+        elif not math.isnan(w["low"]):
             sentence += ": a clear difference" if w["low"] > 0 or w["high"] < 0 else ": within the noise"
     return sentence + "."
 
