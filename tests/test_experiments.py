@@ -23,7 +23,7 @@ from lab.runs import list_checkpoints, read_run_config
 from lab.workspace import Workspace
 from test_experiment_spec import TINY_SHAPE, tiny_spec
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]  # many child processes: minutes on a busy machine
 SCORES = ["test exact match", "test token accuracy", "extrapolation token accuracy", "paraphrase token accuracy", "val loss"]
 
 
