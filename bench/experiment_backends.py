@@ -84,7 +84,7 @@ def main() -> None:
     print(f"local: {local_s:.1f} s for {len(local.plans)} runs")
 
     from ray_head import RayHead
-    from lab.ray_launcher import RayLauncher
+    from lab.launchers import RayLauncher
 
     head = RayHead(cpus=args.jobs)
     t0 = time.perf_counter()

@@ -28,6 +28,7 @@ from pathlib import Path
 from . import train as training
 from .limits import Limits
 from .progress import RunTail
+from .train_config import TrainConfig, config_args
 
 ACTIVE = ("queued", "running", "stopping")
 MODES = ("thread", "process")
@@ -42,7 +43,7 @@ class Job:
     id: str
     user: str
     run_dir: Path
-    cfg: training.TrainConfig | None  # None: resume the run in run_dir (or run ``commands``)
+    cfg: TrainConfig | None  # None: resume the run in run_dir (or run ``commands``)
     status: str = "queued"  # queued, running, stopping, stopped, done, failed, cancelled
     latest: training.Progress | None = None
     error: str | None = None
@@ -71,30 +72,7 @@ class Job:
         return min(1.0, p.step / p.total_steps) if p and p.total_steps else 0.0
 
 
-def config_args(cfg: training.TrainConfig) -> list[str]:
-    """`python -m lab train` options that rebuild ``cfg`` (each field's flag is ``--`` + its name with dashes)."""
-    defaults = training.TrainConfig()
-    args: list[str] = []
-    for name, value in vars(cfg).items():
-        if name in ("run_name", "shape") or value is None or value == getattr(defaults, name):
-            continue
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
-            args += [flag] if value else []
-        elif name == "test_residues":
-            args += [flag, ",".join(str(r) for r in value)]
-        else:
-            args += [flag, str(value)]
-    for name in training.SHAPE_FLAGS:
-        if name in cfg.shape:
-            args += ["--" + name.replace("_", "-"), str(cfg.shape[name])]
-    unknown = set(cfg.shape) - set(training.SHAPE_FLAGS)
-    if unknown:
-        raise ValueError(f"Unknown model shape field(s) {sorted(unknown)}: use {', '.join(training.SHAPE_FLAGS)}.")
-    return args
-
-
-def train_commands(run_dir: Path, cfg: training.TrainConfig | None) -> list[list[str]]:
+def train_commands(run_dir: Path, cfg: TrainConfig | None) -> list[list[str]]:
     """The `python -m lab` argv that trains ``cfg`` into ``run_dir`` (or resumes it when ``cfg`` is None)."""
     run_dir = Path(run_dir)
     head = ["train", run_dir.name, "--runs-dir", str(run_dir.parent)]
@@ -111,7 +89,7 @@ class JobManager:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
 
-    def submit(self, run_dir: Path, cfg: training.TrainConfig | None = None, user: str = "default",
+    def submit(self, run_dir: Path, cfg: TrainConfig | None = None, user: str = "default",
                mode: str | None = None) -> Job:
         """Queue a new run (``cfg`` given) or the resumption of ``run_dir`` (``cfg`` None)."""
         run_dir = Path(run_dir)
@@ -165,6 +143,11 @@ class JobManager:
         """The newest job that trained or trains ``run_dir``."""
         found = [j for j in self._jobs.values() if j.run_dir == Path(run_dir)]
         return max(found, key=lambda j: j.created) if found else None
+
+    def is_active(self, run_dir: Path) -> bool:
+        """Whether a job is training ``run_dir`` or waits to (`lab.runs.rename_run` and `delete_run` refuse it)."""
+        job = self.job_for(run_dir)
+        return job is not None and job.active
 
     def queue_position(self, job: Job) -> int | None:
         """1 for the next job to start; None when the job is not waiting."""

@@ -1,5 +1,6 @@
 """Experiment specs: templates, the grid, run names, and bad input refused with the field (or the count) named."""
 
+import importlib.util
 import json
 
 import pytest
@@ -33,6 +34,8 @@ def tiny_spec(name="tiny", **kw) -> ExperimentSpec:
 
 @pytest.mark.parametrize("key", list(TEMPLATES))
 def test_templates_are_valid_specs_within_the_default_limits(key):
+    if key == "data" and importlib.util.find_spec("lab.textscore") is None:
+        pytest.skip("the data template scores bits per character with lab.textscore (issue 13), not merged yet")
     spec = template(key).validate(Limits())
     assert spec.template == key and spec.question and spec.primary
     assert ExperimentSpec.from_json(spec.to_json()) == spec  # the JSON round-trips exactly
@@ -86,7 +89,7 @@ def test_runs_over_the_teachers_limits_are_refused_with_the_count():
     ({"name": "../x"}, "experiment name '../x' is not allowed"),
     ({"evaluate": [{"name": "t", "kind": "unary", "variant": "upside-down"}]}, "Evaluation set 't': variant must be"),
     ({"evaluate": [{"name": "t", "kind": "unary", "range": [5, 2]}]}, "Evaluation set 't': range must be"),
-    ({"evaluate": [{"name": "t", "kind": "text", "dataset": "@nope"}]}, "Evaluation set 't': dataset '@nope' is not"),
+    ({"evaluate": [{"name": "t", "kind": "continuations", "dataset": "@nope"}]}, "Evaluation set 't': dataset '@nope' is not"),
     ({"primary": "test bleu"}, "primary 'test bleu' is not one of the metrics"),
     ({"datasets": {"real": {"file": "x.txt", "stories": [5, 2]}}}, r"Data set 'real': 'stories' is \[first, end\] as in Python slicing"),
 ])

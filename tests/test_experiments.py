@@ -1,7 +1,6 @@
 """Experiments end to end: a tiny grid (2 factors x 2 seeds + a pretraining run) through the API, the page and
 a local Ray head; the same spec gives the same numbers everywhere; failures, stop and resume, a lost cluster."""
 
-import json
 import math
 import os
 import time
@@ -159,7 +158,7 @@ def ray_head():
 
 
 def test_the_ray_backend_on_a_local_head_gives_the_same_numbers(api_grid, ray_head, workspace_dir, monkeypatch):
-    from lab.ray_launcher import RayLauncher
+    from lab.launchers import RayLauncher
 
     monkeypatch.setenv("TINYLAB_RAY_ADDRESS", ray_head.address)
     launcher = RayLauncher(RaySettings.from_mapping())

@@ -7,9 +7,10 @@ import time
 import pytest
 
 from lab.cli import build_parser
-from lab.jobs import JobManager, config_args, failure_reason
+from lab.commands.train import config_from_args
+from lab.jobs import JobManager, failure_reason
 from lab.runs import list_checkpoints, read_metrics
-from lab.train import TrainConfig, config_from_args
+from lab.train_config import config_args
 from test_train import tiny_cfg
 
 CHILD_ENV = {"OMP_NUM_THREADS": "1"}

@@ -195,7 +195,7 @@ def _results(args) -> int:
 def _run_one(args) -> int:
     from ..experiments.runner import Experiment
     from ..jobs import stop_flag
-    from ..train import _print_progress as print_progress  # (moves to lab/commands/train.py with issue 12)
+    from .train import print_progress
 
     exp = Experiment(Path(args.experiment_dir), Path(args.runs_dir))
     plan = next((p for p in exp.plans if p.name == args.run), None)
@@ -208,5 +208,3 @@ def _run_one(args) -> int:
         print(json.dumps(record["scores"], indent=1))
     print(f"{args.run}: {outcome} in {time.perf_counter() - start:.1f} s")
     return 0
-
-register_cli = register  # until lab/cli.py imports the commands package statically (issue 12)

@@ -23,9 +23,17 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import importlib.util
 from pathlib import Path
 
-from ..data import EOS
+from .. import corpus, data, stories
+from ..constants import EOS
+from ..eval_sets import story_pairs
+from ..models import load_model
+from ..probes import run_probes
+from ..runs import list_checkpoints, run_summary, trained_length
+from ..scoring import score_splits
+from ..workspace import atomic_write_text
 
 KINDS = {
     "unary": ("exact match", "token accuracy", "counts right", "stops right"),
@@ -44,8 +52,6 @@ def metric_names(sets: list[dict]) -> list[str]:
 
 def check_eval_sets(sets, datasets: dict) -> list[str]:
     """Raise ValueError naming the set and field at fault; return the metric names the sets produce."""
-    from .. import data
-
     if not isinstance(sets, list):
         raise ValueError("evaluate must be a list of evaluation sets.")
     seen = set()
@@ -67,7 +73,9 @@ def check_eval_sets(sets, datasets: dict) -> list[str]:
                 raise ValueError(f"{where}: range must be [first, last] with 1 <= first <= last <= 1000, got {rng!r}.")
             if rng is None and s.get("split", "test") not in ("train", "test", "all"):
                 raise ValueError(f"{where}: split must be 'train', 'test' or 'all', got {s.get('split')!r}.")
-        elif s["kind"] in ("text", "continuations"):
+        elif s["kind"] == "text" and importlib.util.find_spec("lab.textscore") is None:
+            raise ValueError(f"{where}: bits per character needs lab.textscore (issue 13), not in this version.")
+        if s["kind"] in ("text", "continuations"):
             ref, gen = s.get("dataset"), s.get("generated")
             if (ref is None) == (gen is None):
                 raise ValueError(f"{where}: give either 'dataset' (\"@name\") or 'generated' ({{\"n\": 200, \"seed\": 1}}).")
@@ -84,8 +92,6 @@ def evaluation_hash(sets: list[dict]) -> str:
 
 
 def unary_pairs(s: dict) -> tuple[list[str], list[str]]:
-    from .. import data
-
     variant = s.get("variant", "standard")
     if s.get("range"):
         rows = [data.unary_example(i, variant, s.get("seed", 0)) for i in range(s["range"][0], s["range"][1] + 1)]
@@ -97,86 +103,63 @@ def unary_pairs(s: dict) -> tuple[list[str], list[str]]:
 
 
 def story_texts(s: dict, dataset_dir: Path) -> list[str]:
-    from .. import corpus, stories
-
     if s.get("generated"):
         return stories.generate_stories(s["generated"]["n"], s["generated"].get("seed", 1))
     _, content = corpus.load_dataset_folder(dataset_dir / s["dataset"][1:])
     return list(content)
 
 
-def score_model(model, tokenizer, sets: list[dict], dataset_dir: Path, progress=None) -> dict[str, float]:
-    """Every metric of ``sets`` for one model, as ``{"<set> <metric>": value}``."""
-    from ..evaluate import evaluate_completions, generate_completions, story_pairs
-    from ..metrics import rouge
-
+def score_model(model, tokenizer, sets: list[dict], dataset_dir: Path, window: int | None = None) -> dict[str, float]:
+    """Every metric of ``sets`` for one model, as ``{"<set> <metric>": value}`` (``window``: the length the
+    model trained on, for whole texts)."""
     scores = {}
-    for n, s in enumerate(sets):
+    for s in sets:
         name = s["name"]
         if s["kind"] == "unary":
             prompts, completions = unary_pairs(s)
-            r = evaluate_completions(model, tokenizer, prompts, completions)
-            scores[f"{name} exact match"], scores[f"{name} token accuracy"] = r.accuracy, r.token_accuracy
-            # The same teacher-forced scoring on each half of the answer: the numbers, then the end after them.
             numbers = [c.removesuffix(EOS) for c in completions]
-            scores[f"{name} counts right"] = evaluate_completions(model, tokenizer, prompts, numbers).accuracy
-            ends = evaluate_completions(model, tokenizer, [p + n for p, n in zip(prompts, numbers)], [EOS] * len(prompts))
-            scores[f"{name} stops right"] = ends.accuracy
+            # One teacher-forced scoring of the whole answer, then of each half: the numbers, and the end after them.
+            r = score_splits(model, tokenizer, {"all": (prompts, completions), "numbers": (prompts, numbers),
+                                                "end": ([p + n for p, n in zip(prompts, numbers)], [EOS] * len(prompts))})
+            scores[f"{name} exact match"] = r["all"]["summary"]["exact match"]
+            scores[f"{name} token accuracy"] = r["all"]["summary"]["token accuracy"]
+            scores[f"{name} counts right"] = r["numbers"]["summary"]["exact match"]
+            scores[f"{name} stops right"] = r["end"]["summary"]["exact match"]
         elif s["kind"] == "text":
-            scores[f"{name} bits per char"] = bits_per_char(model, tokenizer, story_texts(s, dataset_dir))
-        elif s["kind"] == "probes":
-            from ..probes import run_probes
+            from ..textscore import bits_per_char  # the library's one owner of the measure
 
+            scores[f"{name} bits per char"] = float(bits_per_char(model, tokenizer, story_texts(s, dataset_dir), window))
+        elif s["kind"] == "probes":
             scores[f"{name} pass rate"] = float(run_probes(model, tokenizer)["passed"].mean())
         else:
             beginnings, endings = story_pairs(story_texts(s, dataset_dir)[: s.get("limit", 50)])
-            written = generate_completions(model, tokenizer, beginnings, s.get("max_new_tokens", 48))
-            clean = [w.replace(tokenizer.eos_token or "", "").strip() for w in written]
-            truth = [e.replace(tokenizer.eos_token or "", "").strip() for e in endings]
-            scores[f"{name} rougeL"] = rouge(clean, truth)["rougeL"]
-            scores[f"{name} known words"] = known_word_share(clean)
-        if progress:
-            progress((n + 1) / len(sets), name)
+            r = score_splits(model, tokenizer, {name: (beginnings, endings)}, generate=True,
+                             max_new_tokens=s.get("max_new_tokens", 48))[name]
+            scores[f"{name} rougeL"] = r["summary"]["rougeL"]
+            scores[f"{name} known words"] = known_word_share([g.replace(EOS, "") for g in r["table"]["generated"]])
     return scores
 
 
 def known_word_share(texts: list[str]) -> float:
     """The share of written words (not punctuation) that are words the story generator knows."""
-    from ..stories import word_spans
-
-    classes = [cls for t in texts for _, _, _, cls in word_spans(t) if cls != "punctuation"]
+    classes = [cls for t in texts for _, _, _, cls in stories.word_spans(t) if cls != "punctuation"]
     return sum(cls != "other" for cls in classes) / len(classes) if classes else 0.0
-
-
-def bits_per_char(model, tokenizer, texts: list[str]) -> float:
-    """Bits per character of whole texts (tokenizer-independent): see `lab.evaluate.bits_per_char`."""
-    from ..evaluate import bits_per_char as owner  # the library's one owner of the measure
-
-    return float(owner(model, tokenizer, texts))
 
 
 def score_run(run_dir: Path, sets: list[dict], dataset_dir: Path) -> dict:
     """Score a finished run's last checkpoint; write and return ``<run>/scores.json``."""
-    from ..models import load_model
-    from ..runs import list_checkpoints, read_metrics, read_run_config
-    from ..workspace import atomic_write_text
-
     run_dir = Path(run_dir)
-    checkpoints = list_checkpoints(run_dir)
-    config = read_run_config(run_dir)
-    if not checkpoints or config.get("total_steps") is None:
-        raise ValueError(f"Run {run_dir.name!r} has no checkpoint to score.")
-    if int(checkpoints[-1].name.split("-")[1]) < int(config["total_steps"]):
-        raise ValueError(f"Run {run_dir.name!r} has not finished training ({checkpoints[-1].name} of "
-                         f"{config['total_steps']} steps): resume it first.")
+    summary = run_summary(run_dir)
+    if not summary.checkpoints or not summary.total_steps or summary.checkpoint_step < summary.total_steps:
+        raise ValueError(f"Run {run_dir.name!r} has not finished training (checkpoint at step "
+                         f"{summary.checkpoint_step} of {summary.total_steps}): resume it first.")
     start = time.perf_counter()
-    model, tokenizer = load_model(checkpoints[-1])
-    scores = score_model(model, tokenizer, sets, dataset_dir)
-    metrics = read_metrics(run_dir)
-    val = metrics["val_loss"].dropna() if "val_loss" in metrics else []
-    scores["val loss"] = float(val.iloc[-1]) if len(val) else float("nan")
+    checkpoint = list_checkpoints(run_dir)[-1]
+    model, tokenizer = load_model(checkpoint)
+    scores = score_model(model, tokenizer, sets, dataset_dir, trained_length(checkpoint))
+    scores["val loss"] = summary.val_loss if summary.val_loss is not None else float("nan")
     scores["parameters"] = float(sum(p.numel() for p in model.parameters()))
-    record = {"checkpoint": checkpoints[-1].name, "evaluation": evaluation_hash(sets), "scores": scores,
+    record = {"checkpoint": checkpoint.name, "evaluation": evaluation_hash(sets), "scores": scores,
               "seconds": round(time.perf_counter() - start, 2)}
     atomic_write_text(run_dir / SCORES_FILE, json.dumps(record, indent=1))
     return record

@@ -9,11 +9,17 @@ run folders in the user's runs folder, each with ``scores.json`` once measured (
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pandas as pd
 
+from .. import corpus, stories
+from ..models import context_length, load_model
+from ..runs import resolve_model, run_summary
+from ..tokenizer import KINDS as TOKENIZER_KINDS, load_tokenizer, train_tokenizer
+from ..train import resume, train
+from ..train_config import BUILTIN_DATA, TrainConfig
+from ..train_data import load_source, training_texts
 from ..workspace import atomic_dir, atomic_write_text
 from . import measure
 from .spec import PRETRAIN, TOKENIZER, ExperimentSpec, RunPlan, load_spec
@@ -74,8 +80,6 @@ class Experiment:
 
     def config(self, plan: RunPlan):
         """The run's TrainConfig with references resolved and folders made absolute (so resume finds them)."""
-        from ..train import BUILTIN_DATA, TOKENIZER_KINDS, TrainConfig
-
         kw = {k: self.reference(v) for k, v in plan.settings.items()}
         for key in ("data", "tokenizer", "init_from"):
             value = kw.get(key)
@@ -85,9 +89,6 @@ class Experiment:
 
     def prepare(self, progress=None) -> None:
         """Write the shared data sets and tokenizer (once), then check that every model fits its examples."""
-        from .. import corpus, stories
-        from ..tokenizer import train_tokenizer
-
         for name, ds in self.spec.datasets.items():
             target = self.folder / "datasets" / name
             if target.exists():
@@ -118,16 +119,10 @@ class Experiment:
         self.check_fit()
 
     def _training_texts(self, plan: RunPlan) -> list[str]:
-        from ..train import load_source, training_texts
-
-        cfg = self.config(plan)
-        return training_texts(*load_source(cfg))
+        return training_texts(*load_source(self.config(plan)))
 
     def check_fit(self) -> None:
         """Refuse a model whose context cannot hold the longest unary example it trains on or is scored on."""
-        from ..tokenizer import load_tokenizer
-        from ..train import resolve_init
-
         checked = set()
         for plan in self.plans:
             cfg = self.config(plan)
@@ -136,9 +131,9 @@ class Experiment:
             if plan.needs_pretrain:  # the pretrained model's tokenizer and context
                 pre = self.config(self.plans[0])
                 source, context = pre.tokenizer, pre.model_shape().context
-            elif cfg.init_from:
-                source = resolve_init(cfg.init_from) if Path(cfg.init_from).is_dir() else None
-                context = _context(Path(source)) if source else None
+            elif cfg.init_from:  # a local model: its own tokenizer and context (a hub id: training checks)
+                source = resolve_model(cfg.init_from).folder if Path(cfg.init_from).is_dir() else None
+                context = context_length(load_model(source)[0]) if source else None
             else:
                 source, context = cfg.tokenizer, cfg.model_shape().context
             key = (source, context, cfg.unary_n, cfg.variant, tuple(cfg.test_residues))
@@ -168,11 +163,9 @@ class Experiment:
         return measure.read_scores(self.run_dir(plan), self.spec.evaluate)
 
     def trained(self, plan: RunPlan) -> bool:
-        from ..runs import list_checkpoints, read_run_config
-
-        total = read_run_config(self.run_dir(plan)).get("total_steps")
-        ckpts = list_checkpoints(self.run_dir(plan))
-        return bool(total and ckpts and int(ckpts[-1].name.split("-")[1]) >= int(total))
+        """Trained to its last step (a checkpoint there): what is left is scoring."""
+        s = run_summary(self.run_dir(plan))
+        return bool(s.total_steps and s.checkpoint_step >= s.total_steps)
 
     def finished(self, plan: RunPlan) -> bool:
         return self.trained(plan) if plan.pretrain else self.scores(plan) is not None
@@ -188,8 +181,6 @@ class Experiment:
 
     def run_one(self, plan: RunPlan, should_stop=None, on_progress=None) -> str:
         """Train the run (or resume it), then score it; "stopped" when ``should_stop`` ended the training."""
-        from ..train import resume, train
-
         run_dir = self.run_dir(plan)
         if not self.trained(plan):
             result = (resume(run_dir, on_progress, should_stop) if run_dir.exists()
@@ -224,11 +215,3 @@ class Experiment:
     def primary(self) -> str:
         return self.spec.primary or self.metrics()[0]
 
-
-def _context(checkpoint: Path) -> int:
-    """The context of a saved model, from its config.json."""
-    config = json.loads((Path(checkpoint) / "config.json").read_text(encoding="utf-8"))
-    for key in ("max_position_embeddings", "n_positions", "n_ctx"):
-        if isinstance(config.get(key), int):
-            return config[key]
-    return math.inf

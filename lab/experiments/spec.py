@@ -19,6 +19,11 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from ..models import count_parameters
+from ..train_config import TrainConfig
+from ..workspace import validate_name
+from .measure import check_eval_sets
+
 MAX_RUNS = 200  # a bigger grid is refused: on a shared machine it would hold the queue for days
 MAX_NAME = 40  # leaves room in run names (at most 64 characters) for the levels and the seed
 PRETRAIN, TOKENIZER, SCRATCH = "@pretrain", "@tokenizer", "scratch"
@@ -152,9 +157,6 @@ class ExperimentSpec:
 
     def validate(self, limits=None) -> "ExperimentSpec":
         """Raise ValueError naming the field at fault; ``limits`` (`lab.limits.Limits`) caps size and steps."""
-        from ..workspace import validate_name
-        from . import measure
-
         validate_name(self.name, "experiment name")
         if len(self.name) > MAX_NAME:
             raise ValueError(f"The experiment name is {len(self.name)} characters; at most {MAX_NAME} leave room "
@@ -177,15 +179,13 @@ class ExperimentSpec:
             _check_dataset(name, ds)
         if self.tokenizer is not None:
             _check_tokenizer(self.tokenizer)
-        names = measure.check_eval_sets(self.evaluate, self.datasets)
+        names = check_eval_sets(self.evaluate, self.datasets)
         if self.primary is not None and self.primary not in names:
             raise ValueError(f"primary {self.primary!r} is not one of the metrics this spec measures: {names}.")
         self._check_runs(limits)
         return self
 
     def _check_runs(self, limits) -> None:
-        from ..train import TrainConfig
-
         base = {**({"tokenizer": TOKENIZER} if self.tokenizer else {}), **self.train}
         self._config(base, "train settings")
         if self.pretrain is not None:
@@ -212,8 +212,6 @@ class ExperimentSpec:
 
     def _config(self, settings: dict, where: str):
         """A validated TrainConfig with stand-ins for references (their targets exist only once prepared)."""
-        from ..train import TrainConfig
-
         unknown = sorted(set(settings) - {f.name for f in fields(TrainConfig)})
         if unknown:
             raise ValueError(f"{where}: unknown setting(s) {unknown} (TrainConfig fields: preset, steps, lr, data, ...).")
@@ -240,8 +238,6 @@ class ExperimentSpec:
             raise ValueError(f"{where}: {exc}") from exc
 
     def _over_limit(self, plan: RunPlan, limits) -> str | None:
-        from ..models import count_parameters
-
         cfg = self._config(plan.settings, plan.name)
         if cfg.epochs is None and cfg.steps > limits.max_steps:
             return f"{cfg.steps:,} steps (limit {limits.max_steps:,})"
