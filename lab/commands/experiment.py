@@ -43,6 +43,7 @@ def register(sub) -> None:
     v.add_argument("--csv", help="Write every run's scores to this CSV file.")
     v.add_argument("--summary-csv", help="Write the summary (mean, sd, CI per level and metric) to this CSV file.")
     v.add_argument("--charts", metavar="DIR", help="Write one HTML chart per metric into DIR.")
+    v.add_argument("--markdown", action="store_true", help="Print the summary as Markdown tables (mean ± 95 %% CI).")
     _user_args(v)
     v.set_defaults(func=_results)
 
@@ -156,15 +157,19 @@ def _status(args) -> int:
     return 0
 
 
-def _print_results(exp) -> None:
-    from ..experiments.stats import conclusions, summarise
+def _print_results(exp, as_markdown: bool = False) -> None:
+    from ..experiments.measure import metric_groups
+    from ..experiments.stats import conclusions, markdown, summarise, wide
 
     results = exp.results()
     if results.empty:
         print("No run has been scored yet.")
         return
-    summary = summarise(results, exp.factors, [m for m in exp.metrics() if m in results])
-    print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    metrics = [m for m in exp.metrics() if m in results]
+    table = wide(summarise(results, exp.factors, metrics), exp.factors, metrics)
+    for columns in metric_groups(exp.spec.evaluate).values():  # a table per evaluation set: readable widths
+        part = table[[*exp.factors, "n", *[m for m in columns if m in table]]]
+        print(markdown(part) if as_markdown else part.to_string(index=False), end="\n\n")
     for sentence in conclusions(results, exp.factors, exp.primary()):
         print("-", sentence)
 
@@ -174,7 +179,7 @@ def _results(args) -> int:
     from ..experiments.stats import summarise
 
     exp = _open(args.name, args.user)
-    _print_results(exp)
+    _print_results(exp, args.markdown)
     results = exp.results()
     if args.csv:
         results.to_csv(args.csv, index=False)

@@ -46,8 +46,13 @@ SCORES_FILE = "scores.json"  # in the run folder
 LOWER_IS_BETTER = ("bits per char", "val loss")
 
 
+def metric_groups(sets: list[dict]) -> dict[str, list[str]]:
+    """Metric names by evaluation set (the run's own metrics under "run")."""
+    return {**{s["name"]: [f"{s['name']} {m}" for m in KINDS[s["kind"]]] for s in sets}, "run": list(RUN_METRICS)}
+
+
 def metric_names(sets: list[dict]) -> list[str]:
-    return [f"{s['name']} {m}" for s in sets for m in KINDS[s["kind"]]] + list(RUN_METRICS)
+    return [m for group in metric_groups(sets).values() for m in group]
 
 
 def check_eval_sets(sets, datasets: dict) -> list[str]:

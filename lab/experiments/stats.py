@@ -58,6 +58,23 @@ def summarise(results: pd.DataFrame, factors: list[str], metrics: list[str]) -> 
     return pd.DataFrame(rows)
 
 
+def wide(summary: pd.DataFrame, factors: list[str], metrics: list[str]) -> pd.DataFrame:
+    """One row per level combination, one column per metric, each cell "mean ± ci95" (the tables in docs)."""
+    rows = {}
+    for _, r in summary.iterrows():
+        key = tuple(r[f] for f in factors)
+        cell = fmt(r["mean"]) + ("" if math.isnan(r["ci95"]) else f" ± {fmt(r['ci95'])}")
+        rows.setdefault(key, {**dict(zip(factors, key)), "n": r["n"]})[r["metric"]] = cell
+    return pd.DataFrame(list(rows.values()), columns=[*factors, "n", *[m for m in metrics if m in set(summary["metric"])]])
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """A DataFrame as a Markdown table (pandas needs the `tabulate` package for that)."""
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
 def welch(a, b) -> dict:
     """Difference of means b - a with Welch's 95 % interval, and Cohen's d (pooled sd)."""
     ia, ib = interval(a), interval(b)
