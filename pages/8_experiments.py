@@ -15,8 +15,6 @@ from lab.experiments.stats import conclusions, summarise
 from lab.experiments.templates import TEMPLATES, template
 from lab.launchers import pick_launcher
 
-ui.require_app()
-
 CUSTOM = "custom"
 ICONS = {"done": "✅", "running": "🟢", "scoring": "📏", "queued": "⏳", "stopped": "⏸️", "failed": "❌", "not started": "⚪"}
 
@@ -40,14 +38,13 @@ def fmt_seconds(s) -> str:
 # ---- Design ---------------------------------------------------------------------------------------------------
 def design_tab(ws) -> None:
     keys = list(TEMPLATES) + [CUSTOM]
-    key = st.selectbox("Question", keys, key="ex_template",
+    key = st.selectbox("Question", keys, **ui.keep("ex_template"),
                        format_func=lambda k: TEMPLATES[k][0] if k in TEMPLATES else "Your own spec (JSON)",
                        help="Each built-in question is a grid of runs you can edit; or paste a spec of your own.")
     if key == CUSTOM:
-        text = st.text_area("Spec (JSON)", st.session_state.get("ex_custom_json", template("counting", "my-experiment").to_json()),
-                            height=420, key="ex_custom_text",
+        text = st.text_area("Spec (JSON)", template("counting", "my-experiment").to_json(), height=420,
+                            **ui.keep("ex_custom_text"),
                             help="Start from `python -m lab experiment spec counting` and edit; the README lists every field.")
-        st.session_state["ex_custom_json"] = text
         try:
             spec = ExperimentSpec.from_json(text)
         except ValueError as exc:
@@ -62,11 +59,11 @@ def edit_template(ws, key: str) -> ExperimentSpec:
     base = template(key)
     st.info(base.question, icon="❓")
     c1, c2, c3 = st.columns(3)
-    name = c1.text_input("Experiment name", f"{key}-1", key=f"ex_name_{key}",
+    name = c1.text_input("Experiment name", f"{key}-1", **ui.keep(f"ex_name_{key}"),
                          help="Its folder, and the start of every run's name (letters, digits, '-', '_', '.').")
-    seeds = c2.number_input("Seeds", 2, 50, len(base.seeds), key=f"ex_seeds_{key}",
+    seeds = c2.number_input("Seeds", 2, 50, len(base.seeds), **ui.keep(f"ex_seeds_{key}"),
                             help="Independent runs per level (weights and batch order differ). More seeds, narrower intervals.")
-    steps = c3.number_input("Training steps per run", 1, 100_000, base.train["steps"], step=50, key=f"ex_steps_{key}",
+    steps = c3.number_input("Training steps per run", 1, 100_000, base.train["steps"], step=50, **ui.keep(f"ex_steps_{key}"),
                             help="The same budget for every run of the grid.")
     spec = template(key, name.strip() or key)
     spec.seeds = list(range(int(seeds)))
@@ -74,7 +71,7 @@ def edit_template(ws, key: str) -> ExperimentSpec:
     spec.train["checkpoint_every"] = min(spec.train.get("checkpoint_every", steps), int(steps))
     for factor, values in base.factors.items():
         labels = [v["label"] if isinstance(v, dict) else str(v) for v in values]
-        chosen = st.multiselect(f"Levels of factor “{factor}”", labels, labels, key=f"ex_levels_{key}_{factor}",
+        chosen = st.multiselect(f"Levels of factor “{factor}”", labels, labels, **ui.keep(f"ex_levels_{key}_{factor}"),
                                 help="Each level is compared over every seed; drop levels to make the grid smaller.")
         spec.factors[factor] = [v for v, label in zip(values, labels) if label in chosen]
     if spec.datasets:
@@ -87,15 +84,14 @@ def edit_template(ws, key: str) -> ExperimentSpec:
 
 def real_file(ws, spec: ExperimentSpec) -> None:
     """Real stories come from a file: the shared sample when present, else one the user uploads."""
-    current = next(iter(spec.datasets.values()))["file"]
-    upload = st.file_uploader("Real stories (.txt, .jsonl, .json, .csv, .parquet)", key="ex_real_upload",
-                              help="Cut into the spec's training parts and a held-out part scored in bits per character. "
-                              f"Default: {current}.")
-    if upload is not None:
-        target = ws.folder("datasets") / f".upload-{upload.name}"
-        target.write_bytes(upload.getvalue())
-        st.session_state["ex_real_path"] = str(target)
-    path = st.session_state.get("ex_real_path", current)
+    path = next(iter(spec.datasets.values()))["file"]
+    upload = ui.kept_upload("Real stories (.txt, .jsonl, .json, .csv, .parquet)", "ex_real_upload",
+                            help="Cut into the spec's training parts and its held-out part, scored in bits per "
+                            f"character. Default: {path}.")
+    if upload is not None:  # kept in the workspace: the experiment's runs read it from disk
+        path = ws.folder("datasets") / f".upload-{Path(upload.name).name}"
+        path.write_bytes(upload.getvalue())
+        path = str(path)
     for ds in spec.datasets.values():
         ds["file"] = path
     if not Path(path).is_file():
@@ -118,7 +114,7 @@ def check_and_start(ws, spec: ExperimentSpec) -> None:
         try:
             exp = Experiment.create(ws.folder("experiments"), ws.folder("runs"), spec, ui.limits())
             drivers.start(exp, launcher, ws.user)
-            st.session_state["ex_current"] = spec.name
+            st.session_state["ex_pick_progress"] = st.session_state["ex_pick_results"] = spec.name
             st.success(f"Started **{spec.name}**: follow it in the Progress tab.")
         except (ValueError, ConnectionError) as exc:
             ui.show_error(exc)
@@ -130,10 +126,7 @@ def pick(ws, key: str) -> Experiment | None:
     if not names:
         st.info("No experiments yet: start one in the Design tab.")
         return None
-    current = st.session_state.get("ex_current")
-    index = names.index(current) if current in names else 0
-    name = st.selectbox("Experiment", names, index=index, key=key, help="Your experiments, newest first.")
-    st.session_state["ex_current"] = name
+    name = st.selectbox("Experiment", names, **ui.keep(key), help="Your experiments, newest first.")
     try:
         return open_experiment(ws, name)
     except ValueError as exc:
@@ -202,7 +195,7 @@ def results_tab(ws) -> None:
     metrics = [m for m in exp.metrics() if m in results]
     st.markdown(f"**Question.** {exp.spec.question or exp.spec.name}")
     metric = st.selectbox("Conclude on", metrics, index=metrics.index(exp.primary()) if exp.primary() in metrics else 0,
-                          key="ex_metric", help="The metric of the one-sentence conclusion per factor.")
+                          **ui.keep("ex_metric"), help="The metric of the one-sentence conclusion per factor.")
     sentences = conclusions(results, exp.factors, metric)
     for sentence in sentences or ["Each factor needs at least two levels with scores to compare."]:
         st.markdown(f"- {sentence}")
@@ -213,8 +206,8 @@ def results_tab(ws) -> None:
     st.dataframe(summary, hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(c, format="%.4g") for c in ("mean", "sd", "ci95", "low", "high")})
     shown = st.multiselect("Charts", [m for m in metrics if m != "parameters"], [metric] if metric != "parameters" else [],
-                           key="ex_charts", help="One chart per metric: mean with its 95 % CI, each seed as a dot.")
-    against = st.toggle("Against parameters", key="ex_params", value=exp.spec.template == "emergence",
+                           **ui.keep("ex_charts"), help="One chart per metric: mean with its 95 % CI, each seed as a dot.")
+    against = st.toggle("Against parameters", **ui.keep("ex_params"), value=exp.spec.template == "emergence",
                         help="x = the models' parameter count (log scale) instead of the first factor's levels.")
     for m in shown:
         fig = metric_figure(results, m, exp.factors, against_parameters=against)
@@ -230,6 +223,7 @@ def results_tab(ws) -> None:
 
 
 def main() -> None:
+    ui.require_app()
     st.title("🔬 Experiments")
     st.caption("Ask one question with many runs: a grid of factors x seeds, each an ordinary run, summarised with "
                "means and 95 % confidence intervals.")

@@ -1,6 +1,5 @@
 """Experiment specs: templates, the grid, run names, and bad input refused with the field (or the count) named."""
 
-import importlib.util
 import json
 
 import pytest
@@ -34,8 +33,6 @@ def tiny_spec(name="tiny", **kw) -> ExperimentSpec:
 
 @pytest.mark.parametrize("key", list(TEMPLATES))
 def test_templates_are_valid_specs_within_the_default_limits(key):
-    if key == "data" and importlib.util.find_spec("lab.textscore") is None:
-        pytest.skip("the data template scores bits per character with lab.textscore (issue 13), not merged yet")
     spec = template(key).validate(Limits())
     assert spec.template == key and spec.question and spec.primary
     assert ExperimentSpec.from_json(spec.to_json()) == spec  # the JSON round-trips exactly

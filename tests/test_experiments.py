@@ -183,7 +183,7 @@ def test_the_ray_backend_on_a_local_head_gives_the_same_numbers(api_grid, ray_he
     assert state["state"] == "failed" and "Ray cluster" in state["error"]
     assert len(state["failed"]) == 4 and all("Lost the Ray cluster" in r for r in state["failed"].values())
     at = open_page("pages/8_experiments.py")
-    at.session_state["ex_current"] = "lost"
+    at.session_state["ex_pick_progress"] = "lost"
     at.run()
     assert not at.exception and any("Ray cluster" in e.value for e in at.error)
     assert os.environ["TINYLAB_RAY_ADDRESS"] == ray_head.address

@@ -23,12 +23,12 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-import importlib.util
 from pathlib import Path
 
 from .. import corpus, data, stories
 from ..constants import EOS
 from ..eval_sets import story_pairs
+from ..evaluate import bits_per_char
 from ..models import load_model
 from ..probes import run_probes
 from ..runs import list_checkpoints, run_summary, trained_length
@@ -78,9 +78,7 @@ def check_eval_sets(sets, datasets: dict) -> list[str]:
                 raise ValueError(f"{where}: range must be [first, last] with 1 <= first <= last <= 1000, got {rng!r}.")
             if rng is None and s.get("split", "test") not in ("train", "test", "all"):
                 raise ValueError(f"{where}: split must be 'train', 'test' or 'all', got {s.get('split')!r}.")
-        elif s["kind"] == "text" and importlib.util.find_spec("lab.textscore") is None:
-            raise ValueError(f"{where}: bits per character needs lab.textscore (issue 13), not in this version.")
-        if s["kind"] in ("text", "continuations"):
+        elif s["kind"] in ("text", "continuations"):
             ref, gen = s.get("dataset"), s.get("generated")
             if (ref is None) == (gen is None):
                 raise ValueError(f"{where}: give either 'dataset' (\"@name\") or 'generated' ({{\"n\": 200, \"seed\": 1}}).")
@@ -131,8 +129,6 @@ def score_model(model, tokenizer, sets: list[dict], dataset_dir: Path, window: i
             scores[f"{name} counts right"] = r["numbers"]["summary"]["exact match"]
             scores[f"{name} stops right"] = r["end"]["summary"]["exact match"]
         elif s["kind"] == "text":
-            from ..textscore import bits_per_char  # the library's one owner of the measure
-
             scores[f"{name} bits per char"] = float(bits_per_char(model, tokenizer, story_texts(s, dataset_dir), window))
         elif s["kind"] == "probes":
             scores[f"{name} pass rate"] = float(run_probes(model, tokenizer)["passed"].mean())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .spec import PRETRAIN, ExperimentSpec
 
-REAL_STORIES = "../shared/data/tinystories-valid-head.txt"  # any story file works: see the Data page's formats
+REAL_STORIES = "../shared/data/tinystories-valid-head.txt"  # relative to the repository; any story file works
 
 
 def counting(name: str = "counting") -> ExperimentSpec:
@@ -51,8 +51,10 @@ def data_size_quality(name: str = "data") -> ExperimentSpec:
             {"label": "real 1,000", "data": "@real-1000"},
         ]},
         seeds=[0, 1, 2],
-        datasets={"real-500": {**real, "stories": [0, 500]}, "real-1000": {**real, "stories": [0, 1000]},
-                  "real-heldout": {**real, "stories": [-200, None]}},  # the last 200: never trained on
+        # Piece 0 of the shared file is the tail of a story cut by the file's start (`lab.real_sample`); the last
+        # 200 stories are held out of every training, as `lab.real_sample.held_out_split` keeps them.
+        datasets={"real-500": {**real, "stories": [1, 501]}, "real-1000": {**real, "stories": [1, 1001]},
+                  "real-heldout": {**real, "stories": [-200, None]}},
         train={"preset": "micro", "tokenizer": "bpe", "vocab_size": 1024, "seq_len": 128, "steps": 200,
                "batch_size": 16, "lr": 3e-3, "warmup": 20, "eval_every": 50, "checkpoint_every": 200},
         evaluate=[{"name": "real", "kind": "text", "dataset": "@real-heldout"}],
