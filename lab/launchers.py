@@ -5,7 +5,8 @@
 - ``ray``: a Ray cluster, used when ``TINYLAB_RAY_ADDRESS`` (or ``[ray] address`` in the app's secrets) is set;
   each run is a Ray Job writing its run folder to a workspace every node shares (`RayLauncher`).
 
-A job is a list of ``python -m lab`` commands (train, then score) about one run folder; both backends report
+A job is a list of ``python -m lab`` commands about one run folder (for an experiment: ``experiment run-one``,
+which trains and scores); both backends report
 it as a `JobState`, with progress read from the run folder, so pages watch either the same way.
 """
 
@@ -19,12 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from .jobs import failure_reason
+from .jobs import ACTIVE as JOB_ACTIVE, failure_reason
 from .progress import RunTail
 from .train import Progress
-
-ACTIVE = ("queued", "running", "stopping")
-
 
 @dataclass
 class JobState:
@@ -35,7 +33,7 @@ class JobState:
 
     @property
     def active(self) -> bool:
-        return self.status in ACTIVE
+        return self.status in JOB_ACTIVE
 
 
 class Launcher(Protocol):
@@ -136,8 +134,8 @@ def pick_launcher(backend: str | None = None, ray_values: dict | None = None, jo
 
 
 # ---- Ray ---------------------------------------------------------------------------------------------------
-# The Ray backend of `lab.launchers`: each run is a Ray Job on a cluster (Ray's job submission REST API).
-# 
+# Each run is a Ray Job on a cluster (Ray's job submission REST API).
+#
 # Ray Jobs rather than Ray tasks from this process: a task driver lives inside the server, and Ray ends a driver
 # whose cluster has been unreachable for a minute, which would take every student's page with it. A job is
 # submitted over HTTP to the head node's dashboard, runs ``python -m lab ...`` on whichever node has the CPUs

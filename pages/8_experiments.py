@@ -28,13 +28,6 @@ def open_experiment(ws, name: str) -> Experiment:
     return Experiment(ws.path("experiments", name), ws.folder("runs"))
 
 
-def fmt_seconds(s) -> str:
-    if s is None:
-        return "–"
-    s = int(s)
-    return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s"
-
-
 # ---- Design ---------------------------------------------------------------------------------------------------
 def design_tab(ws) -> None:
     keys = list(TEMPLATES) + [CUSTOM]
@@ -158,7 +151,7 @@ def show_progress(ws, exp: Experiment, driver) -> None:
     k = st.columns(6)
     for col, label in zip(k, ("done", "running", "queued", "stopped", "failed")):
         col.metric(label.capitalize(), o[label] + (o["not started"] if label == "stopped" else 0))
-    k[5].metric("ETA", fmt_seconds(o["eta_s"]), help="From the time each finished run took, at the current parallelism.")
+    k[5].metric("ETA", ui.fmt_seconds(o["eta_s"]), help="From the time each finished run took, at the current parallelism.")
     st.progress(o["fraction"], text=f"{o['fraction']:.0%} of {o['total']} runs — {state.get('state', 'created')}"
                 + (f" on {state.get('backend')}" if state.get("backend") else "") + (f" ({driver.message})" if alive and driver.message else ""))
     if state.get("error"):
