@@ -25,9 +25,8 @@ def shared_sample(path: Path = SHARED_SAMPLE) -> list[str]:
     """The real TinyStories stories of the development sample (``../shared/data``), fragment left out.
 
     Raises FileNotFoundError when the sample is absent (a user's clone has none)."""
-    from .stories import load_corpus_file
+    from .story_files import read_stories
 
     if not Path(path).exists():
         raise FileNotFoundError(f"No real TinyStories sample at {path}.")
-    pieces = load_corpus_file(Path(path))
-    return pieces[1:]  # the file was cut from the middle of the split: its first piece is a story's tail
+    return read_stories(Path(path)).stories  # the reader drops the story's tail the file starts with

@@ -1,8 +1,6 @@
-import json
 import re
 from collections import Counter
 
-import pandas as pd
 import pytest
 
 from lab import stories, story_plots
@@ -57,30 +55,3 @@ def test_word_classes():
     assert stories.word_class("Rose") == "name" and stories.word_class("rose") == "noun"
     assert stories.word_class("xylophonist") == "other"
 
-
-def test_parse_uploads_of_each_format(tmp_path):
-    texts = ["Once upon a time there was a cat.", "Tom had a red ball."]
-    assert stories.parse_corpus("a.txt", "\n<|endoftext|>\n".join(texts).encode()) == texts
-    assert stories.parse_corpus("b.txt", "\n\n".join(texts).encode()) == texts
-    assert stories.parse_corpus("c.jsonl", "\n".join(json.dumps({"text": t}) for t in texts).encode()) == texts
-    assert stories.parse_corpus("d.csv", pd.DataFrame({"text": texts}).to_csv(index=False).encode()) == texts
-    pq = tmp_path / "e.parquet"
-    pd.DataFrame({"text": texts}).to_parquet(pq)
-    assert stories.load_corpus_file(pq) == texts
-
-
-@pytest.mark.parametrize(
-    "name, payload, message",
-    [("x.pkl", b"\x80\x04.", "unsupported file type"), ("x.csv", b"story\nhello\n", "no 'text' column"),
-     ("x.jsonl", b"{not json", "could not be parsed"), ("x.txt", b"\xff\xfe\x00bad", "not UTF-8"),
-     ("x.txt", b"  \n\n ", "no stories"), ("x.parquet", b"not parquet", "could not be read")],
-)
-def test_malformed_uploads_get_clear_messages(name, payload, message):
-    with pytest.raises(ValueError, match=message):
-        stories.parse_corpus(name, payload)
-
-
-def test_hub_loading_respects_offline_flag(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ConnectionError, match="HF_HUB_OFFLINE"):
-        stories.load_tinystories(5)
