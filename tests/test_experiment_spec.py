@@ -102,3 +102,32 @@ def test_bad_json_and_unknown_fields_are_explained():
         ExperimentSpec.from_json(json.dumps({"name": "x", "factor": {}}))
     with pytest.raises(ValueError, match="needs a 'name'"):
         ExperimentSpec.from_dict({})
+
+
+def test_the_data_template_scores_the_real_samples_held_out_stories():
+    from lab.real_sample import SHARED_SAMPLE, held_out_split, shared_sample
+    from lab.story_files import read_stories
+
+    if not SHARED_SAMPLE.exists():
+        pytest.skip(f"no real TinyStories sample at {SHARED_SAMPLE} (a user's clone has none)")
+    spec = template("data")
+    cut = {name: read_stories(ds["file"]).stories[slice(*ds["stories"])] for name, ds in spec.datasets.items()}
+    train, held_out = held_out_split(shared_sample())
+    assert cut["real-heldout"] == held_out  # the one held-out split (lab.real_sample)
+    assert len(cut["real-500"]) == 500 and len(cut["real-1000"]) == 1000
+    assert cut["real-1000"] == train[:1000] and not set(cut["real-1000"]) & set(held_out)
+
+
+def test_a_scored_data_set_that_shares_stories_with_a_trained_one_is_refused(tmp_path):
+    from lab.experiments.runner import Experiment
+
+    stories = tmp_path / "few.txt"
+    stories.write_text("\n\n".join(f"Tom saw {i} red birds. He was happy." for i in range(10)), encoding="utf-8")
+    real = {"file": str(stories)}
+    spec = tiny_spec(factors={"data": [{"label": "real", "data": "@real-train"}]}, pretrain=None, tokenizer=None,
+                     datasets={"real-train": {**real, "stories": [0, 8]}, "real-heldout": {**real, "stories": [-4, None]}},
+                     train={"data": "stories", "steps": 2, "shape": TINY_SHAPE},
+                     evaluate=[{"name": "real", "kind": "text", "dataset": "@real-heldout"}], primary="real bits per char")
+    exp = Experiment.create(tmp_path / "experiments", tmp_path / "runs", spec)
+    with pytest.raises(ValueError, match="'real-train' shares 2 stories of few.txt with 'real-heldout'"):
+        exp.prepare()

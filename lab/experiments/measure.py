@@ -11,8 +11,8 @@ An evaluation set is an object in the spec's ``evaluate`` list, with a ``name`` 
   ``generated`` {"n", "seed"}.
 - ``probes``: ``pass rate`` of the TinyStories probes (`lab.probes.PROBES`).
 - ``continuations``: greedy continuations of held-out story beginnings (``dataset`` or ``generated``, at most
-  ``limit``): ``rougeL`` against the real ending and ``known words``, the share of written words that are
-  English words the story generator knows (a grammar-style proxy; no GPT-4 grader offline).
+  ``limit``): ``rougeL`` against the real ending and ``word-class coverage``, the share of written words the tagger
+  classes (`lab.tagger.coverage`: real English words; a grammar-style proxy, no GPT-4 grader offline).
 
 Every run also reports ``val loss`` (its last validation loss) and ``parameters``. A metric's full name is
 ``"<set name> <metric>"`` (e.g. ``"extrapolation exact match"``), the same word in tables, charts and CSV.
@@ -25,7 +25,7 @@ import json
 import time
 from pathlib import Path
 
-from .. import corpus, data, stories
+from .. import corpus, data, stories, tagger
 from ..constants import EOS
 from ..eval_sets import story_pairs
 from ..evaluate import bits_per_char
@@ -39,7 +39,7 @@ KINDS = {
     "unary": ("exact match", "token accuracy", "counts right", "stops right"),
     "text": ("bits per char",),
     "probes": ("pass rate",),
-    "continuations": ("rougeL", "known words"),
+    "continuations": ("rougeL", "word-class coverage"),
 }
 RUN_METRICS = ("val loss", "parameters")
 SCORES_FILE = "scores.json"  # in the run folder
@@ -137,14 +137,8 @@ def score_model(model, tokenizer, sets: list[dict], dataset_dir: Path, window: i
             r = score_splits(model, tokenizer, {name: (beginnings, endings)}, generate=True,
                              max_new_tokens=s.get("max_new_tokens", 48))[name]
             scores[f"{name} rougeL"] = r["summary"]["rougeL"]
-            scores[f"{name} known words"] = known_word_share([g.replace(EOS, "") for g in r["table"]["generated"]])
+            scores[f"{name} word-class coverage"] = tagger.coverage([g.replace(EOS, "") for g in r["table"]["generated"]])
     return scores
-
-
-def known_word_share(texts: list[str]) -> float:
-    """The share of written words (not punctuation) that are words the story generator knows."""
-    classes = [cls for t in texts for _, _, _, cls in stories.word_spans(t) if cls != "punctuation"]
-    return sum(cls != "other" for cls in classes) / len(classes) if classes else 0.0
 
 
 def score_run(run_dir: Path, sets: list[dict], dataset_dir: Path) -> dict:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import corpus, stories
+from .. import corpus
+from ..story_files import read_stories
 from ..models import context_length, load_model
 from ..runs import resolve_model, run_summary
 from ..tokenizer import KINDS as TOKENIZER_KINDS, load_tokenizer, train_tokenizer
@@ -89,20 +90,21 @@ class Experiment:
 
     def prepare(self, progress=None) -> None:
         """Write the shared data sets and tokenizer (once), then check that every model fits its examples."""
+        cuts = {}  # name -> (file, the story indices it holds)
         for name, ds in self.spec.datasets.items():
-            target = self.folder / "datasets" / name
-            if target.exists():
-                continue
             path = Path(ds["file"]).expanduser()
             if not path.is_file():
                 raise ValueError(f"Data set {name!r}: the story file {ds['file']!r} does not exist.")
-            texts = stories.load_corpus_file(path)
+            texts = read_stories(path).stories  # a cut file's leading fragment already dropped
             first, end = ds.get("stories", [0, None])
-            chosen = texts[first:end]
-            if len(chosen) < 2:
-                raise ValueError(f"Data set {name!r}: stories {first}..{end} of {path.name} hold {len(chosen)} "
-                                 f"stories (the file has {len(texts)}); at least 2 are needed.")
-            corpus.save_dataset(target, chosen, {"source": str(path), "stories": [first, end]})
+            cuts[name] = (path.resolve(), set(range(len(texts))[first:end]))
+            if len(cuts[name][1]) < 2:
+                raise ValueError(f"Data set {name!r}: stories {first}..{end} of {path.name} hold "
+                                 f"{len(cuts[name][1])} stories (the file has {len(texts)}); at least 2 are needed.")
+            target = self.folder / "datasets" / name
+            if not target.exists():
+                corpus.save_dataset(target, texts[first:end], {"source": str(path), "stories": [first, end]})
+        self.check_held_out(cuts)
         if self.spec.tokenizer and not (self.folder / "tokenizer").exists():
             if progress:
                 progress("training the shared tokenizer")
@@ -117,6 +119,17 @@ class Experiment:
             with atomic_dir(self.folder / "tokenizer") as tmp:
                 tok.save_pretrained(str(tmp))
         self.check_fit()
+
+    def check_held_out(self, cuts: dict) -> None:
+        """Refuse a data set scored on that shares stories with one trained on (a short file, a slice too long)."""
+        scored = {s["dataset"][1:] for s in self.spec.evaluate if str(s.get("dataset", "")).startswith("@")}
+        for held in scored & set(cuts):
+            for name, (path, indices) in cuts.items():
+                shared = indices & cuts[held][1] if name not in scored and path == cuts[held][0] else set()
+                if shared:
+                    raise ValueError(f"Data set {name!r} shares {len(shared)} stories of {path.name} with {held!r}, "
+                                     "which is scored: the scores would count stories the model trained on. Use a "
+                                     "longer file or shorter slices.")
 
     def _training_texts(self, plan: RunPlan) -> list[str]:
         return training_texts(*load_source(self.config(plan)))

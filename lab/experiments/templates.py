@@ -6,9 +6,8 @@ under an hour; raise ``steps``, the presets and the seeds on a bigger machine (o
 
 from __future__ import annotations
 
+from ..real_sample import HELD_OUT, SHARED_SAMPLE
 from .spec import PRETRAIN, ExperimentSpec
-
-REAL_STORIES = "../shared/data/tinystories-valid-head.txt"  # relative to the repository; any story file works
 
 
 def counting(name: str = "counting") -> ExperimentSpec:
@@ -39,7 +38,7 @@ def counting(name: str = "counting") -> ExperimentSpec:
 
 
 def data_size_quality(name: str = "data") -> ExperimentSpec:
-    real = {"file": REAL_STORIES}
+    real = {"file": str(SHARED_SAMPLE)}  # any story file works (the page takes an upload)
     return ExperimentSpec(
         name=name, template="data",
         question="Does data size or quality matter? The same model and budget trained on 500 / 2,000 / 10,000 "
@@ -52,10 +51,10 @@ def data_size_quality(name: str = "data") -> ExperimentSpec:
             {"label": "real 1,000", "data": "@real-1000"},
         ]},
         seeds=[0, 1, 2],
-        # Piece 0 of the shared file is the tail of a story cut by the file's start (`lab.real_sample`); the last
-        # 200 stories are held out of every training, as `lab.real_sample.held_out_split` keeps them.
-        datasets={"real-500": {**real, "stories": [1, 501]}, "real-1000": {**real, "stories": [1, 1001]},
-                  "real-heldout": {**real, "stories": [-200, None]}},
+        # The file's stories as `lab.story_files` reads them (a cut file's fragments dropped); the last HELD_OUT
+        # are held out of every training, as `lab.real_sample.held_out_split` keeps them (the sample has 1,206).
+        datasets={"real-500": {**real, "stories": [0, 500]}, "real-1000": {**real, "stories": [0, 1000]},
+                  "real-heldout": {**real, "stories": [-HELD_OUT, None]}},
         train={"preset": "micro", "tokenizer": "bpe", "vocab_size": 1024, "seq_len": 128, "steps": 200,
                "batch_size": 16, "lr": 3e-3, "warmup": 20, "eval_every": 50, "checkpoint_every": 200},
         evaluate=[{"name": "real", "kind": "text", "dataset": "@real-heldout"}],
