@@ -132,12 +132,13 @@ def progress_tab(ws) -> None:
     if exp is None:
         return
     driver = drivers.driver_for(exp)
-    refresh = 2.0 if driver and driver.alive else None
+    alive = bool(driver and driver.alive)
+    refresh = 2.0 if alive or exp.driven_elsewhere() else None
 
     @st.fragment(run_every=refresh)
     def live() -> None:
         show_progress(ws, exp, driver)
-        if refresh and not driver.alive:  # finished or stopped: redraw the page once (buttons, results)
+        if refresh and not (driver.alive if alive else exp.driven_elsewhere()):  # it ended: redraw buttons, results
             st.rerun()
 
     live()
@@ -161,6 +162,9 @@ def show_progress(ws, exp: Experiment, driver) -> None:
         if c1.button("⏹ Stop the grid", key="ex_stop", help="Running runs stop after their step and save a checkpoint; queued ones leave the queue."):
             driver.stop()
             st.rerun()
+    elif (elsewhere := exp.driven_elsewhere()):
+        st.info(f"Driven by {elsewhere} (e.g. `python -m lab experiment run`): progress from its run folders; "
+                "stop it there.", icon="🖥️")
     elif state.get("state") != "done":
         if c1.button("▶️ Resume", key="ex_resume", help="Finished runs are kept, stopped ones continue from their last checkpoint, failed ones are retried."):
             try:

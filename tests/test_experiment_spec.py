@@ -131,3 +131,31 @@ def test_a_scored_data_set_that_shares_stories_with_a_trained_one_is_refused(tmp
     exp = Experiment.create(tmp_path / "experiments", tmp_path / "runs", spec)
     with pytest.raises(ValueError, match="'real-train' shares 2 stories of few.txt with 'real-heldout'"):
         exp.prepare()
+
+
+def test_a_grid_driven_by_another_process_is_not_driven_twice(tmp_path):
+    import socket
+    import subprocess
+
+    from lab.experiments.driver import Driver, overview, status_table
+    from lab.experiments.runner import Experiment
+
+    exp = Experiment.create(tmp_path / "experiments", tmp_path / "runs", tiny_spec())
+    assert exp.driven_elsewhere() is None  # created, never started
+    other = subprocess.Popen(["sleep", "60"])  # stands in for `python -m lab experiment run` in another terminal
+    try:
+        exp.update_state(state="running", driver={"pid": other.pid, "host": socket.gethostname()})
+        assert exp.driven_elsewhere() == f"process {other.pid} on {socket.gethostname()}"
+        with pytest.raises(ValueError, match=f"already running in process {other.pid}"):
+            Driver(exp, launcher=None).start()
+        plan = exp.plans[1]
+        (exp.run_dir(plan)).mkdir(parents=True)
+        (exp.run_dir(plan) / "metrics.jsonl").write_text("")  # its trainer wrote just now
+        table = status_table(exp, None)  # what a page of this server shows: read from the run folders
+        assert dict(zip(table["run"], table["status"]))[plan.name] == "running"
+        assert set(table["status"]) == {"running", "queued"} and overview(exp, None, table)["running"] == 1
+    finally:
+        other.kill()
+        other.wait()
+    assert exp.driven_elsewhere() is None  # its process is gone (a crash, kill -9): the grid can be resumed
+    assert set(status_table(exp, None)["status"]) == {"stopped", "not started"}

@@ -9,6 +9,8 @@ continues from the files: finished runs are kept, half-trained ones resume from 
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 import traceback
@@ -16,6 +18,7 @@ import traceback
 import pandas as pd
 
 from ..launchers import JobState
+from ..progress import RunTail
 from .runner import Experiment
 from .spec import RunPlan
 
@@ -35,6 +38,10 @@ class Driver:
     # ---- control ----------------------------------------------------------------------------------------
 
     def start(self) -> "Driver":
+        other = self.experiment.driven_elsewhere()
+        if other:  # two drivers would train the same runs at once
+            raise ValueError(f"Experiment {self.experiment.spec.name!r} is already running in {other}: stop it "
+                             "there first (Ctrl-C on the command line, Stop on its page).")
         self._thread = threading.Thread(target=self.run, name=f"experiment-{self.experiment.spec.name}", daemon=True)
         self._thread.start()
         return self
@@ -56,7 +63,8 @@ class Driver:
         exp = self.experiment
         state = exp.state()
         self.failed = {}  # resuming retries the runs that failed last time
-        exp.update_state(state="running", backend=self.launcher.name, error=None, failed={})
+        exp.update_state(state="running", backend=self.launcher.name, error=None, failed={},
+                         driver={"pid": os.getpid(), "host": socket.gethostname()})
         try:
             self.message = "preparing shared data and tokenizer"
             exp.prepare(progress=lambda m: setattr(self, "message", m))
@@ -81,7 +89,7 @@ class Driver:
             final = "stopped" if self._stop.is_set() else ("failed" if self.error else "done")
             if final == "done" and self.failed:
                 final = "done with failures"
-            exp.update_state(state=final, error=self.error, failed=self.failed, ray_jobs={})
+            exp.update_state(state=final, error=self.error, failed=self.failed, ray_jobs={}, driver=None)
 
     def _adopt(self, state: dict) -> None:
         """Watch Ray jobs that a previous server process submitted and that may still be running."""
@@ -177,6 +185,7 @@ def status_table(experiment: Experiment, driver: Driver | None) -> pd.DataFrame:
     """One row per run: factors, seed, status, step, progress, error, and the primary metric once scored."""
     state = experiment.state()
     failed = state.get("failed", {}) if driver is None else {}
+    elsewhere = driver is None and experiment.driven_elsewhere()
     primary = experiment.primary()
     rows = []
     for plan in experiment.plans:
@@ -186,6 +195,10 @@ def status_table(experiment: Experiment, driver: Driver | None) -> pd.DataFrame:
             st = JobState("failed", failed[plan.name]) if plan.name in failed else None
             status = "failed" if st else ("done" if experiment.finished(plan) else
                                           ("stopped" if experiment.run_dir(plan).exists() else "not started"))
+            if elsewhere and status in ("stopped", "not started"):  # another process drives: read its folders
+                status = "running" if experiment.recently_written(plan) else "queued"
+                progress = RunTail(experiment.run_dir(plan)).progress() if status == "running" else None
+                st = JobState(status, progress=progress)
         progress = st.progress if st else None
         fraction = 1.0 if status == "done" else (progress.step / progress.total_steps if progress and progress.total_steps else 0.0)
         if status == "running" and st and st.phase == "experiment":
@@ -206,8 +219,9 @@ def overview(experiment: Experiment, driver: Driver | None, table: pd.DataFrame)
     left = table.loc[~table["status"].isin(["done", "failed"]), "progress"]
     durations = list(experiment.state().get("durations", {}).values())
     eta = None
-    if durations and len(left) and driver is not None and driver.alive:
-        parallel = max(1, min(driver.launcher.capacity, len(left)))
+    alive = driver is not None and driver.alive
+    if durations and len(left) and (alive or experiment.driven_elsewhere()):
+        parallel = max(1, min(driver.launcher.capacity if alive else counts["running"], len(left)))
         eta = sum(1 - f for f in left) * (sum(durations) / len(durations)) / parallel
     return {**counts, "total": len(table), "fraction": float(table["progress"].mean()) if len(table) else 0.0,
             "eta_s": eta}

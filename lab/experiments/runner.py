@@ -9,6 +9,9 @@ run folders in the user's runs folder, each with ``scores.json`` once measured (
 from __future__ import annotations
 
 import json
+import os
+import socket
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -66,6 +69,31 @@ class Experiment:
         state = {**self.state(), **changes}
         atomic_write_text(self.folder / "state.json", json.dumps(state, indent=1))
         return state
+
+    def driven_elsewhere(self) -> str | None:
+        """The process that drives this grid when it is not this one (the command line, another server), or None.
+
+        A driver records its pid and host in state.json; a pid on this host that is gone (a crash, kill -9)
+        drives nothing, so the grid can be resumed."""
+        state = self.state()
+        d = state.get("driver") if state.get("state") == "running" else None
+        if not d or (d.get("host") == socket.gethostname() and d.get("pid") == os.getpid()):
+            return None
+        if d.get("host") == socket.gethostname():
+            try:
+                os.kill(int(d["pid"]), 0)
+            except ProcessLookupError:
+                return None
+            except PermissionError:  # alive, another user's
+                pass
+        return f"process {d.get('pid')} on {d.get('host')}"
+
+    def recently_written(self, plan: RunPlan, within_s: float = 120) -> bool:
+        """The run's trainer appended a step lately (how a page tells a run driven elsewhere is running)."""
+        try:
+            return time.time() - (self.run_dir(plan) / "metrics.jsonl").stat().st_mtime < within_s
+        except OSError:
+            return False
 
     # ---- shared inputs -----------------------------------------------------------------------------------
 
