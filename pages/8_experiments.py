@@ -172,7 +172,7 @@ def show_progress(ws, exp: Experiment, driver) -> None:
                 st.rerun()
             except (ValueError, ConnectionError) as exc:
                 ui.show_error(exc)
-    show = table.assign(status=[f"{ICONS.get(s, '')} {s}" for s in table["status"]])
+    show = table.assign(status=[f"{ICONS.get(s, '')} {s}" for s in table["status"]], error=table["error"].fillna(""))
     st.dataframe(show, hide_index=True, width="stretch",
                  column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0),
                                 "error": st.column_config.TextColumn("error", width="large")})

@@ -23,6 +23,7 @@ from lab.workspace import Workspace
 from test_experiment_spec import TINY_SHAPE, tiny_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]  # many child processes: minutes on a busy machine
+QUEUES: dict[str, JobManager] = {}  # the job queue each module-scoped grid ran on
 SCORES = ["test exact match", "test token accuracy", "extrapolation token accuracy", "paraphrase token accuracy", "val loss"]
 
 
@@ -44,8 +45,10 @@ def api_grid(tmp_path_factory):
     root = tmp_path_factory.mktemp("api")
     mp = pytest.MonkeyPatch()
     mp.setenv("TINYLAB_WORKSPACE", str(root / "workspace"))
-    exp = run_grid(tiny_spec("api"), LocalLauncher(JobManager(max_running=2, mode="process")))
+    jobs = JobManager(max_running=2, mode="process")  # the teacher's max_jobs = 2
+    exp = run_grid(tiny_spec("api"), LocalLauncher(jobs))
     mp.undo()
+    QUEUES["api"] = jobs
     return exp
 
 
@@ -63,6 +66,12 @@ def test_a_tiny_grid_through_the_api(api_grid):
     assert tuned["init_from"].endswith("api-pretrain") and tuned["lr"] == 0.01
     table = status_table(exp, None)
     assert (table["status"] == "done").all() and overview(exp, None, table)["done"] == 9
+    # One process per run, never more than max_jobs at once, and both slots used.
+    jobs = QUEUES["api"].jobs()
+    assert len(jobs) == 9 and all(j.status == "done" and j.finished for j in jobs)
+    events = sorted([(j.started, 1) for j in jobs] + [(j.finished, -1) for j in jobs])
+    running = [sum(d for _, d in events[: i + 1]) for i in range(len(events))]
+    assert max(running) == 2
     assert set(SCORES) <= set(results.columns) and results["test token accuracy"].between(0, 1).all()
 
 
