@@ -61,7 +61,7 @@ class RayHead:
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"`ray start` exited with {self.proc.returncode}: {self.tail()}")
+                raise RuntimeError(f"`ray start` exited with {self.proc.returncode}: {self.reason()}")
             if "Ray runtime started" in self.tail(None):  # the node registered: not only the dashboard is up
                 try:
                     urllib.request.urlopen(self.address + "/api/version", timeout=2).read()
@@ -70,6 +70,12 @@ class RayHead:
                     pass
             time.sleep(1)
         raise RuntimeError(f"The Ray head did not start within {timeout:.0f} s: {self.tail()}")
+
+    def reason(self) -> str:
+        """Ray's own message (the last line of its log that is not a traceback's), e.g. its raylet time-out."""
+        lines = [ln.strip() for ln in self.tail(None).splitlines() if ln.strip()]
+        errors = [ln for ln in lines if ln.split(":")[0].endswith(("Exception", "Error"))]
+        return (errors or lines or ["(no output)"])[-1]
 
     def tail(self, chars: int | None = 1500) -> str:
         try:
