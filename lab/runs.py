@@ -226,14 +226,6 @@ def runs_frame(runs_folder: Path, names: list[str], jobs=None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[f.name.replace("_", " ") for f in fields(RunSummary)])
 
 
-def format_duration(seconds: float | None) -> str:
-    """``"3m 05s"``, ``"1h 02m"``, or ``"–"`` when unknown: how the pages show elapsed time and ETA."""
-    if seconds is None:
-        return "–"
-    s = int(seconds)
-    return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s"
-
-
 ActiveCheck = Callable[[Path], bool]  # True while a job trains the run (`lab.jobs.JOBS.is_active`)
 
 

@@ -10,7 +10,7 @@ from lab import corpus, data, models, story_files
 from lab.device import available_devices
 from lab.jobs import JOBS
 from lab.run_charts import loss_figure
-from lab.runs import delete_run, format_duration, read_metrics, rename_run, run_summary, runs_frame
+from lab.runs import delete_run, read_metrics, rename_run, run_summary, runs_frame
 from lab.train_config import HELP, SCHEDULES, TrainConfig
 from lab.train_data import planned_vocabulary
 from lab.transfer import pair_names, submit_pair
@@ -290,8 +290,8 @@ def job_controls(ws, run: str) -> None:
               "average), so the number and the curve's end differ by the batch-to-batch noise.")
     k2.metric("Val loss", f"{last_val:.3f}" if last_val is not None else "–", help="On held-out data, every few steps.")
     k3.metric("Tokens/s", f"{tps:,.0f}" if tps else "–", help="Median of the last 20 steps (non-padding tokens).")
-    k4.metric("Elapsed", format_duration(p.elapsed if p else summary.elapsed))
-    k5.metric("ETA", format_duration(p.eta) if p and job and job.active else "–", help="At this session's speed.")
+    k4.metric("Elapsed", ui.fmt_seconds(p.elapsed if p else summary.elapsed))
+    k5.metric("ETA", ui.fmt_seconds(p.eta) if p and job and job.active else "–", help="At this session's speed.")
     st.plotly_chart(loss_chart(ws, [run]), width="stretch", key=f"live_chart_{run}")
     samples_file = run_dir / "samples.jsonl"
     rows = pd.read_json(samples_file, lines=True) if samples_file.exists() and samples_file.stat().st_size else None
