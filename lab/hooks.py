@@ -85,6 +85,12 @@ def n_layers(model) -> int:
     return len(model.transformer.h)
 
 
+def d_mlp(model) -> int:
+    """The number of MLP neurons per layer."""
+    fc = model.transformer.h[0].mlp.c_fc
+    return int(fc.nf if hasattr(fc, "nf") else fc.out_features)  # GPT-2's Conv1D or GPT-Neo's Linear
+
+
 def hook_names(model) -> list[str]:
     """Every hook name of ``model``, in the order the hooked pass reaches them."""
     names = ["hook_embed", "hook_pos_embed"]
