@@ -95,10 +95,10 @@ def main() -> None:
             pattern = lens.patterns_for_ids(model, enc.ids).numpy()
             figs["lucy-1layer-grid"] = charts.head_grid(pattern[0], title="1-layer model, the Lucy/Tom story")
             print("\n" + md(where_heads_look(model, tokenizer, STORY)))
-            top_head = int(stats.sort_values("r2 token", ascending=False)["head"].iloc[0])
+            top_head = int(stats.sort_values("r2_token", ascending=False)["head"].iloc[0])
             figs["lucy-1layer-semantic-head"] = charts.head_heatmap(
                 pattern[0, top_head], enc.tokens, f"L0H{top_head}: highest key-token R²")
-            top_pos = int(stats.sort_values("r2 position", ascending=False)["head"].iloc[0])
+            top_pos = int(stats.sort_values("r2_position", ascending=False)["head"].iloc[0])
             figs["lucy-1layer-positional-head"] = charts.head_heatmap(
                 pattern[0, top_pos], enc.tokens, f"L0H{top_pos}: highest position R²")
 

@@ -4,8 +4,8 @@ Per head, over many texts: mean attended distance, entropy, the share of attenti
 on the first token, and how well two one-way fits predict the head's scores on held-out texts. The score of
 key j for query i is log(weight) minus the largest log-weight of row i (what the softmax saw, up to a
 constant per row), so a one-factor fit is not swamped by row length:
-- ``r2 position``: a Toeplitz fit, score = mean score at that relative offset (query - key);
-- ``r2 token``: score = mean score given to that key token.
+- ``r2_position``: a Toeplitz fit, score = mean score at that relative offset (query - key);
+- ``r2_token``: score = mean score given to that key token.
 Fits are made on half of the texts and scored on the other half (and vice versa), so a fit with many groups
 cannot win by memorising. No library computes these, hence the hand-written numpy.
 """
@@ -61,13 +61,13 @@ def classify(row) -> str:
     """first-token when over half the attention rests on the first token (neither distance nor content
     decides); positional when relative position explains >= POSITIONAL_R2 of the held-out score variance;
     semantic below SEMANTIC_R2 (where the head looks depends on what the tokens are); mixed in between.
-    ``r2 token`` is reported but not used here: a key-only fit misses heads whose choice depends on the
+    ``r2_token`` is reported but not used here: a key-only fit misses heads whose choice depends on the
     query too ("the" -> "banana")."""
-    if row["first share"] >= 0.5:
+    if row["first_share"] >= 0.5:
         return "first-token"
-    if row["r2 position"] >= POSITIONAL_R2:
+    if row["r2_position"] >= POSITIONAL_R2:
         return "positional"
-    return "semantic" if row["r2 position"] < SEMANTIC_R2 else "mixed"
+    return "semantic" if row["r2_position"] < SEMANTIC_R2 else "mixed"
 
 
 @torch.no_grad()
@@ -80,7 +80,7 @@ def head_stats(model, tokenizer, texts: list[str], max_tokens: int = 256,
     limit = context_length(model, max_tokens)
     vocab = int(model.config.vocab_size)
     by_offset = by_token = None
-    sums = {name: 0.0 for name in ("mean distance", "entropy", "prev share", "first share")}
+    sums = {name: 0.0 for name in ("mean_distance", "entropy", "prev_share", "first_share")}
     used = 0
     for n, text in enumerate(texts):
         enc = encode(tokenizer, text, limit)
@@ -102,10 +102,10 @@ def head_stats(model, tokenizer, texts: list[str], max_tokens: int = 256,
             by_token.add(used % 2, enc.ids[0].numpy()[k], weights)
             rows = pattern[:, :, 1:, :]
             pos = np.arange(s)
-            sums["mean distance"] += (rows * np.maximum(pos[1:, None] - pos[None, :], 0)).sum(-1).mean(-1)
+            sums["mean_distance"] += (rows * np.maximum(pos[1:, None] - pos[None, :], 0)).sum(-1).mean(-1)
             sums["entropy"] += -(rows * np.log(np.clip(rows, 1e-12, None))).sum(-1).mean(-1)
-            sums["prev share"] += pattern[:, :, pos[1:], pos[:-1]].mean(-1)
-            sums["first share"] += rows[..., 0].mean(-1)
+            sums["prev_share"] += pattern[:, :, pos[1:], pos[:-1]].mean(-1)
+            sums["first_share"] += rows[..., 0].mean(-1)
             used += 1
         if progress:
             progress((n + 1) / len(texts))
@@ -116,7 +116,7 @@ def head_stats(model, tokenizer, texts: list[str], max_tokens: int = 256,
     table["name"] = [f"L{layer}H{head}" for layer, head in zip(layer_of, head_of)]
     for name, total in sums.items():
         table[name] = (total / used).ravel()
-    table["r2 position"] = by_offset.held_out_r2()
-    table["r2 token"] = by_token.held_out_r2()
+    table["r2_position"] = by_offset.held_out_r2()
+    table["r2_token"] = by_token.held_out_r2()
     table["kind"] = table.apply(classify, axis=1)
     return table

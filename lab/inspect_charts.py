@@ -87,11 +87,11 @@ def token_view(layer_pattern, tokens: list[str], position: int, direction: str =
 def head_scatter(stats: pd.DataFrame) -> go.Figure:
     """Heads placed by how well relative position (x) and key-token identity (y) explain their weights."""
     fig = px.scatter(
-        stats, x="r2 position", y="r2 token", color="kind", text="name", color_discrete_map=KIND_COLOURS,
-        hover_data={"mean distance": ":.2f", "entropy": ":.2f", "prev share": ":.2f", "first share": ":.2f",
-                    "r2 position": ":.3f", "r2 token": ":.3f", "name": False},
-        labels={"r2 position": "variance explained by relative position (Toeplitz fit, held out)",
-                "r2 token": "variance explained by key token (held out)"},
+        stats, x="r2_position", y="r2_token", color="kind", text="name", color_discrete_map=KIND_COLOURS,
+        hover_data={"mean_distance": ":.2f", "entropy": ":.2f", "prev_share": ":.2f", "first_share": ":.2f",
+                    "r2_position": ":.3f", "r2_token": ":.3f", "name": False},
+        labels={"r2_position": "variance explained by relative position (Toeplitz fit, held out)",
+                "r2_token": "variance explained by key token (held out)"},
     )
     from .heads import POSITIONAL_R2, SEMANTIC_R2
 
@@ -101,7 +101,7 @@ def head_scatter(stats: pd.DataFrame) -> go.Figure:
                   annotation_text="positional →", annotation_position="top right")
     fig.add_vline(x=SEMANTIC_R2, line={"dash": "dot", "color": "#999"},
                   annotation_text="← semantic", annotation_position="top left")
-    fig.update_xaxes(range=[min(-0.05, float(stats["r2 position"].min()) - 0.02), 1.02])
+    fig.update_xaxes(range=[min(-0.05, float(stats["r2_position"].min()) - 0.02), 1.02])
     fig.update_traces(textposition="top center", textfont_size=9, marker_size=9)
     fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend_title_text="")
     return fig

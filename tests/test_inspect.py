@@ -217,18 +217,18 @@ def test_head_stats_find_a_previous_token_head(tok):
     table = heads.head_stats(model, tok, generate_stories(6, 3))
     layer1 = table[table["layer"] == 1]
     assert len(table) == 8 and set(table["kind"]) <= set(heads.KINDS)
-    np.testing.assert_allclose(layer1["prev share"], 0.5, atol=1e-5)
-    np.testing.assert_allclose(layer1["mean distance"], 0.5, atol=1e-5)
-    assert (layer1["r2 position"] > 0.99).all() and (layer1["r2 token"] < 0.5).all()
+    np.testing.assert_allclose(layer1["prev_share"], 0.5, atol=1e-5)
+    np.testing.assert_allclose(layer1["mean_distance"], 0.5, atol=1e-5)
+    assert (layer1["r2_position"] > 0.99).all() and (layer1["r2_token"] < 0.5).all()
     assert (layer1["kind"] == "positional").all()
 
 
 def test_head_kinds_follow_the_documented_rule():
-    row = {"first share": 0.1, "r2 position": 0.8, "r2 token": 0.9}
+    row = {"first_share": 0.1, "r2_position": 0.8, "r2_token": 0.9}
     assert heads.classify(row) == "positional"  # position explains most: positional, whatever the key fit
-    assert heads.classify({**row, "r2 position": 0.2}) == "semantic"
-    assert heads.classify({**row, "r2 position": 0.3}) == "mixed"
-    assert heads.classify({**row, "first share": 0.7}) == "first-token"
+    assert heads.classify({**row, "r2_position": 0.2}) == "semantic"
+    assert heads.classify({**row, "r2_position": 0.3}) == "mixed"
+    assert heads.classify({**row, "first_share": 0.7}) == "first-token"
 
 
 def test_group_fit_prefers_the_factor_that_decides_the_weights():
@@ -307,7 +307,7 @@ def test_cli_inspect_writes_the_tables(neo, tok, tmp_path, capsys):
     tok.save_pretrained(tmp_path / "model")
     assert main(["inspect", str(tmp_path / "model"), "--stories", "4", "--out", str(tmp_path / "out")]) == 0
     heads_csv = (tmp_path / "out" / "heads.csv").read_text().splitlines()
-    assert len(heads_csv) == 1 + 8 and "r2 position" in heads_csv[0]
+    assert len(heads_csv) == 1 + 8 and "r2_position" in heads_csv[0]
     assert (tmp_path / "out" / "selectivity.csv").exists() and (tmp_path / "out" / "neurons.csv").exists()
     assert "L1H3" in capsys.readouterr().out  # the table is printed
 
