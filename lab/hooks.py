@@ -267,6 +267,12 @@ def hooked_forward(model, tokens: torch.Tensor, hooks: dict[str, list[HookFn]] |
     return model.get_output_embeddings()(_layer_norm(resid, tr.ln_f, point, "ln_final"))
 
 
+def unembed(model, resid: torch.Tensor) -> torch.Tensor:
+    """Logits from a residual stream [..., d_model]: the final LayerNorm (with the stream's own scale), then the
+    unembedding. On the last block's resid_post this is exactly the model's output."""
+    return model.get_output_embeddings()(_layer_norm(resid, model.transformer.ln_f, lambda name, x: x, "ln_final"))
+
+
 def _names(model, names_filter: NameFilter) -> list[str]:
     """The hook names a filter selects: None = all, a name, a list of names, or a function name -> bool."""
     every = hook_names(model)
