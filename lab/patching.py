@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+import pandas as pd
 import torch
 
 from . import hooks
@@ -94,6 +95,18 @@ class PatchingResult:
         when both runs give the same metric (there is no difference to recover)."""
         gap = self.clean - self.corrupted
         return (self.scores - self.corrupted) / gap if gap != 0 else torch.full_like(self.scores, float("nan"))
+
+    def table(self) -> pd.DataFrame:
+        """One row per patch: layer, position (with both tokens) or head, the metric and the share recovered."""
+        layers, width = self.scores.shape
+        rows = []
+        for layer in range(layers):
+            for j in range(width):
+                where = {"head": j} if self.target == "head" else {
+                    "position": j, "clean_token": self.clean_tokens[j], "corrupted_token": self.corrupted_tokens[j]}
+                rows.append({"layer": layer, **where, "logit_diff": float(self.scores[layer, j]),
+                             "recovered": float(self.normalized[layer, j])})
+        return pd.DataFrame(rows)
 
 
 def activation_patching(model, tokenizer, clean: str, corrupted: str, correct: str, wrong: str,

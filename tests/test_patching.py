@@ -70,6 +70,8 @@ def test_clean_equal_to_corrupted_gives_a_flat_map(neo, tok):
         result = patching.activation_patching(neo, tok, CLEAN, CLEAN, " Sam", " Tom", target=target, batch_size=5)
         torch.testing.assert_close(result.scores, torch.full_like(result.scores, result.clean), atol=1e-5, rtol=0)
         assert result.clean == result.corrupted and torch.isnan(result.normalized).all()
+        table = result.table()
+        assert len(table) == result.scores.numel() and table["logit_diff"].tolist() == result.scores.flatten().tolist()
 
 
 def test_bad_prompts_and_answers_are_explained(neo, tok):
