@@ -12,15 +12,14 @@
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from inspect_speed import best_of as median_time  # noqa: E402  (the median of repeated runs)
 
 from lab import hooks, patching  # noqa: E402
 from lab.models import build_model, load_model  # noqa: E402
@@ -29,15 +28,6 @@ from lab.tokenizer import train_tokenizer  # noqa: E402
 
 CLEAN = 'Lily had a ball. She gave it to Tim. Tim said, "Thank you,'
 CORRUPTED = 'Tim had a ball. He gave it to Lily. Lily said, "Thank you,'
-
-
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def both_maps(model, tokenizer, batch_size: int) -> None:
