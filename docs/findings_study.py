@@ -20,8 +20,9 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from lab import heads, inspect as lens, inspect_charts as charts, neurons  # noqa: E402
+from lab.logit_lens import logit_lens_table  # noqa: E402
 from lab.models import load_model  # noqa: E402
-from lab.runs import list_checkpoints  # noqa: E402
+from lab.runs import list_checkpoints, trained_length  # noqa: E402
 from lab.stories import generate_stories  # noqa: E402
 
 STORY = (
@@ -85,7 +86,7 @@ def main() -> None:
     for tag, run in (("1layer", Path(args.one_layer)), ("1m", Path(args.one_m))):
         last = list_checkpoints(run)[-1]
         model, tokenizer = load_model(last)
-        stats = heads.head_stats(model, tokenizer, texts, max_tokens=lens.trained_length(last))
+        stats = heads.head_stats(model, tokenizer, texts, max_tokens=trained_length(last))
         stats.round(4).to_csv(out / f"heads-{tag}.csv", index=False)
         print(f"\n### Heads, {run.name}/{last.name}: {stats['kind'].value_counts().to_dict()}\n")
         print(md(stats.drop(columns=["layer", "head"]).round(3)))
@@ -107,7 +108,7 @@ def main() -> None:
     checkpoints = list_checkpoints(run)
     model, tokenizer = load_model(checkpoints[-1])
     layer = len(lens.blocks(model)) - 2
-    limit = lens.trained_length(checkpoints[-1])  # only positions the run trained on
+    limit = trained_length(checkpoints[-1])  # only positions the run trained on
     acts = lens.mlp_activations(model, tokenizer, texts[:20], layer, max_tokens=limit)
     table = neurons.neuron_table(acts)
     print(f"\n### Neurons, layer {layer}, {len(acts.tokens)} tokens: 12 most active\n")
@@ -127,7 +128,7 @@ def main() -> None:
     print(md(across.round(3)))
     figs["neuron-1m-checkpoints"] = charts.checkpoint_lines(across)
     for name, text in (("Lucy story", STORY), ("held-out generated story", texts[20])):
-        lens_table = lens.logit_lens(model, tokenizer, text, max_tokens=limit)
+        lens_table = logit_lens_table(model, tokenizer, text, max_tokens=limit)
         print(f"\nlogit lens on the {name}, mean log p(next) per layer:",
               lens_table.groupby("layer")["log p(next)"].mean().round(3).to_dict())
     figs["logit-lens-1m"] = charts.logit_lens_heatmap(lens_table)

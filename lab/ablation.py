@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from . import hooks
+from .inspect import context_length, encode
 
 KINDS = ("head", "neuron", "position")
 METHODS = ("zero", "mean", "resample")
@@ -69,14 +70,18 @@ class Unit:
         return self
 
 
-def reference_caches(model, reference, tokenizer=None, names: Sequence[str] = ()) -> list[hooks.Cache]:
-    """Each reference text (or token id row) run alone, caching ``names``: what mean- and resample-ablation
-    draw from. Compute once and pass to `ablation_hook` when ablating many units."""
+def reference_caches(model, reference, tokenizer=None, names: Sequence[str] = (),
+                     max_tokens: int | None = None) -> list[hooks.Cache]:
+    """Each reference text (cut to the context, or ``max_tokens``) or token id row run alone, caching ``names``:
+    what mean- and resample-ablation draw from. Compute once and pass to `ablation_hook` for many units."""
     if reference is None or (isinstance(reference, (list, tuple)) and not reference):
         raise ValueError("Mean- and resample-ablation need reference texts.")
     rows = [reference] if isinstance(reference, str) else list(reference)
-    return [hooks.run_with_cache(model, row if isinstance(row, (str, torch.Tensor)) else [row], tokenizer, names_filter=list(names))[1]
-            for row in rows]
+    if tokenizer is None and any(isinstance(row, str) for row in rows):
+        raise ValueError("Reference texts need the tokenizer: pass tokenizer=...")
+    rows = [encode(tokenizer, row, context_length(model, max_tokens)).ids if isinstance(row, str) else
+            row if isinstance(row, torch.Tensor) else [row] for row in rows]
+    return [hooks.run_with_cache(model, row, names_filter=list(names))[1] for row in rows]
 
 
 def _parts(unit: Unit, caches: list[hooks.Cache]) -> list[torch.Tensor]:
@@ -86,7 +91,7 @@ def _parts(unit: Unit, caches: list[hooks.Cache]) -> list[torch.Tensor]:
 
 
 def ablation_hook(model, unit: Unit, method: str = "zero", reference=None, tokenizer=None, seed: int = 0,
-                  caches: list[hooks.Cache] | None = None) -> tuple[str, hooks.HookFn]:
+                  caches: list[hooks.Cache] | None = None, max_tokens: int | None = None) -> tuple[str, hooks.HookFn]:
     """(hook name, hook function) that ablates ``unit`` in any `lab.hooks.run_with_hooks` pass.
 
     ``reference``: the texts (or token id rows) for mean- and resample-ablation, or ``caches`` made from them by
@@ -96,7 +101,7 @@ def ablation_hook(model, unit: Unit, method: str = "zero", reference=None, token
     unit.check(model)
     where = unit.index_of()
     if method != "zero" and caches is None:
-        caches = reference_caches(model, reference, tokenizer, [unit.hook_name])
+        caches = reference_caches(model, reference, tokenizer, [unit.hook_name], max_tokens)
     parts = _parts(unit, caches) if method != "zero" else []
     if method == "mean":
         if unit.kind == "position":
@@ -145,15 +150,16 @@ class AblationResult:
 
 
 def ablation(model, tokenizer, text: str, unit: Unit, method: str = "zero", reference: Sequence[str] | None = None,
-             at: int = -1, k: int = 8, seed: int = 0) -> AblationResult:
-    """Ablate ``unit`` and compare the loss on ``text`` and the next-token distribution after token ``at`` with
-    the intact model."""
-    tokens = hooks.to_tokens(model, text, tokenizer)
+             at: int = -1, k: int = 8, seed: int = 0, max_tokens: int | None = None) -> AblationResult:
+    """Ablate ``unit`` and compare the loss on ``text`` (cut to the context, or ``max_tokens``) and the
+    next-token distribution after token ``at`` with the intact model."""
+    tokens = encode(tokenizer, text, context_length(model, max_tokens)).ids
     if tokens.shape[1] < 2:
         raise ValueError("Ablation needs a text of at least two tokens (the loss predicts the next one).")
     unit.check(model, tokens.shape[1])
     before = hooks.run_with_hooks(model, tokens)[0].float()
-    after = hooks.run_with_hooks(model, tokens, [ablation_hook(model, unit, method, reference, tokenizer, seed)])[0].float()
+    hook = ablation_hook(model, unit, method, reference, tokenizer, seed, max_tokens=max_tokens)
+    after = hooks.run_with_hooks(model, tokens, [hook])[0].float()
     lp_before, lp_after = before.log_softmax(-1), after.log_softmax(-1)
     target = tokens[0, 1:].to(before.device)
     nll = lambda lp: float(F.nll_loss(lp[:-1], target))
@@ -168,15 +174,16 @@ def ablation(model, tokenizer, text: str, unit: Unit, method: str = "zero", refe
 
 
 def head_ablation_scan(model, tokenizer, text: str, method: str = "zero", reference: Sequence[str] | None = None,
-                       progress: Callable[[float], None] | None = None, seed: int = 0) -> pd.DataFrame:
+                       progress: Callable[[float], None] | None = None, seed: int = 0,
+                       max_tokens: int | None = None) -> pd.DataFrame:
     """The loss change on ``text`` when each head in turn is ablated: one row per (layer, head)."""
-    tokens = hooks.to_tokens(model, text, tokenizer)
+    tokens = encode(tokenizer, text, context_length(model, max_tokens)).ids
     if tokens.shape[1] < 2:
         raise ValueError("Ablation needs a text of at least two tokens.")
     base = float(hooks.run_with_hooks(model, tokens, return_type="loss"))
     rows, layers, heads = [], hooks.n_layers(model), model.config.num_attention_heads
     caches = None if method == "zero" else reference_caches(
-        model, reference, tokenizer, [Unit("head", layer, 0).hook_name for layer in range(layers)])
+        model, reference, tokenizer, [Unit("head", layer, 0).hook_name for layer in range(layers)], max_tokens)
     for layer in range(layers):
         for head in range(heads):
             hook = ablation_hook(model, Unit("head", layer, head), method, tokenizer=tokenizer, seed=seed, caches=caches)

@@ -42,7 +42,7 @@ from typing import Callable, Iterable, Sequence, Union
 import torch
 import torch.nn.functional as F
 
-from .models import model_lock
+from .models import context_length, model_lock
 
 HookFn = Callable[[torch.Tensor, "Hook"], Union[torch.Tensor, None]]
 NameFilter = Union[None, str, Sequence[str], Callable[[str], bool]]
@@ -144,11 +144,6 @@ class Cache(dict):
 # ---- Input -------------------------------------------------------------------------------------------------
 
 
-def context_of(model) -> int:
-    """The model's context: the number of positions it has an embedding for."""
-    return int(model.transformer.wpe.num_embeddings)
-
-
 def to_tokens(model, input: Input, tokenizer=None, prepend_bos: bool = False) -> torch.Tensor:
     """Token ids [batch, pos] from a text, a list of texts, or ids ([pos] or [batch, pos], tensor or lists).
 
@@ -179,8 +174,8 @@ def to_tokens(model, input: Input, tokenizer=None, prepend_bos: bool = False) ->
     longest = max(len(r) for r in rows)
     if min(len(r) for r in rows) == 0:
         raise ValueError("The input gave no tokens.")
-    if longest > context_of(model):
-        raise ValueError(f"The input has {longest} tokens; the model's context is {context_of(model)}.")
+    if longest > context_length(model):
+        raise ValueError(f"The input has {longest} tokens; the model's context is {context_length(model)}.")
     if any(len(r) != longest for r in rows):
         if tokenizer is None or tokenizer.pad_token_id is None:
             raise ValueError("Token id rows of different lengths: give rows of one length.")

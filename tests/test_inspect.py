@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from lab import heads, inspect as lens, neurons
+from lab import ablation, heads, hooks, inspect as lens, logit_lens, neurons
 from lab.bertviz_offline import offline_html
 from lab.models import ModelShape, build_model
-from lab.runs import checkpoint_name
+from lab.runs import checkpoint_name, trained_length
 from lab.stories import generate_stories
 from lab.tokenizer import train_tokenizer
 
@@ -81,17 +81,6 @@ def test_attention_patterns_equal_hand_computation_with_causal_and_local_masks(n
 
 
 @torch.no_grad()
-def test_cache_uses_transformerlens_names_and_matches_hand(neo, tok):
-    logits, cache, enc = lens.run_with_cache(neo, tok, TEXT)
-    patterns, posts, hand_logits = hand_forward(neo, enc.ids[0])
-    for i in range(2):
-        assert {f"blocks.{i}.attn.pattern", f"blocks.{i}.mlp.post", f"blocks.{i}.resid_post", f"blocks.{i}.resid_pre"} <= set(cache)
-        torch.testing.assert_close(cache[f"blocks.{i}.mlp.post"], posts[i], atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(cache["blocks.0.resid_post"], cache["blocks.1.resid_pre"])
-    torch.testing.assert_close(logits, hand_logits, atol=1e-4, rtol=1e-4)
-
-
-@torch.no_grad()
 def test_mlp_activations_equal_a_hook_on_c_proj_input_texts_in_order(neo, tok):
     texts = ["Tom ran to the park.", TEXT, "Lucy ate a banana."]
     acts = lens.mlp_activations(neo, tok, texts, layer=1)
@@ -154,48 +143,26 @@ def test_gpt2_neurons_ablation_and_logit_lens_work(tok):
     model = tiny_gpt2(len(tok))
     acts = lens.mlp_activations(model, tok, [TEXT], 0)
     assert acts.values.shape[1] == 128  # GPT-2's default 4 * n_embd
-    result = lens.ablation(model, tok, TEXT, 1, neuron=5)
+    result = ablation.ablation(model, tok, TEXT, ablation.Unit("neuron", 1, 5))
     assert np.isfinite(result.loss_after) and result.kl >= 0
-    assert len(lens.logit_lens(model, tok, TEXT)) == 2 * len(acts.tokens)
+    assert len(logit_lens.logit_lens_table(model, tok, TEXT)) == 2 * len(acts.tokens)
 
 
 @torch.no_grad()
-def test_head_ablation_matches_hand_computation(neo, tok):
-    ids = lens.encode(tok, TEXT).ids[0]
-    _, _, intact = hand_forward(neo, ids)
-    _, _, hand = hand_forward(neo, ids, ablate=(0, 2))
-    with lens.ablated(neo, 0, head=2):
-        logits = neo(ids[None]).logits[0]
-    torch.testing.assert_close(logits, hand, atol=1e-4, rtol=1e-4)
-    assert (logits - intact).abs().max() > 1e-3  # the head mattered
-    result = lens.ablation(neo, tok, TEXT, 0, head=2)
-    assert result.loss_before == pytest.approx(float(F.cross_entropy(intact[:-1], ids[1:])), abs=1e-4)
-    assert result.loss_after == pytest.approx(float(F.cross_entropy(hand[:-1], ids[1:])), abs=1e-4)
-    assert result.kl > 0
-    assert set(result.next_tokens.columns) >= {"token", "p before", "p after", "change"}
-    # hooks are gone afterwards
-    torch.testing.assert_close(neo(ids[None]).logits[0], intact, atol=1e-4, rtol=1e-4)
-    with pytest.raises(ValueError, match="Head 9"):
-        lens.ablation(neo, tok, TEXT, 0, head=9)
-
-
-@torch.no_grad()
-def test_neuron_ablation_zeroes_exactly_that_neuron(neo, tok):
-    ids = lens.encode(tok, TEXT).ids[0]
-    _, posts, intact = hand_forward(neo, ids)
-    # by hand: removing neuron 7 of layer 1 removes its output column's contribution from the residual
+def test_neuron_ablation_removes_exactly_that_neurons_output_column(neo, tok):
+    ids = lens.encode(tok, TEXT).ids
+    _, cache = hooks.run_with_cache(neo, ids, names_filter=["blocks.1.mlp.hook_post", "blocks.1.hook_resid_post"])
+    # by hand: zeroing neuron 7 of layer 1 removes its output column's contribution from the residual stream
     c_proj = neo.transformer.h[1].mlp.c_proj.weight
-    expected = neo.transformer.ln_f(
-        lens.run_with_cache(neo, tok, TEXT, attention=False)[1]["blocks.1.resid_post"] - posts[1][:, 7:8] * c_proj[:, 7]
-    ) @ neo.lm_head.weight.T
-    with lens.ablated(neo, 1, neuron=7):
-        logits = neo(ids[None]).logits[0]
+    resid = cache["blocks.1.hook_resid_post"] - cache["blocks.1.mlp.hook_post"][..., 7:8] * c_proj[:, 7]
+    expected = neo.lm_head(neo.transformer.ln_f(resid))
+    logits = hooks.run_with_hooks(neo, ids, [ablation.ablation_hook(neo, ablation.Unit("neuron", 1, 7))])
     torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
 
 
 @torch.no_grad()
 def test_logit_lens_last_layer_is_the_model_output_earlier_layers_go_through_final_norm(neo, tok):
-    table = lens.logit_lens(neo, tok, TEXT)
+    table = logit_lens.logit_lens_table(neo, tok, TEXT)
     enc = lens.encode(tok, TEXT)
     ids = enc.ids[0]
     out = neo(enc.ids, output_hidden_states=True)
@@ -318,8 +285,8 @@ def test_runs_trained_on_short_windows_are_read_only_that_far(neo, tok, tmp_path
     run = tmp_path / "run"
     (run / "step-000010").mkdir(parents=True)
     (run / "config.json").write_text(json.dumps({"seq_len": 8}))
-    assert lens.trained_length(run / "step-000010") == 8
-    assert lens.trained_length(tmp_path / "elsewhere" / "model") is None
+    assert trained_length(run / "step-000010") == 8
+    assert trained_length(tmp_path / "elsewhere" / "model") is None
     acts = lens.mlp_activations(neo, tok, [TEXT, TEXT], 0, max_tokens=8)
     assert len(acts.tokens) == 16 and acts.tokens["position"].max() == 7
     assert lens.attention_patterns(neo, tok, TEXT, max_tokens=8).shape[-1] == 8
