@@ -1,12 +1,12 @@
 """Neurons: which tokens make each MLP neuron fire (the paper's method), word classes, checkpoints, logit
-lens and ablation."""
+lens, ablation and activation patching."""
 
 import hashlib
 
 import streamlit as st
 
 import ui
-from lab import ablation, inspect as lens, inspect_charts as charts, logit_lens, neurons
+from lab import ablation, hooks, inspect as lens, inspect_charts as charts, logit_lens, neurons, patching
 from lab.constants import EOS
 from lab.runs import list_checkpoints, run_dir_of, trained_length
 from lab.stories import generate_stories, parse_corpus
@@ -82,8 +82,112 @@ table = neurons.neuron_table(acts)
 st.caption(f"{len(acts.tokens)} tokens from {len(texts)} stories · layer {layer} · {acts.values.shape[1]} neurons"
            + (f" · each story cut to the {trained}-token windows this run trained on" if trained else ""))
 
-table_tab, one_tab, class_tab, ckpt_tab, lens_tab, ablate_tab = st.tabs(
-    ["All neurons", "One neuron", "Word classes", "Across checkpoints", "Logit lens", "Ablation"])
+# ---- Patching --------------------------------------------------------------------------------------------
+PATCH_CLEAN = 'Lily had a ball. She gave it to Tim. Tim said, "Thank you,'
+PATCH_CORRUPTED = 'Tim had a ball. He gave it to Lily. Lily said, "Thank you,'
+PATCH_STREAMS = {"resid_pre": "residual stream (resid_pre)", "attn_out": "attention output (attn_out)",
+                 "mlp_out": "MLP output (mlp_out)"}
+
+
+def patching_tab(model, tokenizer, path) -> None:
+    st.markdown("**Activation patching**: run the *corrupted* prompt, put back one activation from the *clean* "
+                "prompt, and see how much of the clean behaviour returns. Behaviour = the logit difference "
+                "logit(correct) − logit(wrong) for the token after the prompt. **Recovered** 1 (red) = all of the "
+                "clean difference, 0 = none, below 0 (blue) = pushed the other way: the cells that light up carry "
+                "what differs between the prompts. Click a head to see where it looks.")
+    c1, c2 = st.columns(2)
+    clean = c1.text_input("Clean prompt", PATCH_CLEAN, key="patch_clean",
+                          help="The prompt whose behaviour is put back, one activation at a time.")
+    corrupted = c2.text_input("Corrupted prompt", PATCH_CORRUPTED, key="patch_corrupted",
+                              help="The same prompt with a few words changed. Both must have the same number of "
+                              "tokens: swap words of one token each (two names, he/she).")
+    c1, c2, c3, c4 = st.columns([1, 1, 2, 1], vertical_alignment="bottom")
+    correct = c1.text_input("Correct answer", " Lily", key="patch_correct",
+                            help="The next token the clean prompt calls for. Mind the leading space: ' Lily', not 'Lily'.")
+    wrong = c2.text_input("Wrong answer", " Tim", key="patch_wrong",
+                          help="The next token the corrupted prompt calls for.")
+    target = c3.selectbox("Patch by position", list(PATCH_STREAMS), format_func=PATCH_STREAMS.get,
+                          key="patch_target", help="Which activation the layer x position map puts back. "
+                          "The head map always patches each head's output (z) at every position.")
+    key = f"patch::{path}::{ui.model_stamp(path)}::{clean}::{corrupted}::{correct}::{wrong}::{target}"
+    if c4.button("Run patching", type="primary", key="patch_go", help="Computes both maps (one pass per 32 patches)."):
+        bar = st.progress(0.0, text="Patching…")
+        try:
+            st.session_state[key] = patching_maps(model, tokenizer, clean, corrupted, correct, wrong, target,
+                                                  lambda f, what: bar.progress(f, text=f"Patching {what}…"))
+        except ValueError as exc:
+            ui.show_error(exc)
+        bar.empty()
+    if key not in st.session_state:
+        st.info("Press **Run patching** to compute the maps.")
+        return
+    positions, heads = st.session_state[key]
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Logit difference, clean", f"{positions.clean:+.3f}")
+    m2.metric("Logit difference, corrupted", f"{positions.corrupted:+.3f}")
+    m3.metric("Tokens", len(positions.clean_tokens))
+    for note in positions.notes:
+        st.caption(note)
+    if positions.clean == positions.corrupted:
+        st.warning("Both prompts give the same logit difference: there is nothing to recover, so the maps show the "
+                   "raw logit difference.")
+    st.plotly_chart(charts.patching_map(positions), key="patch_positions_chart")
+    layer, head = chosen_head(heads)
+    # A click reruns the page; chosen_head reads it from the session before this chart is drawn again.
+    st.plotly_chart(charts.patching_map(heads, (layer, head)), key="patch_heads_chart", on_select="rerun",
+                    selection_mode="points")
+    clean_pattern, corrupted_pattern = head_patterns(model, tokenizer, clean, corrupted, layer, head)
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(charts.head_heatmap(clean_pattern, positions.clean_tokens, f"L{layer}H{head} on the clean prompt"),
+                    key="patch_clean_head")
+    c2.plotly_chart(charts.head_heatmap(corrupted_pattern, positions.corrupted_tokens,
+                                        f"L{layer}H{head} on the corrupted prompt"), key="patch_corrupted_head")
+    d1, d2 = st.columns([1, 5])
+    d1.download_button("⬇️ Position map CSV", positions.table().to_csv(index=False), f"patching-{target}.csv",
+                       "text/csv", key="dl_patch_positions", help="One row per layer and position.")
+    d2.download_button("⬇️ Head map CSV", heads.table().to_csv(index=False), "patching-heads.csv", "text/csv",
+                       key="dl_patch_heads", help="One row per layer and head.")
+
+
+def patching_maps(model, tokenizer, clean, corrupted, correct, wrong, target, progress):
+    """Both maps of the tab: (layer x position of ``target``, layer x head)."""
+    maps = []
+    for what, name in ((target, "positions"), ("head", "heads")):
+        maps.append(patching.activation_patching(model, tokenizer, clean, corrupted, correct, wrong, what,
+                                                 progress=lambda f, name=name: progress(f, name)))
+    return tuple(maps)
+
+
+def chosen_head(heads) -> tuple[int, int]:
+    """The head whose attention is shown: the last one clicked in the head map, else the one picked in the
+    box, else the one that recovers most."""
+    layers, n = heads.scores.shape
+    names = [f"L{layer}H{h}" for layer in range(layers) for h in range(n)]
+    points = ((st.session_state.get("patch_heads_chart") or {}).get("selection") or {}).get("points") or []
+    if points and points[0].get("customdata") and st.session_state.get("patch_click") != points[0]["customdata"][:2]:
+        st.session_state["patch_click"] = points[0]["customdata"][:2]
+        st.session_state["patch_head"] = "L{}H{}".format(*points[0]["customdata"][:2])
+    scores = heads.normalized if not heads.normalized.isnan().all() else heads.scores
+    best = names[int(scores.flatten().argmax())]
+    if st.session_state.get("patch_head") not in names:
+        st.session_state["patch_head"] = best
+    pick = st.selectbox("Head to look at", names, key="patch_head",
+                        help="Or click a cell of the head map. Starts on the head that recovers most.")
+    layer, head = pick[1:].split("H")
+    return int(layer), int(head)
+
+
+def head_patterns(model, tokenizer, clean: str, corrupted: str, layer: int, head: int):
+    """One head's attention pattern [query, key] on the clean and on the corrupted prompt."""
+    name = f"blocks.{layer}.attn.hook_pattern"
+    _, cache = hooks.run_with_cache(model, [clean, corrupted], tokenizer, names_filter=name)
+    pattern = cache[name][:, head].float().cpu().numpy()
+    return pattern[0], pattern[1]
+
+
+table_tab, one_tab, class_tab, ckpt_tab, lens_tab, ablate_tab, patch_tab = st.tabs(
+    ["All neurons", "One neuron", "Word classes", "Across checkpoints", "Logit lens", "Ablation", "Patching"],
+    key="neurons_tabs")  # keyed: a button inside a tab reruns the page without jumping back to the first tab
 
 with table_tab:
     st.markdown("Every neuron with its strongest activation and the tokens where it fires most. "
@@ -176,24 +280,32 @@ with lens_tab:
         st.dataframe(summary.round(3).to_frame().T, width="stretch")
 
 with ablate_tab:
-    st.markdown("Zero one head's output (or one neuron) and compare the loss on the text and the next-token "
-                "distribution at its last token with the intact model.")
+    st.markdown("Knock out one head's output, one neuron or the residual stream at one position, and compare the "
+                "loss on the text and the next-token distribution at its last token with the intact model. **Zero** "
+                "sets it to 0; **mean** to its mean over the stories above; **resample** to its value on one of those "
+                "stories (same positions), so the model still sees a typical value.")
     abl_text = st.text_area("Text", texts[0][:300], key="neurons_ablate_text", height=90,
                             help="The loss is measured on this text; the distribution after its last token.")
-    c1, c2, c3 = st.columns(3)
-    what = c1.radio("Zero", ["a head", "a neuron"], horizontal=True, key="neurons_ablate_what",
-                    help="A head: its output before the attention output projection. A neuron: its activation.")
-    abl_layer = c2.selectbox("Layer", range(n_layers), index=layer, key="neurons_ablate_layer",
-                             help="Layer of the head or neuron.")
+    c1, c2, c3, c4 = st.columns([3, 2, 1, 1])
+    what = c1.radio("Ablate", ["a head", "a neuron", "a position"], horizontal=True, key="neurons_ablate_what",
+                    help="A head: its output z, before the attention output projection. A neuron: its activation. "
+                    "A position: the residual stream into the layer (resid_pre) at that token.")
+    method = c2.radio("Method", list(ablation.METHODS), horizontal=True, key="neurons_ablate_method",
+                      help="Mean and resample draw from the stories chosen above the tabs.")
+    abl_layer = c3.selectbox("Layer", range(n_layers), index=layer, key="neurons_ablate_layer",
+                             help="Layer of the head, neuron or residual stream.")
     if what == "a head":
-        unit = c3.number_input("Head", 0, lens.n_heads(model) - 1, 0, key="neurons_ablate_head", help="Head index.")
-    else:
-        unit = c3.number_input("Neuron", 0, acts.values.shape[1] - 1, int(table["neuron"].iloc[0]),
+        unit = c4.number_input("Head", 0, lens.n_heads(model) - 1, 0, key="neurons_ablate_head", help="Head index.")
+    elif what == "a neuron":
+        unit = c4.number_input("Neuron", 0, acts.values.shape[1] - 1, int(table["neuron"].iloc[0]),
                                key="neurons_ablate_neuron", help="Neuron index in that layer.")
+    else:
+        unit = c4.number_input("Position", 0, lens.context_length(model, trained) - 1, 1, key="neurons_ablate_position",
+                               help="Token position in the text (0 = the first token).")
+    kind = {"a head": "head", "a neuron": "neuron", "a position": "position"}[what]
     try:
-        result = ablation.ablation(model, tokenizer, abl_text,
-                                   ablation.Unit("head" if what == "a head" else "neuron", int(abl_layer), int(unit)),
-                                   max_tokens=trained)
+        result = ablation.ablation(model, tokenizer, abl_text, ablation.Unit(kind, int(abl_layer), int(unit)), method,
+                                   reference=texts, max_tokens=trained)
     except ValueError as exc:
         ui.show_error(exc)
     else:
@@ -202,11 +314,13 @@ with ablate_tab:
         m2.metric("Loss, ablated", f"{result.loss_after:.4f}", f"{result.loss_change:+.4f}", delta_color="inverse")
         m3.metric("KL(intact ‖ ablated), mean", f"{result.kl:.4f}")
         st.dataframe(result.next_tokens.round(4), hide_index=True, width="stretch")
-    if st.button("Scan every head", key="neurons_scan_heads", help="Zero each head in turn; plot the loss change."):
+    if st.button("Scan every head", key="neurons_scan_heads", help="Ablate each head in turn (with the method above); "
+                 "plot the loss change."):
         bar = st.progress(0.0, text="Ablating heads…")
         try:
             st.session_state["neurons_head_scan"] = ablation.head_ablation_scan(
-                model, tokenizer, abl_text, max_tokens=trained, progress=lambda f: bar.progress(f, text="Ablating heads…"))
+                model, tokenizer, abl_text, method, texts, max_tokens=trained,
+                progress=lambda f: bar.progress(f, text="Ablating heads…"))
         except ValueError as exc:
             ui.show_error(exc)
         bar.empty()
@@ -219,3 +333,6 @@ with ablate_tab:
         fig.update_layout(height=120 + 30 * n_layers, margin={"l": 10, "r": 10, "t": 10, "b": 10})
         st.plotly_chart(fig, key="head_scan")
         ui.chart_download(fig, "head-ablation", "dl_head_scan")
+
+with patch_tab:
+    patching_tab(model, tokenizer, path)

@@ -91,3 +91,28 @@ def test_a_folder_that_is_no_model_gives_a_message_on_both_pages(tiny_run, tmp_p
         at.text_input(key=f"{key}_other").set_value(str(tmp_path / "not-a-model")).run()
         assert not at.exception
         assert "config.json" in at.error[0].value
+
+
+def test_neurons_page_patching_tab_and_mean_and_resample_ablation(workspace_dir):
+    """The Patching tab on the demo model: both maps, the metrics, a head's attention; bad prompts explained.
+    The Ablation tab's mean and resample methods on a head and a residual position."""
+    at = open_page("pages/6_neurons.py")
+    at.number_input(key="neurons_n").set_value(3).run()
+    for what, method in (("a position", "mean"), ("a head", "resample")):
+        at.radio(key="neurons_ablate_what").set_value(what).run()
+        at.radio(key="neurons_ablate_method").set_value(method).run()
+        assert not at.exception and not at.error
+        assert "Loss, ablated" in [m.label for m in at.metric]
+    at.button(key="patch_go").click().run()
+    assert not at.exception and not at.error
+    labels = {m.label: m.value for m in at.metric}
+    assert {"Logit difference, clean", "Logit difference, corrupted"} <= set(labels)
+    assert len(at.get("plotly_chart")) >= 4  # position map, head map, the head on both prompts
+    heads = at.selectbox(key="patch_head")
+    assert heads.value.startswith("L") and len(heads.options) == 4 * 4  # the demo model: 4 layers x 4 heads
+    heads.set_value("L1H2").run()
+    assert not at.exception and at.selectbox(key="patch_head").value == "L1H2"
+    at.text_input(key="patch_corrupted").set_value("Tim had a ball.").run()
+    at.button(key="patch_go").click().run()
+    assert not at.exception
+    assert any("same length" in e.value for e in at.error)
