@@ -186,8 +186,8 @@ def patching_map(result, chosen: tuple[int, int] | None = None) -> go.Figure:
         cells = [(layer, j) for layer in range(layers) for j in range(width)]
         fig.add_trace(go.Scatter(
             x=[x[j] for _, j in cells], y=[y[layer] for layer, _ in cells], mode="markers", showlegend=False,
-            marker={"size": 30, "opacity": 0.01, "symbol": "square", "color": "black"},
-            selected={"marker": {"opacity": 0.01}}, unselected={"marker": {"opacity": 0.01}},
+            marker={"size": 30, "symbol": "square", "color": "rgba(0,0,0,0)"},  # invisible, yet hit by clicks
+            selected={"marker": {"opacity": 1}}, unselected={"marker": {"opacity": 1}},
             customdata=[[layer, j, z[layer, j], raw[layer, j]] for layer, j in cells],
             hovertemplate="L%{customdata[0]} H%{customdata[1]}<br>recovered %{customdata[2]:.2f}<br>logit diff "
                           "%{customdata[3]:.3f}<br>click: this head's attention<extra></extra>"))

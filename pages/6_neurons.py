@@ -135,7 +135,7 @@ def patching_tab(model, tokenizer, path) -> None:
     layer, head = chosen_head(heads)
     # A click reruns the page; chosen_head reads it from the session before this chart is drawn again.
     st.plotly_chart(charts.patching_map(heads, (layer, head)), key="patch_heads_chart", on_select="rerun",
-                    selection_mode="points")
+                    selection_mode="points", config={"displayModeBar": False})  # clicks select; no zoom needed
     clean_pattern, corrupted_pattern = head_patterns(model, tokenizer, clean, corrupted, layer, head)
     c1, c2 = st.columns(2)
     c1.plotly_chart(charts.head_heatmap(clean_pattern, positions.clean_tokens, f"L{layer}H{head} on the clean prompt"),
