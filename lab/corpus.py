@@ -7,6 +7,7 @@ files (``train.jsonl``/``test.jsonl`` or ``stories.txt``). Nothing is pickled.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from datasets import DatasetDict
@@ -45,3 +46,13 @@ def texts_of(content: DatasetDict | list[str]) -> list[str]:
     if isinstance(content, DatasetDict):
         return [p + c for split in content.values() for p, c in zip(split["prompt"], split["completion"])]
     return list(content)
+
+
+def save_upload(datasets_dir: Path, filename: str, content: bytes) -> Path:
+    """Save an uploaded story file as the data set ``upload-<file name>`` in ``datasets_dir`` (once: an
+    existing one is reused) and return its folder. Raises ValueError on a file that parses to no stories."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(filename).stem).strip("-.") or "stories"
+    folder = Path(datasets_dir) / f"upload-{safe}"[:64]
+    if not folder.exists():
+        save_dataset(folder, stories.parse_corpus(filename, content), {"source": f"upload:{filename}"})
+    return folder

@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -134,3 +135,20 @@ def activation_patching(model, tokenizer, clean: str, corrupted: str, correct: s
     tokens = lambda ids: [tokenizer.decode([int(t)]) for t in ids[0]]
     return PatchingResult(scores, baseline[0], baseline[1], target, tokens(clean_ids), tokens(corrupted_ids),
                           [n for n in (note_good, note_bad) if n])
+
+
+def patching_maps(model, tokenizer, clean: str, corrupted: str, correct: str, wrong: str, target: str = "resid_pre",
+                  progress: Callable[[float, str], None] | None = None) -> tuple[PatchingResult, PatchingResult]:
+    """The Patching tab's two maps: layer x position of ``target``, and layer x head (each head's z at every
+    position). ``progress(fraction, "positions" | "heads")``."""
+    return tuple(activation_patching(model, tokenizer, clean, corrupted, correct, wrong, what,
+                                     progress=progress and (lambda f, name=name: progress(f, name)))
+                 for what, name in ((target, "positions"), ("head", "heads")))
+
+
+def head_patterns(model, tokenizer, clean: str, corrupted: str, layer: int, head: int) -> tuple[np.ndarray, np.ndarray]:
+    """One head's attention pattern [query, key] on the clean and on the corrupted prompt (one batched pass)."""
+    name = f"blocks.{layer}.attn.hook_pattern"
+    _, cache = hooks.run_with_cache(model, [clean, corrupted], tokenizer, names_filter=name)
+    pattern = cache[name][:, head].float().cpu().numpy()  # [prompt, query, key]
+    return pattern[0], pattern[1]

@@ -2,119 +2,324 @@
 lens, ablation and activation patching."""
 
 import hashlib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
 
+import pandas as pd
+import plotly.express as px
 import streamlit as st
 
 import ui
-from lab import ablation, hooks, inspect as lens, inspect_charts as charts, logit_lens, neurons, patching
+from lab import inspect as lens, inspect_charts as charts, neurons, patching
+from lab.ablation import METHODS, Unit, ablation as ablate, head_ablation_scan
 from lab.constants import EOS
+from lab.logit_lens import logit_lens_table
 from lab.runs import list_checkpoints, run_dir_of, trained_length
 from lab.stories import generate_stories, parse_corpus
 
-ui.require_app()
 
-st.title("🧠 Neurons")
-st.caption(
-    "The paper ran ~20 stories through TinyStories-1M and listed, for neurons of layer 7 (one before last), "
-    "the tokens where each fires most (Li et al., 2016): one fired on subject pronouns opening speech, one on "
-    "action verbs, the most active one on the protagonist's name. A neuron here is one coordinate of the MLP "
-    "hidden layer after the activation function (the input of `mlp.c_proj`)."
-)
+@dataclass
+class Scan:
+    """The stories run through one layer of the chosen model: what every tab reads."""
+
+    path: Path | str
+    model: object
+    tokenizer: object
+    texts: list[str]
+    layer: int
+    trained: int | None  # positions past a run's training windows were never trained: they are skipped
+    acts: object  # lens.mlp_activations: tokens and values [token, neuron]
+    key: str  # names this scan in the session
+
+    @cached_property
+    def table(self) -> pd.DataFrame:  # one row per neuron, most active first
+        return neurons.neuron_table(self.acts)
+
+    @property
+    def top_neuron(self) -> int:
+        return int(self.table["neuron"].iloc[0])
+
+    @property
+    def width(self) -> int:
+        return self.acts.values.shape[1]
 
 
+def main() -> None:
+    ui.require_app()
+    st.title("🧠 Neurons")
+    st.caption(
+        "The paper ran ~20 stories through TinyStories-1M and listed, for neurons of layer 7 (one before last), "
+        "the tokens where each fires most (Li et al., 2016): one fired on subject pronouns opening speech, one on "
+        "action verbs, the most active one on the protagonist's name. A neuron here is one coordinate of the MLP "
+        "hidden layer after the activation function (the input of `mlp.c_proj`)."
+    )
+    scan = scan_of_choice()
+    if scan is None:
+        return
+    st.caption(f"{len(scan.acts.tokens)} tokens from {len(scan.texts)} stories · layer {scan.layer} · {scan.width} "
+               "neurons" + (f" · each story cut to the {scan.trained}-token windows this run trained on" if scan.trained else ""))
+    tabs = st.tabs(["All neurons", "One neuron", "Word classes", "Across checkpoints", "Logit lens", "Ablation",
+                    "Patching"], key="neurons_tabs")  # keyed: a button in a tab reruns the page in that tab
+    views = (all_neurons, one_neuron, word_classes, across_checkpoints, logit_lens, ablation, patching_tab)
+    for tab, view in zip(tabs, views):
+        with tab:
+            view(scan)
 
 
-# ---- Model, stories, layer --------------------------------------------------------------------------------
-c1, c2 = st.columns([1, 1])
-with c1:
-    path = ui.model_picker("neurons")
-source = c2.radio("Stories", ["Generated", "Upload a file"], horizontal=True, key="neurons_source",
-                  help="The paper used ~20 validation stories. Generated ones come from the lab's story generator; "
-                  f"an upload can be .txt (stories separated by {EOS} or blank lines), .jsonl, .json, .csv "
-                  "or .parquet with a text column.")
-if path is None:
-    st.info("Pick a model: train one on the Train page, or give a folder saved with save_pretrained.")
-    st.stop()
-try:
-    model, tokenizer = ui.load_model(path)
-    n_layers = len(lens.blocks(model))
-except (ValueError, OSError) as exc:
-    ui.show_error(exc)
-    st.stop()
-trained = trained_length(path)  # positions past a run's training windows were never trained: skip them
-
-c1, c2, c3 = st.columns(3)
-if source == "Generated":
-    n_texts = c1.number_input("How many", 1, 200, 20, key="neurons_n", help="Stories to run through the model.")
-    seed = c2.number_input("Seed", 0, 10**6, 1, key="neurons_seed",
-                           help="Use a seed the model was not trained on (training uses seed 0 by default).")
-    texts = generate_stories(int(n_texts), int(seed))
-else:
-    upload = c1.file_uploader("Stories file", type=["txt", "jsonl", "json", "csv", "parquet"], key="neurons_upload",
-                              help="Nothing is unpickled; only text formats are read.")
-    limit = c2.number_input("Use the first", 1, 500, 20, key="neurons_limit", help="How many stories of the file to use.")
-    if upload is None:
-        st.info("Upload a file of stories, or switch to generated ones.")
-        st.stop()
+def scan_of_choice() -> Scan | None:
+    """Model, stories and layer as chosen above the tabs, and their activations (scanned once per session)."""
+    c1, c2 = st.columns([1, 1])
+    with c1:
+        path = ui.model_picker()
+    source = c2.radio("Stories", ["Generated", "Upload a file"], horizontal=True, **ui.keep("neurons_source"),
+                      help="The paper used ~20 validation stories. Generated ones come from the lab's story generator; "
+                      f"an upload can be .txt (stories separated by {EOS} or blank lines), .jsonl, .json, .csv "
+                      "or .parquet with a text column.")
+    if path is None:
+        st.info("Pick a model: train one on the Train page, or give a folder saved with save_pretrained.")
+        return None
     try:
-        texts = parse_corpus(upload.name, upload.getvalue(), int(limit))
+        model, tokenizer = ui.load_model(path)
+        n_layers = len(lens.blocks(model))
+    except (ValueError, OSError) as exc:
+        ui.show_error(exc)
+        return None
+    trained = trained_length(path)
+    c1, c2, c3 = st.columns(3)
+    if source == "Generated":
+        n_texts = c1.number_input("How many", 1, 200, 20, **ui.keep("neurons_n"), help="Stories to run through the model.")
+        seed = c2.number_input("Seed", 0, 10**6, 1, **ui.keep("neurons_seed"),
+                               help="Use a seed the model was not trained on (training uses seed 0 by default).")
+        texts = generate_stories(int(n_texts), int(seed))
+    else:
+        with c1:
+            upload = ui.kept_upload("Stories file", "neurons_upload", type=["txt", "jsonl", "json", "csv", "parquet"],
+                                    help="Nothing is unpickled; only text formats are read.")
+        limit = c2.number_input("Use the first", 1, 500, 20, **ui.keep("neurons_limit"),
+                                help="How many stories of the file to use.")
+        if upload is None:
+            st.info("Upload a file of stories, or switch to generated ones.")
+            return None
+        try:
+            texts = parse_corpus(upload.name, upload.getvalue(), int(limit))
+        except ValueError as exc:
+            ui.show_error(exc)
+            return None
+    layer = c3.selectbox("Layer", range(n_layers), index=max(n_layers - 2, 0), **ui.keep("neurons_layer"),
+                         help="The paper studied layer 7 of 8, one before the last.")
+    # Kept in the session under a key naming model, weights, layer and stories: switching tabs or pages does
+    # not redo it, and re-saved weights scan again.
+    key = "neurons_scan::" + hashlib.sha1(f"{path}|{ui.model_stamp(path)}|{layer}|{trained}|{texts}".encode()).hexdigest()
+    if key not in st.session_state:
+        bar = st.progress(0.0, text=f"Running {len(texts)} stories through the model…")
+        try:
+            st.session_state[key] = lens.mlp_activations(model, tokenizer, texts, layer, max_tokens=trained,
+                                                         progress=lambda f: bar.progress(f, text=f"Running {len(texts)} stories…"))
+        except ValueError as exc:
+            ui.show_error(exc)
+            return None
+        bar.empty()
+    return Scan(path, model, tokenizer, texts, layer, trained, st.session_state[key], key)
+
+
+# ---- Tabs ------------------------------------------------------------------------------------------------
+def all_neurons(scan: Scan) -> None:
+    st.markdown("Every neuron with its strongest activation and the tokens where it fires most. "
+                "Click a column header to sort (the paper's *most active neuron* is on top).")
+    table = scan.table
+    st.dataframe(table.round(3), hide_index=True, width="stretch", height=420)
+    d1, d2 = st.columns([1, 5])
+    d1.download_button("⬇️ Table CSV", table.to_csv(index=False), f"neurons-layer{scan.layer}.csv", "text/csv",
+                       key="dl_neuron_table", help="One row per neuron, as shown.")
+    d2.download_button("⬇️ Activations CSV", data=lambda: neurons.activations_csv(scan.acts), on_click="ignore",
+                       file_name=f"activations-layer{scan.layer}.csv", mime="text/csv", key="dl_acts",
+                       help="Every token of every story with all neurons' activations (one column per neuron).")
+
+
+def one_neuron(scan: Scan) -> None:
+    acts, texts = scan.acts, scan.texts
+    c1, c2 = st.columns([1, 3])
+    neuron = c1.number_input("Neuron", 0, scan.width - 1, scan.top_neuron, **ui.keep("neurons_one"),
+                             help="Starts on the most active neuron of the layer.")
+    k = c2.slider("Top tokens", 5, 50, 12, **ui.keep("neurons_k"), help="How many of its strongest tokens to list.")
+    top = neurons.top_activating(acts, int(neuron), k=k)
+    st.dataframe(top.round(3), hide_index=True, width="stretch",
+                 column_config={"before": st.column_config.TextColumn(width="medium"),
+                                "after": st.column_config.TextColumn(width="medium")})
+    story = st.selectbox("Story to colour", range(len(texts)), index=int(top["text"].iloc[0]), **ui.keep("neurons_story"),
+                         format_func=lambda i: f"story {i}: {texts[i][:60]}…",
+                         help="Each token's background shows this neuron's activation (orange high, blue negative).")
+    rows = acts.tokens["text"] == story
+    column = acts.values[:, int(neuron)]
+    st.html(charts.neuron_text_html(acts.tokens.loc[rows, "token"].tolist(), column[rows.to_numpy()],
+                                    vmax=float(abs(column).max())))
+
+
+def word_classes(scan: Scan) -> None:
+    st.markdown("Each token gets the word class of the generator's word it belongs to (names, pronouns, verbs, "
+                "nouns, …). **Selectivity** = (mean activation on the class − mean on all other tokens) / standard "
+                "deviation: above ~1 the neuron clearly prefers that class.")
+    selectivity = neurons.word_class_selectivity(scan.acts)
+    best = neurons.best_class(selectivity).sort_values("selectivity", ascending=False, ignore_index=True)
+    most = min(200, len(best))
+    show = st.slider("Neurons shown (most selective first)", 10, most, min(40, len(best)),
+                     **ui.keep("neurons_show", within=(10, most)),
+                     help="The heatmap keeps the neurons with the highest selectivity.")
+    fig = charts.selectivity_heatmap(selectivity, best["neuron"].head(show).tolist())
+    st.plotly_chart(fig, key="selectivity")
+    ui.chart_download(fig, f"selectivity-layer{scan.layer}", "dl_selectivity")
+    counts = best[best["selectivity"] > 1].groupby("class").size().reset_index(name="neurons > 1")
+    c1, c2 = st.columns([1, 2])
+    c1.dataframe(counts, hide_index=True, width="stretch")
+    c2.dataframe(best.head(30).round(2), hide_index=True, width="stretch")
+    c2.download_button("⬇️ Selectivity CSV", selectivity.to_csv(), f"selectivity-layer{scan.layer}.csv", "text/csv",
+                       key="dl_selectivity_csv", help="Classes by neurons, every neuron.")
+
+
+def across_checkpoints(scan: Scan) -> None:
+    run_dir = run_dir_of(scan.path)
+    checkpoints = list_checkpoints(run_dir) if run_dir else []
+    if len(checkpoints) < 2:
+        st.info("Pick a checkpoint of a run with several checkpoints (Train page) to follow a neuron through training.")
+        return
+    c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
+    neuron = c1.number_input("Neuron", 0, scan.width - 1, scan.top_neuron, **ui.keep("neurons_ck"),
+                             help="The same index in every checkpoint of the run.")
+    key = f"neurons_ck::{scan.key}::{neuron}::{len(checkpoints)}"
+    if c2.button(f"Compare across {len(checkpoints)} checkpoints of {run_dir.name}", key="neurons_ck_go",
+                 help="Loads every checkpoint and runs the same stories through it."):
+        bar = st.progress(0.0, text="Loading checkpoints…")
+        try:
+            st.session_state[key] = neurons.neuron_across_checkpoints(
+                checkpoints, scan.texts, scan.layer, int(neuron), load=ui.load_model, max_tokens=scan.trained,
+                progress=lambda f: bar.progress(f, text="Loading checkpoints…"))
+        except (ValueError, OSError) as exc:
+            ui.show_error(exc)
+        bar.empty()
+    result = st.session_state.get(key)
+    if result is not None:
+        fig = charts.checkpoint_lines(result)
+        st.plotly_chart(fig, key="ck_lines")
+        st.dataframe(result.round(3), hide_index=True, width="stretch")
+        ui.chart_download(fig, f"neuron-{neuron}-checkpoints", "dl_ck")
+
+
+def logit_lens(scan: Scan) -> None:
+    st.markdown("**Logit lens**: each layer's residual stream read through the final layer norm and the "
+                "unembedding, as if the model stopped there. The last layer is the model's own output. Colour: "
+                "log-probability of the true next token; hover for the layer's top guess.")
+    text = st.text_area("Text", scan.texts[0][:300], height=90, **ui.keep("neurons_lens_text"),
+                        help="Any text; it is cut to the model's context.")
+    try:
+        table = logit_lens_table(scan.model, scan.tokenizer, text, max_tokens=scan.trained)
     except ValueError as exc:
         ui.show_error(exc)
-        st.stop()
-layer = c3.selectbox("Layer", range(n_layers), index=max(n_layers - 2, 0), key="neurons_layer",
-                     help="The paper studied layer 7 of 8, one before the last.")
+        return
+    fig = charts.logit_lens_heatmap(table)
+    st.plotly_chart(fig, key="lens_fig")
+    ui.chart_download(fig, "logit-lens", "dl_lens")
+    summary = table.groupby("layer")["log p(next)"].mean().rename("mean log p(next)")
+    st.dataframe(summary.round(3).to_frame().T, width="stretch")
 
-# ---- The scan (kept in the session: switching tabs or pages does not redo it) ------------------------------
-stamp = ui.model_stamp(path)  # re-saved weights scan again
-scan_key = "neurons_scan::" + hashlib.sha1(f"{path}|{stamp}|{layer}|{trained}|{texts}".encode()).hexdigest()
-acts = st.session_state.get(scan_key)
-if acts is None:
-    bar = st.progress(0.0, text=f"Running {len(texts)} stories through the model…")
+
+def ablation(scan: Scan) -> None:
+    st.markdown("Knock out one head's output, one neuron or the residual stream at one position, and compare the "
+                "loss on the text and the next-token distribution at its last token with the intact model. **Zero** "
+                "sets it to 0; **mean** to its mean over the stories above; **resample** to its value on one of those "
+                "stories (same positions), so the model still sees a typical value.")
+    model, tokenizer = scan.model, scan.tokenizer
+    n_layers, n_heads = len(lens.blocks(model)), lens.n_heads(model)
+    text = st.text_area("Text", scan.texts[0][:300], height=90, **ui.keep("neurons_ablate_text"),
+                        help="The loss is measured on this text; the distribution after its last token.")
+    c1, c2, c3, c4 = st.columns([3, 2, 1, 1])
+    what = c1.radio("Ablate", ["a head", "a neuron", "a position"], horizontal=True, **ui.keep("neurons_ablate_what"),
+                    help="A head: its output z, before the attention output projection. A neuron: its activation. "
+                    "A position: the residual stream into the layer (resid_pre) at that token.")
+    method = c2.radio("Method", list(METHODS), horizontal=True, **ui.keep("neurons_ablate_method"),
+                      help="Mean and resample draw from the stories chosen above the tabs.")
+    layer = c3.selectbox("Layer", range(n_layers), index=scan.layer, **ui.keep("neurons_ablate_layer"),
+                         help="Layer of the head, neuron or residual stream.")
+    if what == "a head":
+        unit = c4.number_input("Head", 0, n_heads - 1, 0, **ui.keep("neurons_ablate_head"), help="Head index.")
+    elif what == "a neuron":
+        unit = c4.number_input("Neuron", 0, scan.width - 1, scan.top_neuron, **ui.keep("neurons_ablate_neuron"),
+                               help="Neuron index in that layer.")
+    else:
+        unit = c4.number_input("Position", 0, lens.context_length(model, scan.trained) - 1, 1,
+                               **ui.keep("neurons_ablate_position"),
+                               help="Token position in the text (0 = the first token).")
+    kind = {"a head": "head", "a neuron": "neuron", "a position": "position"}[what]
     try:
-        acts = lens.mlp_activations(model, tokenizer, texts, layer, max_tokens=trained,
-                                    progress=lambda f: bar.progress(f, text=f"Running {len(texts)} stories…"))
+        result = ablate(model, tokenizer, text, Unit(kind, int(layer), int(unit)), method, reference=scan.texts,
+                        max_tokens=scan.trained)
     except ValueError as exc:
         ui.show_error(exc)
-        st.stop()
-    bar.empty()
-    st.session_state[scan_key] = acts
-table = neurons.neuron_table(acts)
-st.caption(f"{len(acts.tokens)} tokens from {len(texts)} stories · layer {layer} · {acts.values.shape[1]} neurons"
-           + (f" · each story cut to the {trained}-token windows this run trained on" if trained else ""))
+    else:
+        m1, m2, m3 = st.columns(3)
+        m1.metric("Loss, intact", f"{result.loss_before:.4f}")
+        m2.metric("Loss, ablated", f"{result.loss_after:.4f}", f"{result.loss_change:+.4f}", delta_color="inverse")
+        m3.metric("KL(intact ‖ ablated), mean", f"{result.kl:.4f}")
+        st.dataframe(result.next_tokens.round(4), hide_index=True, width="stretch")
+    # Named by scan, text and method: a scan made with other choices is not shown as if it were this one's.
+    key = "neurons_head_scan::" + hashlib.sha1(f"{scan.key}|{method}|{text}".encode()).hexdigest()
+    if st.button("Scan every head", key="neurons_scan_heads", help="Ablate each head in turn (with the method above); "
+                 "plot the loss change."):
+        bar = st.progress(0.0, text="Ablating heads…")
+        try:
+            st.session_state[key] = head_ablation_scan(
+                model, tokenizer, text, method, scan.texts, max_tokens=scan.trained,
+                progress=lambda f: bar.progress(f, text="Ablating heads…"))
+        except ValueError as exc:
+            ui.show_error(exc)
+        bar.empty()
+    head_scan = st.session_state.get(key)
+    if head_scan is not None:
+        fig = px.imshow(head_scan.pivot(index="layer", columns="head", values="loss change"),
+                        color_continuous_scale="Reds", labels={"color": f"loss change ({method})"}, aspect="auto")
+        fig.update_layout(height=120 + 30 * n_layers, margin={"l": 10, "r": 10, "t": 10, "b": 10})
+        fig.update_xaxes(dtick=1)  # whole heads and layers, no ticks between them
+        fig.update_yaxes(dtick=1)
+        st.plotly_chart(fig, key="head_scan")
+        ui.chart_download(fig, "head-ablation", "dl_head_scan")
 
-# ---- Patching --------------------------------------------------------------------------------------------
+
+# ---- Patching ---------------------------------------------------------------------------------------------
 PATCH_CLEAN = 'Lily had a ball. She gave it to Tim. Tim said, "Thank you,'
 PATCH_CORRUPTED = 'Tim had a ball. He gave it to Lily. Lily said, "Thank you,'
 PATCH_STREAMS = {"resid_pre": "residual stream (resid_pre)", "attn_out": "attention output (attn_out)",
                  "mlp_out": "MLP output (mlp_out)"}
 
 
-def patching_tab(model, tokenizer, path) -> None:
+def patching_tab(scan: Scan) -> None:
     st.markdown("**Activation patching**: run the *corrupted* prompt, put back one activation from the *clean* "
                 "prompt, and see how much of the clean behaviour returns. Behaviour = the logit difference "
                 "logit(correct) − logit(wrong) for the token after the prompt. **Recovered** 1 (red) = all of the "
                 "clean difference, 0 = none, below 0 (blue) = pushed the other way: the cells that light up carry "
                 "what differs between the prompts. Click a head to see where it looks.")
+    model, tokenizer = scan.model, scan.tokenizer
     c1, c2 = st.columns(2)
-    clean = c1.text_input("Clean prompt", PATCH_CLEAN, key="patch_clean",
+    clean = c1.text_input("Clean prompt", PATCH_CLEAN, **ui.keep("patch_clean"),
                           help="The prompt whose behaviour is put back, one activation at a time.")
-    corrupted = c2.text_input("Corrupted prompt", PATCH_CORRUPTED, key="patch_corrupted",
+    corrupted = c2.text_input("Corrupted prompt", PATCH_CORRUPTED, **ui.keep("patch_corrupted"),
                               help="The same prompt with a few words changed. Both must have the same number of "
                               "tokens: swap words of one token each (two names, he/she).")
     c1, c2, c3, c4 = st.columns([1, 1, 2, 1], vertical_alignment="bottom")
-    correct = c1.text_input("Correct answer", " Lily", key="patch_correct",
-                            help="The next token the clean prompt calls for. Mind the leading space: ' Lily', not 'Lily'.")
-    wrong = c2.text_input("Wrong answer", " Tim", key="patch_wrong",
+    correct = c1.text_input("Correct answer", " Lily", **ui.keep("patch_correct"),
+                            help="The next token the clean prompt calls for. Mind the leading space: ' Lily', "
+                            "not 'Lily'.")
+    wrong = c2.text_input("Wrong answer", " Tim", **ui.keep("patch_wrong"),
                           help="The next token the corrupted prompt calls for.")
     target = c3.selectbox("Patch by position", list(PATCH_STREAMS), format_func=PATCH_STREAMS.get,
-                          key="patch_target", help="Which activation the layer x position map puts back. "
+                          **ui.keep("patch_target"), help="Which activation the layer x position map puts back. "
                           "The head map always patches each head's output (z) at every position.")
-    key = f"patch::{path}::{ui.model_stamp(path)}::{clean}::{corrupted}::{correct}::{wrong}::{target}"
+    key = f"patch::{scan.path}::{ui.model_stamp(scan.path)}::{clean}::{corrupted}::{correct}::{wrong}::{target}"
     if c4.button("Run patching", type="primary", key="patch_go", help="Computes both maps (one pass per 32 patches)."):
         bar = st.progress(0.0, text="Patching…")
         try:
-            st.session_state[key] = patching_maps(model, tokenizer, clean, corrupted, correct, wrong, target,
-                                                  lambda f, what: bar.progress(f, text=f"Patching {what}…"))
+            st.session_state[key] = patching.patching_maps(
+                model, tokenizer, clean, corrupted, correct, wrong, target,
+                progress=lambda f, what: bar.progress(f, text=f"Patching {what}…"))
         except ValueError as exc:
             ui.show_error(exc)
         bar.empty()
@@ -136,7 +341,7 @@ def patching_tab(model, tokenizer, path) -> None:
     # A click reruns the page; chosen_head reads it from the session before this chart is drawn again.
     st.plotly_chart(charts.patching_map(heads, (layer, head)), key="patch_heads_chart", on_select="rerun",
                     selection_mode="points", config={"displayModeBar": False})  # clicks select; no zoom needed
-    clean_pattern, corrupted_pattern = head_patterns(model, tokenizer, clean, corrupted, layer, head)
+    clean_pattern, corrupted_pattern = patching.head_patterns(model, tokenizer, clean, corrupted, layer, head)
     c1, c2 = st.columns(2)
     c1.plotly_chart(charts.head_heatmap(clean_pattern, positions.clean_tokens, f"L{layer}H{head} on the clean prompt"),
                     key="patch_clean_head")
@@ -147,15 +352,6 @@ def patching_tab(model, tokenizer, path) -> None:
                        "text/csv", key="dl_patch_positions", help="One row per layer and position.")
     d2.download_button("⬇️ Head map CSV", heads.table().to_csv(index=False), "patching-heads.csv", "text/csv",
                        key="dl_patch_heads", help="One row per layer and head.")
-
-
-def patching_maps(model, tokenizer, clean, corrupted, correct, wrong, target, progress):
-    """Both maps of the tab: (layer x position of ``target``, layer x head)."""
-    maps = []
-    for what, name in ((target, "positions"), ("head", "heads")):
-        maps.append(patching.activation_patching(model, tokenizer, clean, corrupted, correct, wrong, what,
-                                                 progress=lambda f, name=name: progress(f, name)))
-    return tuple(maps)
 
 
 def chosen_head(heads) -> tuple[int, int]:
@@ -171,168 +367,10 @@ def chosen_head(heads) -> tuple[int, int]:
     best = names[int(scores.flatten().argmax())]
     if st.session_state.get("patch_head") not in names:
         st.session_state["patch_head"] = best
-    pick = st.selectbox("Head to look at", names, key="patch_head",
+    pick = st.selectbox("Head to look at", names, **ui.keep("patch_head"),
                         help="Or click a cell of the head map. Starts on the head that recovers most.")
     layer, head = pick[1:].split("H")
     return int(layer), int(head)
 
 
-def head_patterns(model, tokenizer, clean: str, corrupted: str, layer: int, head: int):
-    """One head's attention pattern [query, key] on the clean and on the corrupted prompt."""
-    name = f"blocks.{layer}.attn.hook_pattern"
-    _, cache = hooks.run_with_cache(model, [clean, corrupted], tokenizer, names_filter=name)
-    pattern = cache[name][:, head].float().cpu().numpy()
-    return pattern[0], pattern[1]
-
-
-table_tab, one_tab, class_tab, ckpt_tab, lens_tab, ablate_tab, patch_tab = st.tabs(
-    ["All neurons", "One neuron", "Word classes", "Across checkpoints", "Logit lens", "Ablation", "Patching"],
-    key="neurons_tabs")  # keyed: a button inside a tab reruns the page without jumping back to the first tab
-
-with table_tab:
-    st.markdown("Every neuron with its strongest activation and the tokens where it fires most. "
-                "Click a column header to sort (the paper's *most active neuron* is on top).")
-    st.dataframe(table.round(3), hide_index=True, width="stretch", height=420)
-    d1, d2 = st.columns([1, 5])
-    d1.download_button("⬇️ Table CSV", table.to_csv(index=False), f"neurons-layer{layer}.csv", "text/csv",
-                       key="dl_neuron_table", help="One row per neuron, as shown.")
-    d2.download_button("⬇️ Activations CSV", data=lambda: neurons.activations_csv(acts), on_click="ignore",
-                       file_name=f"activations-layer{layer}.csv", mime="text/csv", key="dl_acts",
-                       help="Every token of every story with all neurons' activations (one column per neuron).")
-
-with one_tab:
-    c1, c2 = st.columns([1, 3])
-    neuron = c1.number_input("Neuron", 0, acts.values.shape[1] - 1, int(table["neuron"].iloc[0]), key="neurons_one",
-                             help="Starts on the most active neuron of the layer.")
-    k = c2.slider("Top tokens", 5, 50, 12, key="neurons_k", help="How many of its strongest tokens to list.")
-    top = neurons.top_activating(acts, int(neuron), k=k)
-    st.dataframe(top.round(3), hide_index=True, width="stretch",
-                 column_config={"before": st.column_config.TextColumn(width="medium"),
-                                "after": st.column_config.TextColumn(width="medium")})
-    story = st.selectbox("Story to colour", range(len(texts)), index=int(top["text"].iloc[0]), key="neurons_story",
-                         format_func=lambda i: f"story {i}: {texts[i][:60]}…",
-                         help="Each token's background shows this neuron's activation (orange high, blue negative).")
-    rows = acts.tokens["text"] == story
-    column = acts.values[:, int(neuron)]
-    st.html(charts.neuron_text_html(acts.tokens.loc[rows, "token"].tolist(), column[rows.to_numpy()],
-                                    vmax=float(abs(column).max())))
-
-with class_tab:
-    st.markdown("Each token gets the word class of the generator's word it belongs to (names, pronouns, verbs, "
-                "nouns, …). **Selectivity** = (mean activation on the class − mean on all other tokens) / standard "
-                "deviation: above ~1 the neuron clearly prefers that class.")
-    selectivity = neurons.word_class_selectivity(acts)
-    best = neurons.best_class(selectivity).sort_values("selectivity", ascending=False, ignore_index=True)
-    show = st.slider("Neurons shown (most selective first)", 10, min(200, len(best)), min(40, len(best)),
-                     key="neurons_show", help="The heatmap keeps the neurons with the highest selectivity.")
-    fig = charts.selectivity_heatmap(selectivity, best["neuron"].head(show).tolist())
-    st.plotly_chart(fig, key="selectivity")
-    ui.chart_download(fig, f"selectivity-layer{layer}", "dl_selectivity")
-    counts = best[best["selectivity"] > 1].groupby("class").size().reset_index(name="neurons > 1")
-    c1, c2 = st.columns([1, 2])
-    c1.dataframe(counts, hide_index=True, width="stretch")
-    c2.dataframe(best.head(30).round(2), hide_index=True, width="stretch")
-    c2.download_button("⬇️ Selectivity CSV", selectivity.to_csv(), f"selectivity-layer{layer}.csv", "text/csv",
-                       key="dl_selectivity_csv", help="Classes by neurons, every neuron.")
-
-with ckpt_tab:
-    run_dir = run_dir_of(path)
-    checkpoints = list_checkpoints(run_dir) if run_dir else []
-    if len(checkpoints) < 2:
-        st.info("Pick a checkpoint of a run with several checkpoints (Train page) to follow a neuron through training.")
-    else:
-        c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
-        neuron_ck = c1.number_input("Neuron", 0, acts.values.shape[1] - 1, int(table["neuron"].iloc[0]),
-                                    key="neurons_ck", help="The same index in every checkpoint of the run.")
-        ck_key = f"neurons_ck::{scan_key}::{neuron_ck}::{len(checkpoints)}"
-        if c2.button(f"Compare across {len(checkpoints)} checkpoints of {run_dir.name}", key="neurons_ck_go",
-                     help="Loads every checkpoint and runs the same stories through it."):
-            bar = st.progress(0.0, text="Loading checkpoints…")
-            try:
-                st.session_state[ck_key] = neurons.neuron_across_checkpoints(
-                    checkpoints, texts, layer, int(neuron_ck), load=ui.load_model, max_tokens=trained,
-                    progress=lambda f: bar.progress(f, text="Loading checkpoints…"))
-            except (ValueError, OSError) as exc:
-                ui.show_error(exc)
-            bar.empty()
-        result = st.session_state.get(ck_key)
-        if result is not None:
-            fig = charts.checkpoint_lines(result)
-            st.plotly_chart(fig, key="ck_lines")
-            st.dataframe(result.round(3), hide_index=True, width="stretch")
-            ui.chart_download(fig, f"neuron-{neuron_ck}-checkpoints", "dl_ck")
-
-with lens_tab:
-    st.markdown("**Logit lens**: each layer's residual stream read through the final layer norm and the "
-                "unembedding, as if the model stopped there. The last layer is the model's own output. Colour: "
-                "log-probability of the true next token; hover for the layer's top guess.")
-    lens_text = st.text_area("Text", texts[0][:300], key="neurons_lens_text", height=90,
-                             help="Any text; it is cut to the model's context.")
-    try:
-        lens_table = logit_lens.logit_lens_table(model, tokenizer, lens_text, max_tokens=trained)
-    except ValueError as exc:
-        ui.show_error(exc)
-    else:
-        fig = charts.logit_lens_heatmap(lens_table)
-        st.plotly_chart(fig, key="lens_fig")
-        ui.chart_download(fig, "logit-lens", "dl_lens")
-        summary = lens_table.groupby("layer")["log p(next)"].mean().rename("mean log p(next)")
-        st.dataframe(summary.round(3).to_frame().T, width="stretch")
-
-with ablate_tab:
-    st.markdown("Knock out one head's output, one neuron or the residual stream at one position, and compare the "
-                "loss on the text and the next-token distribution at its last token with the intact model. **Zero** "
-                "sets it to 0; **mean** to its mean over the stories above; **resample** to its value on one of those "
-                "stories (same positions), so the model still sees a typical value.")
-    abl_text = st.text_area("Text", texts[0][:300], key="neurons_ablate_text", height=90,
-                            help="The loss is measured on this text; the distribution after its last token.")
-    c1, c2, c3, c4 = st.columns([3, 2, 1, 1])
-    what = c1.radio("Ablate", ["a head", "a neuron", "a position"], horizontal=True, key="neurons_ablate_what",
-                    help="A head: its output z, before the attention output projection. A neuron: its activation. "
-                    "A position: the residual stream into the layer (resid_pre) at that token.")
-    method = c2.radio("Method", list(ablation.METHODS), horizontal=True, key="neurons_ablate_method",
-                      help="Mean and resample draw from the stories chosen above the tabs.")
-    abl_layer = c3.selectbox("Layer", range(n_layers), index=layer, key="neurons_ablate_layer",
-                             help="Layer of the head, neuron or residual stream.")
-    if what == "a head":
-        unit = c4.number_input("Head", 0, lens.n_heads(model) - 1, 0, key="neurons_ablate_head", help="Head index.")
-    elif what == "a neuron":
-        unit = c4.number_input("Neuron", 0, acts.values.shape[1] - 1, int(table["neuron"].iloc[0]),
-                               key="neurons_ablate_neuron", help="Neuron index in that layer.")
-    else:
-        unit = c4.number_input("Position", 0, lens.context_length(model, trained) - 1, 1, key="neurons_ablate_position",
-                               help="Token position in the text (0 = the first token).")
-    kind = {"a head": "head", "a neuron": "neuron", "a position": "position"}[what]
-    try:
-        result = ablation.ablation(model, tokenizer, abl_text, ablation.Unit(kind, int(abl_layer), int(unit)), method,
-                                   reference=texts, max_tokens=trained)
-    except ValueError as exc:
-        ui.show_error(exc)
-    else:
-        m1, m2, m3 = st.columns(3)
-        m1.metric("Loss, intact", f"{result.loss_before:.4f}")
-        m2.metric("Loss, ablated", f"{result.loss_after:.4f}", f"{result.loss_change:+.4f}", delta_color="inverse")
-        m3.metric("KL(intact ‖ ablated), mean", f"{result.kl:.4f}")
-        st.dataframe(result.next_tokens.round(4), hide_index=True, width="stretch")
-    if st.button("Scan every head", key="neurons_scan_heads", help="Ablate each head in turn (with the method above); "
-                 "plot the loss change."):
-        bar = st.progress(0.0, text="Ablating heads…")
-        try:
-            st.session_state["neurons_head_scan"] = ablation.head_ablation_scan(
-                model, tokenizer, abl_text, method, texts, max_tokens=trained,
-                progress=lambda f: bar.progress(f, text="Ablating heads…"))
-        except ValueError as exc:
-            ui.show_error(exc)
-        bar.empty()
-    scan = st.session_state.get("neurons_head_scan")
-    if scan is not None and len(scan) == n_layers * lens.n_heads(model):
-        import plotly.express as px
-
-        fig = px.imshow(scan.pivot(index="layer", columns="head", values="loss change"), color_continuous_scale="Reds",
-                        labels={"color": "loss change"}, aspect="auto")
-        fig.update_layout(height=120 + 30 * n_layers, margin={"l": 10, "r": 10, "t": 10, "b": 10})
-        st.plotly_chart(fig, key="head_scan")
-        ui.chart_download(fig, "head-ablation", "dl_head_scan")
-
-with patch_tab:
-    patching_tab(model, tokenizer, path)
+main()

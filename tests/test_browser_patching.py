@@ -9,7 +9,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(not chromium_path(), reaso
 SLOW = 240_000  # ms: the page first scans 20 stories, slow on a busy machine
 
 
-def test_patching_tab_draws_both_maps_and_a_click_opens_that_heads_attention(tmp_path):
+def test_patching_tab_draws_both_maps_a_click_opens_that_heads_attention_and_ablation_keeps_its_tab(tmp_path):
     with running_app(tmp_path / "ws") as url, browser() as b:
         page = new_page(b, height=2600)  # tall enough for the whole tab in one screenshot
         goto(page, url + "/neurons", timeout=SLOW)
@@ -34,3 +34,17 @@ def test_patching_tab_draws_both_maps_and_a_click_opens_that_heads_attention(tmp
         assert error_texts(page) == []
         page.wait_for_timeout(1000)
         shot(page, "neurons-patching-clicked")
+        # The Ablation tab: a method chosen there reruns the page, and the keyed tabs keep the Ablation tab open.
+        page.get_by_role("tab", name="Ablation").click(timeout=SLOW)
+        wait_idle(page, SLOW)
+        panel = page.locator('[role="tabpanel"]:visible')
+        panel.get_by_role("radiogroup", name="Method").get_by_text("mean", exact=True).click(timeout=SLOW)
+        wait_idle(page, SLOW)
+        page.get_by_role("button", name="Scan every head").click(timeout=SLOW)
+        wait_idle(page, SLOW)
+        assert error_texts(page) == []
+        assert page.get_by_role("tab", name="Ablation").get_attribute("aria-selected") == "true"
+        assert panel.get_by_text("Loss, ablated").count() == 1
+        panel.locator(".js-plotly-plot").first.wait_for(state="attached", timeout=SLOW)  # the head scan
+        page.wait_for_timeout(1000)
+        shot(page, "neurons-ablation")

@@ -1,26 +1,8 @@
-"""AppTest of the Attention and Neurons pages on a tiny run with two checkpoints."""
+"""AppTest of the Attention and Neurons pages on a tiny run with two checkpoints (`tiny_run`, conftest.py)."""
 
-import pytest
 from helpers import open_page
 
-from lab.models import ModelShape, build_model
-from lab.runs import checkpoint_name
-from lab.stories import generate_stories
-from lab.tokenizer import train_tokenizer
-
 RUN_CHOICE = "tiny / step-000020"
-
-
-@pytest.fixture
-def tiny_run(workspace_dir):
-    tok = train_tokenizer(generate_stories(30, 0), "bpe", 300)
-    run = workspace_dir / "default" / "runs" / "tiny"
-    for step in (10, 20):
-        model = build_model(ModelShape(n_layer=2, d_model=32, n_head=4, d_mlp=64, context=256, window=8),
-                            len(tok), seed=step)
-        model.save_pretrained(run / checkpoint_name(step))
-        tok.save_pretrained(run / checkpoint_name(step))
-    return run
 
 
 def pick(at, key: str):
@@ -30,7 +12,7 @@ def pick(at, key: str):
 
 
 def test_attention_page_shows_heads_token_view_and_classifies(tiny_run):
-    at = pick(open_page("pages/5_attention.py"), "attention_model")
+    at = pick(open_page("pages/5_attention.py"), "model")
     assert not at.error
     charts = at.get("plotly_chart")
     assert len(charts) >= 3  # head grid, one large head, token view
@@ -47,14 +29,14 @@ def test_attention_page_shows_heads_token_view_and_classifies(tiny_run):
 
 
 def test_attention_page_empty_text_gives_a_message(tiny_run):
-    at = pick(open_page("pages/5_attention.py"), "attention_model")
-    at.text_area(key="attention_text_box").set_value("   ").run()
+    at = pick(open_page("pages/5_attention.py"), "model")
+    at.text_area(key="attention_text").set_value("   ").run()
     assert not at.exception
     assert "empty" in at.error[0].value
 
 
 def test_neurons_page_tables_classes_checkpoints_lens_and_ablation(tiny_run):
-    at = pick(open_page("pages/6_neurons.py"), "neurons_model")
+    at = pick(open_page("pages/6_neurons.py"), "model")
     assert not at.error
     at.number_input(key="neurons_n").set_value(5).run()
     table = at.dataframe[0].value
@@ -74,7 +56,7 @@ def test_neurons_page_tables_classes_checkpoints_lens_and_ablation(tiny_run):
 
 
 def test_neurons_page_bad_inputs_give_messages(tiny_run):
-    at = pick(open_page("pages/6_neurons.py"), "neurons_model")
+    at = pick(open_page("pages/6_neurons.py"), "model")
     at.text_area(key="neurons_ablate_text").set_value("").run()
     assert not at.exception
     assert any("empty" in e.value for e in at.error)
@@ -87,8 +69,8 @@ def test_a_folder_that_is_no_model_gives_a_message_on_both_pages(tiny_run, tmp_p
     (tmp_path / "not-a-model").mkdir()
     for page, key in (("pages/5_attention.py", "attention"), ("pages/6_neurons.py", "neurons")):
         at = open_page(page)
-        at.selectbox(key=f"{key}_model").set_value("Other folder or hub id…").run()
-        at.text_input(key=f"{key}_other").set_value(str(tmp_path / "not-a-model")).run()
+        at.selectbox(key="model").set_value("Other folder or hub id…").run()
+        at.text_input(key="model_other").set_value(str(tmp_path / "not-a-model")).run()
         assert not at.exception
         assert "config.json" in at.error[0].value
 
@@ -112,6 +94,10 @@ def test_neurons_page_patching_tab_and_mean_and_resample_ablation(workspace_dir)
     assert heads.value.startswith("L") and len(heads.options) == 4 * 4  # the demo model: 4 layers x 4 heads
     heads.set_value("L1H2").run()
     assert not at.exception and at.selectbox(key="patch_head").value == "L1H2"
+    at.switch_page("pages/7_teacher.py").run()
+    at.switch_page("pages/6_neurons.py").run()  # away and back: the maps and the chosen head are still there
+    assert not at.exception and at.selectbox(key="patch_head").value == "L1H2"
+    assert at.radio(key="neurons_ablate_method").value == "resample"
     at.text_input(key="patch_corrupted").set_value("Tim had a ball.").run()
     at.button(key="patch_go").click().run()
     assert not at.exception

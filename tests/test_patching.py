@@ -85,3 +85,20 @@ def test_bad_prompts_and_answers_are_explained(neo, tok):
         patching.activation_patching(neo, tok, CLEAN, CORRUPTED, " Sam", " Tom", target="pattern")
     result = patching.activation_patching(neo, tok, CLEAN, CORRUPTED, " Sam and Tom", " Tom", target="head")
     assert result.notes and "first" in result.notes[0]
+
+
+@torch.no_grad()
+def test_the_tabs_two_maps_and_a_heads_patterns_on_both_prompts(model, tok):
+    seen = []
+    positions, heads = patching.patching_maps(model, tok, CLEAN, CORRUPTED, " Sam", " Tom", "mlp_out",
+                                              progress=lambda f, what: seen.append((what, f)))
+    assert (positions.target, heads.target) == ("mlp_out", "head")
+    assert torch.equal(positions.scores, patching.activation_patching(model, tok, CLEAN, CORRUPTED, " Sam", " Tom",
+                                                                      "mlp_out").scores)
+    assert heads.scores.shape == (2, model.config.num_attention_heads)
+    assert seen[-1] == ("heads", 1.0) and ("positions", 1.0) in seen
+    clean, corrupted = patching.head_patterns(model, tok, CLEAN, CORRUPTED, 1, 2)
+    _, hand = hand_cache(model, torch.cat([ids(model, tok, CLEAN), ids(model, tok, CORRUPTED)]))
+    assert clean == pytest.approx(hand["blocks.1.attn.hook_pattern"][0, 2].numpy(), abs=1e-6)
+    assert corrupted == pytest.approx(hand["blocks.1.attn.hook_pattern"][1, 2].numpy(), abs=1e-6)
+    assert not (clean == pytest.approx(corrupted, abs=1e-6))  # the prompts differ, so do the patterns
