@@ -254,3 +254,66 @@ def require_app() -> None:
         PagesManager.uses_pages_directory = False
         if first_run:  # a page load carries no clicks, so nothing is lost by running it again
             st.rerun()
+
+
+# ---- Stories to study (Data, Attention, Neurons) -----------------------------------------------------------
+STORY_SOURCES = ("Generated", "Upload a file", "Saved data set")
+STORY_FILE_HELP = (".txt (stories between <|endoftext|> lines, blank lines, or one per line), TinyStories' .json, "
+                   ".jsonl/.json/.csv/.parquet with a 'text' or 'story' column. Nothing is unpickled; a story cut "
+                   "at the start or end of the file is dropped.")
+
+
+@st.cache_data(max_entries=8, show_spinner="Reading the story file…")
+def read_story_upload(name: str, data: bytes, limit: int | None = None, layout: str = "auto"):
+    """`lab.story_files.parse_stories`, cached: a rerun does not parse the same upload again."""
+    from lab.story_files import parse_stories
+
+    return parse_stories(name, data, limit, layout)
+
+
+def story_picker(key: str, default_n: int, max_n: int, seed: int = 1) -> tuple[list[str], str] | None:
+    """Stories to run through a model: generated ones, the first ones of an uploaded story file, or of a saved
+    story data set. Returns (stories, a line saying what they are), or None after saying what is missing."""
+    from lab.corpus import dataset_kind, stories_from
+    from lab.stories import generate_stories
+
+    source = st.radio("Stories", STORY_SOURCES, horizontal=True, **keep(f"{key}_source"),
+                      help="Generated: the lab's story generator. Upload: any story file. Saved: a story data set "
+                      "saved on the Data page. The paper used ~20 validation stories.")
+    c1, c2 = st.columns([1, 2])
+    n = int(c1.number_input("How many", 1, max_n, default_n, **keep(f"{key}_n"),
+                            help="Stories to run through the model (the first ones of a file or data set)."))
+    try:
+        if source == STORY_SOURCES[0]:
+            s = int(c2.number_input("Seed", 0, 10**6, seed, **keep(f"{key}_seed"),
+                                    help="Use a seed the model was not trained on (training uses seed 0 by default)."))
+            return generate_stories(n, s), f"{n} generated stories (seed {s})"
+        if source == STORY_SOURCES[1]:
+            with c2:
+                up = kept_upload("Story file", f"{key}_upload", help=STORY_FILE_HELP)
+            if up is None:
+                st.info("Upload a story file, or pick another source.")
+                return None
+            limits().check_upload(up.size)
+            result = read_story_upload(up.name, up.getvalue(), n)
+        else:
+            ws = workspace()
+            names = [d for d in ws.names("datasets") if dataset_kind(ws.path("datasets", d)) == "stories"]
+            if not names:
+                st.info("No saved story data set yet: save one on the Data page, or pick another source.")
+                return None
+            name = c2.selectbox("Data set", names, **keep(f"{key}_dataset"), help="Story data sets you saved.")
+            result = stories_from(ws.path("datasets", name), limit=n)
+    except ValueError as exc:
+        show_error(exc)
+        return None
+    for note in result.notes:
+        st.caption(f"Note: {note}.")
+    return result.stories, f"{result.source} ({result.format}): {result.summary}"
+
+
+def coverage_caption(texts: list[str]) -> str:
+    """ "99% of words classed (lab lexicon)": how much of these texts the word classes cover."""
+    from lab.tagger import coverage, tagger_name
+
+    return f"{coverage(texts):.0%} of words classed ({tagger_name()})"

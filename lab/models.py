@@ -65,6 +65,74 @@ PRESET_HELP = {
 }
 
 
+@dataclass(frozen=True)
+class ReleasedModel:
+    """A checkpoint released with the TinyStories paper (GPT-Neo, GPT-2's 50,257-token BPE, window 256).
+
+    They have 2,048 position embeddings but were trained on 512-token windows: positions past
+    ``trained_length`` were never trained, so inspection reads only the first 512 tokens."""
+
+    hub_id: str
+    shape: ModelShape  # context = max_position_embeddings
+    vocab_size: int = 50257
+    trained_length: int = 512
+    eos_token_id: int = 50256
+    tokenizer: str = "EleutherAI/gpt-neo-125M"  # the model cards' tokenizer, for repos that ship none
+
+
+def _released(name: str, n_layer: int, d_model: int, attention: str = "alternating") -> ReleasedModel:
+    # Every one has 16 heads and an MLP of 4 x d_model (intermediate_size null in their config.json).
+    shape = ModelShape(n_layer, d_model, 16, 4 * d_model, context=2048, attention=attention, window=256)
+    return ReleasedModel(f"roneneldan/TinyStories-{name}", shape)
+
+
+# The configs of the hub repos (config.json: hidden_size, num_layers, num_heads 16, attention_types).
+RELEASED: dict[str, ReleasedModel] = {
+    "TinyStories-1M": _released("1M", 8, 64),
+    "TinyStories-3M": _released("3M", 8, 128),
+    "TinyStories-8M": _released("8M", 8, 256),
+    "TinyStories-28M": _released("28M", 8, 512),
+    "TinyStories-33M": _released("33M", 4, 768),
+    "TinyStories-1Layer-21M": _released("1Layer-21M", 1, 1024, attention="global"),
+    "TinyStories-2Layers-33M": _released("2Layers-33M", 2, 1024),
+}
+
+
+def released_trained_length(path_or_id: str | Path) -> int | None:
+    """512 for a released TinyStories checkpoint (a hub id, or a local folder whose config.json matches one),
+    else None."""
+    path = Path(str(path_or_id))
+    released = released_model(path_or_id)
+    if released is None and (path / "config.json").is_file():
+        try:
+            released = released_model(GPTNeoConfig.from_pretrained(str(path)))
+        except (OSError, ValueError, TypeError):
+            return None
+    return released.trained_length if released else None
+
+
+def released_config(name: str) -> GPTNeoConfig:
+    """The GPT-Neo config of a released checkpoint (random weights of it make a stand-in for tests)."""
+    released = RELEASED[name]
+    return make_config(released.shape, released.vocab_size, released.eos_token_id)
+
+
+def released_model(config_or_id) -> ReleasedModel | None:
+    """The released checkpoint a hub id, folder name or GPT-Neo config is, or None. A config matches by shape
+    (a local copy keeps its config.json), an id or folder by name."""
+    if isinstance(config_or_id, (str, Path)):
+        name = Path(str(config_or_id)).name
+        return next((r for key, r in RELEASED.items() if name == key or str(config_or_id) == r.hub_id), None)
+    config = config_or_id
+    if getattr(config, "model_type", None) != "gpt_neo" or config.vocab_size != 50257:
+        return None
+    try:
+        shape = shape_of(config)
+    except (AttributeError, TypeError):
+        return None
+    return next((r for r in RELEASED.values() if r.shape == shape), None)
+
+
 def get_shape(preset: str, **overrides) -> ModelShape:
     if preset not in PRESETS:
         raise ValueError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
@@ -164,8 +232,29 @@ def load_model(path_or_id: str | Path, device: torch.device | str = "cpu") -> tu
             model = AutoModelForCausalLM.from_pretrained(source, use_safetensors=True, attn_implementation="eager")
     except OSError as exc:
         raise ValueError(f"Could not load a model from {str(path_or_id)!r}: {exc}") from exc
-    tokenizer = load_tokenizer(source)
+    try:
+        tokenizer = load_tokenizer(source)
+    except (OSError, ValueError) as exc:
+        # Some released TinyStories repos ship no tokenizer; their model cards name GPT-Neo's.
+        released = released_model(model.config)
+        if released is None:
+            raise ValueError(f"{str(path_or_id)!r} has no tokenizer ({exc}).") from exc
+        try:
+            tokenizer = load_tokenizer(released.tokenizer)
+        except (OSError, ValueError) as exc2:
+            raise ValueError(f"{str(path_or_id)!r} has no tokenizer, and {released.tokenizer} (the one its model "
+                             f"card names) could not be loaded: {exc2}") from exc2
     return model.to(device).eval(), tokenizer
+
+
+def save_model_copy(source: str | Path, out: str | Path) -> Path:
+    """Load a model (e.g. a released TinyStories hub id, whose safetensors come from the hub's conversion) and
+    save it with its tokenizer as a local safetensors folder, for classes without internet."""
+    model, tokenizer = load_model(source)
+    out = Path(out)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    return out
 
 
 def check_checkpoint_folder(folder: Path) -> dict:
@@ -191,8 +280,12 @@ def check_checkpoint_folder(folder: Path) -> dict:
 
 # ---- a loaded model's facts -------------------------------------------------------------------------------
 def context_length(model, default: int | None = None) -> int | None:
-    """The longest sequence the model's position embeddings allow (``default`` when the config does not say)."""
+    """The longest sequence the model's position embeddings allow (``default`` when the config does not say);
+    for a released TinyStories checkpoint the 512 positions it was trained on, not its 2,048 embeddings."""
     config = getattr(model, "config", None)
+    released = released_model(config) if config is not None else None
+    if released is not None:
+        return released.trained_length
     for name in ("max_position_embeddings", "n_positions", "n_ctx"):
         value = getattr(config, name, None)
         if isinstance(value, int) and value > 0:

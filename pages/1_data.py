@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from lab import corpus, data, stories, tokenizer as tok
-from lab.constants import EOS
+from lab import corpus, data, stories, story_files, tokenizer as tok
+from lab.constants import HUB_DATASET
 
 CLASS_COLOURS = {
     "name": "#f4a261", "pronoun": "#e9c46a", "verb": "#2a9d8f", "noun": "#8ab17d",
@@ -15,6 +15,9 @@ CLASS_COLOURS = {
 }
 TOKEN_COLOURS = ["#ffd6a5", "#caffbf", "#9bf6ff", "#bdb2ff", "#ffc6ff", "#fdffb6"]
 STORY_SOURCES = ["Generator (offline)", "TinyStories from the hub", "Upload a file"]
+LAYOUT_LABELS = {"auto": "detected from the file", "eos": "between <|endoftext|> lines",
+                 "blank-line": "between blank lines", "one-per-line": "one per line",
+                 "whole-file": "the whole file: one story"}
 
 
 def main() -> None:
@@ -94,6 +97,7 @@ def story_corpus() -> None:
     source = st.radio("Source", STORY_SOURCES, horizontal=True, **ui.keep("data_story_source"),
                       help="The generator writes TinyStories-like stories here, no internet needed.")
     story_list: list[str] | None = None
+    loaded = None  # a StoryFile: what the loader read, shown above the preview
     if source == STORY_SOURCES[0]:
         c1, c2 = st.columns(2)
         count = c1.number_input("Stories", 1, 50_000, 2000, **ui.keep("data_story_n"), help="About 100 words each.")
@@ -107,29 +111,46 @@ def story_corpus() -> None:
         if st.button("Load from the hub", help="Needs internet; set HF_HUB_OFFLINE=1 to never try."):
             try:
                 with st.spinner("Loading TinyStories…"):
-                    st.session_state["hub_stories"] = stories.load_tinystories(int(limit))
+                    st.session_state["hub_stories"] = story_files.load_tinystories(int(limit))
             except (ConnectionError, ValueError) as exc:
                 ui.show_error(exc)
-        story_list = st.session_state.get("hub_stories")
-        meta = {"source": stories.HUB_DATASET}
+        loaded = st.session_state.get("hub_stories")
+        meta = {"source": HUB_DATASET}
     else:
-        # No type= filter: our parser names the supported types in its message, for any file dropped here.
-        up = ui.kept_upload(
-            "Story file", "data_upload",
-            help=f".txt with stories separated by {EOS} or blank lines; .jsonl/.json/.csv/.parquet with a 'text' column.",
-        )
+        c1, c2 = st.columns([3, 1])
+        with c1:
+            # No type= filter: the reader names the supported types in its message, for any file dropped here.
+            up = ui.kept_upload("Story file", "data_upload", help=ui.STORY_FILE_HELP)
+        layout = c2.selectbox("Stories in a .txt are", story_files.LAYOUTS, format_func=LAYOUT_LABELS.get,
+                              **ui.keep("data_txt_layout"),
+                              help="auto: <|endoftext|> lines if any, else blank lines, else one story per line "
+                              "when the lines are long (80+ words), else the whole file is one story.")
         if up is not None:
             try:
                 ui.limits().check_upload(up.size)
-                story_list = stories.parse_corpus(up.name, up.getvalue())
+                loaded = ui.read_story_upload(up.name, up.getvalue(), None, layout)
             except ValueError as exc:
-                ui.show_error(exc)
+                ui.show_error(exc)  # the stories shown before stay in the session: nothing is lost
         meta = {"source": f"upload:{up.name}" if up else "upload"}
+    if loaded is not None:
+        story_list = loaded.stories
+        loader_report(loaded)
     if story_list:
         st.session_state["stories"] = story_list
         story_preview(story_list)
-        st.download_button("⬇️ stories.txt", f"\n{stories.EOS}\n".join(story_list), "stories.txt", "text/plain")
+        st.download_button("⬇️ stories.txt", story_files.stories_text(story_list), "stories.txt", "text/plain")
         save_box("stories", story_list, meta)
+
+
+def loader_report(loaded) -> None:
+    """What the loader did: the one-line summary, its format, notes and the fragments it dropped."""
+    st.success(f"**{loaded.summary}** · {loaded.format}")
+    for note in loaded.notes:
+        st.info(f"{note}.")
+    if loaded.fragments:
+        with st.expander(f"{len(loaded.fragments)} fragment(s) dropped: the file was cut mid-story"):
+            for piece in loaded.fragments:
+                st.text(piece[:200] + ("…" if len(piece) > 200 else ""))
 
 
 def tokenizer_trainer() -> None:
@@ -200,6 +221,8 @@ def story_preview(story_list: list[str]) -> None:
     st.html('<div style="line-height:2;font-size:1.05rem">' + "".join(out) + "</div>")
     st.html(" ".join(f'<span style="background:{c};padding:2px 6px;border-radius:3px;margin-right:4px">{k}</span>'
                      for k, c in CLASS_COLOURS.items() if k not in ("other", "punctuation")))
+    st.caption(f"Word classes: {ui.coverage_caption(story_list[:200])} in the first {min(len(story_list), 200)} "
+               "stories; unclassed words are left white.")
 
 
 def save_box(kind: str, content, meta: dict) -> None:

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from lab import corpus, data, models, stories
+from lab import corpus, data, models, story_files
 from lab.device import available_devices
 from lab.jobs import JOBS
 from lab.run_charts import loss_figure
@@ -121,7 +121,7 @@ def data_settings(ws) -> tuple[dict, object]:
             return {}, None
         pick = st.selectbox("Saved data set", saved, **ui.keep("tr_saved"), help="Data sets you saved on the Data page.")
         return {"data": str(ws.path("datasets", pick))}, None
-    upload = ui.kept_upload("Story file", "tr_upload", type=[s.lstrip(".") for s in stories.SUPPORTED_UPLOADS],
+    upload = ui.kept_upload("Story file", "tr_upload", type=[s.lstrip(".") for s in story_files.SUPPORTED],
                             help="Saved into your workspace as a data set when you press Train.")
     return {"data": "upload"}, upload
 

@@ -1,5 +1,6 @@
 """Attention: every head's pattern for a text, bertviz's views, and positional vs semantic heads."""
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,6 @@ import torch
 import ui
 from lab import heads as head_study, inspect as lens, inspect_charts as charts
 from lab.runs import trained_length
-from lab.stories import generate_stories
 
 STORY = (
     'One day, Lucy asked Tom: "Do you want to share my banana?" Tom said yes. They went to the park and sat '
@@ -145,28 +145,33 @@ def bertviz(seen: Patterns, layer: int) -> None:
 
 def positional_or_semantic(path, trained: int | None) -> None:
     st.markdown(
-        "For every head, over many stories (not one): the **mean distance** it looks back, its **entropy**, "
-        "the share of attention on the **previous** and on the **first** token, and how much of its pattern "
-        "is explained by **relative position** (a Toeplitz fit: one weight per distance) versus by **which "
-        "token** is attended (scores = log-weights relative to the row's largest). Fits are made on half of "
-        "the stories and scored on the other half. A head is *positional* when relative position alone explains "
-        "at least half of the variance, *semantic* when it explains under a quarter (where it looks depends on "
-        "the tokens; a key-only fit stays low for heads that also depend on the query, such as *the* → "
-        "*banana*), *mixed* in between, and *first-token* when over half of its attention rests on the first "
-        "token."
+        "For every head, over many stories (not one): the **mean distance** it looks back, its **entropy** and "
+        "**relative entropy** (the row's entropy / log of the number of tokens the query sees, averaged over "
+        "queries: 1 = uniform, 0 = one token), the share of attention on the **previous** and on the **first** "
+        "token, and how much of its pattern is explained by **relative position** (a Toeplitz fit: one weight "
+        "per distance) versus by **which token** is attended (scores = log-weights relative to the row's "
+        "largest). Fits are made on half of the stories and scored on the other half.\n\n"
+        "Labels, decided in this order: **first-token** when over half of its attention rests on the first "
+        f"token; **diffuse** when its relative entropy is at least {head_study.DIFFUSE_ENTROPY} (it spreads its "
+        "attention almost evenly, as an untrained head does, so neither fit has a pattern to find); then the "
+        "paper's distinction: **positional** when relative position alone explains at least half of the "
+        "variance, **semantic** when it explains under a quarter (where it looks depends on the tokens; a "
+        "key-only fit stays low for heads that also depend on the query, such as *the* → *banana*), **mixed** "
+        "in between."
     )
-    c1, c2, c3 = st.columns([1, 1, 1], vertical_alignment="bottom")
-    n_texts = c1.number_input("Stories", 4, 400, 50, **ui.keep("classify_n"),
-                              help="Generated stories run through the model (more = steadier statistics).")
-    seed = c2.number_input("Story seed", 0, 10**6, 1, **ui.keep("classify_seed"),
-                           help="Pick a seed the model was not trained on (training uses seed 0 by default).")
-    key = f"heads::{path}::{n_texts}::{seed}"
-    if c3.button("Classify heads", type="primary", key="classify_go", help="Runs the stories and fits every head."):
+    picked = ui.story_picker("classify", 50, 400)
+    if picked is None:
+        return
+    texts, texts_label = picked
+    key = "heads::" + hashlib.sha1(f"{path}|{trained}|{texts}".encode()).hexdigest()
+    c1, c2 = st.columns([3, 1], vertical_alignment="center")
+    c1.caption(texts_label)
+    if c2.button("Classify heads", type="primary", key="classify_go", help="Runs the stories and fits every head."):
         bar = st.progress(0.0, text="Running stories through the model…")
         try:
             model, tokenizer = ui.load_model(path)
             st.session_state[key] = head_study.head_stats(
-                model, tokenizer, generate_stories(int(n_texts), int(seed)), max_tokens=trained or 256,
+                model, tokenizer, texts, max_tokens=trained or 256,
                 progress=lambda f: bar.progress(f, text="Running stories through the model…"))
         except (ValueError, RuntimeError) as exc:
             ui.show_error(exc)

@@ -13,10 +13,8 @@ import streamlit as st
 import ui
 from lab import inspect as lens, inspect_charts as charts, neurons, patching
 from lab.ablation import METHODS, Unit, ablation as ablate, head_ablation_scan
-from lab.constants import EOS
 from lab.logit_lens import logit_lens_table
 from lab.runs import list_checkpoints, run_dir_of, trained_length
-from lab.stories import generate_stories, parse_corpus
 
 
 @dataclass
@@ -31,6 +29,7 @@ class Scan:
     trained: int | None  # positions past a run's training windows were never trained: they are skipped
     acts: object  # lens.mlp_activations: tokens and values [token, neuron]
     key: str  # names this scan in the session
+    label: str = ""  # what the stories are ("20 generated stories (seed 1)", a file's loader summary)
 
     @cached_property
     def table(self) -> pd.DataFrame:  # one row per neuron, most active first
@@ -57,7 +56,7 @@ def main() -> None:
     scan = scan_of_choice()
     if scan is None:
         return
-    st.caption(f"{len(scan.acts.tokens)} tokens from {len(scan.texts)} stories · layer {scan.layer} · {scan.width} "
+    st.caption(f"{scan.label} · {len(scan.acts.tokens)} tokens · layer {scan.layer} · {scan.width} "
                "neurons" + (f" · each story cut to the {scan.trained}-token windows this run trained on" if scan.trained else ""))
     tabs = st.tabs(["All neurons", "One neuron", "Word classes", "Across checkpoints", "Logit lens", "Ablation",
                     "Patching"], key="neurons_tabs")  # keyed: a button in a tab reruns the page in that tab
@@ -69,13 +68,12 @@ def main() -> None:
 
 def scan_of_choice() -> Scan | None:
     """Model, stories and layer as chosen above the tabs, and their activations (scanned once per session)."""
-    c1, c2 = st.columns([1, 1])
+    c1, c2 = st.columns([1, 2])
     with c1:
         path = ui.model_picker()
-    source = c2.radio("Stories", ["Generated", "Upload a file"], horizontal=True, **ui.keep("neurons_source"),
-                      help="The paper used ~20 validation stories. Generated ones come from the lab's story generator; "
-                      f"an upload can be .txt (stories separated by {EOS} or blank lines), .jsonl, .json, .csv "
-                      "or .parquet with a text column.")
+        layer_box = st.container()
+    with c2:
+        picked = ui.story_picker("neurons", 20, 500)
     if path is None:
         st.info("Pick a model: train one on the Train page, or give a folder saved with save_pretrained.")
         return None
@@ -86,27 +84,10 @@ def scan_of_choice() -> Scan | None:
         ui.show_error(exc)
         return None
     trained = trained_length(path)
-    c1, c2, c3 = st.columns(3)
-    if source == "Generated":
-        n_texts = c1.number_input("How many", 1, 200, 20, **ui.keep("neurons_n"), help="Stories to run through the model.")
-        seed = c2.number_input("Seed", 0, 10**6, 1, **ui.keep("neurons_seed"),
-                               help="Use a seed the model was not trained on (training uses seed 0 by default).")
-        texts = generate_stories(int(n_texts), int(seed))
-    else:
-        with c1:
-            upload = ui.kept_upload("Stories file", "neurons_upload", type=["txt", "jsonl", "json", "csv", "parquet"],
-                                    help="Nothing is unpickled; only text formats are read.")
-        limit = c2.number_input("Use the first", 1, 500, 20, **ui.keep("neurons_limit"),
-                                help="How many stories of the file to use.")
-        if upload is None:
-            st.info("Upload a file of stories, or switch to generated ones.")
-            return None
-        try:
-            texts = parse_corpus(upload.name, upload.getvalue(), int(limit))
-        except ValueError as exc:
-            ui.show_error(exc)
-            return None
-    layer = c3.selectbox("Layer", range(n_layers), index=max(n_layers - 2, 0), **ui.keep("neurons_layer"),
+    if picked is None:  # the picker said what is missing
+        return None
+    texts, texts_label = picked
+    layer = layer_box.selectbox("Layer", range(n_layers), index=max(n_layers - 2, 0), **ui.keep("neurons_layer"),
                          help="The paper studied layer 7 of 8, one before the last.")
     # Kept in the session under a key naming model, weights, layer and stories: switching tabs or pages does
     # not redo it, and re-saved weights scan again.
@@ -120,7 +101,7 @@ def scan_of_choice() -> Scan | None:
             ui.show_error(exc)
             return None
         bar.empty()
-    return Scan(path, model, tokenizer, texts, layer, trained, st.session_state[key], key)
+    return Scan(path, model, tokenizer, texts, layer, trained, st.session_state[key], key, texts_label)
 
 
 # ---- Tabs ------------------------------------------------------------------------------------------------
@@ -157,9 +138,11 @@ def one_neuron(scan: Scan) -> None:
 
 
 def word_classes(scan: Scan) -> None:
-    st.markdown("Each token gets the word class of the generator's word it belongs to (names, pronouns, verbs, "
-                "nouns, …). **Selectivity** = (mean activation on the class − mean on all other tokens) / standard "
-                "deviation: above ~1 the neuron clearly prefers that class.")
+    st.markdown("Each token gets the class of the word it belongs to, classed in context (names, pronouns, verbs, "
+                "nouns, adjectives, function words — adverbs included —, punctuation). **Selectivity** = (mean "
+                "activation on the class − mean on all other tokens) / standard deviation: above ~1 the neuron "
+                "clearly prefers that class.")
+    st.caption(f"{ui.coverage_caption(scan.acts.texts)} in these stories; tokens of unclassed words count as 'other'.")
     selectivity = neurons.word_class_selectivity(scan.acts)
     best = neurons.best_class(selectivity).sort_values("selectivity", ascending=False, ignore_index=True)
     most = min(200, len(best))

@@ -70,7 +70,7 @@ def test_the_import_graph_sees_relative_and_late_imports():
     edges = graph()
     assert "lab.runs" in edges["lab.train"] and "lab.commands.train" in edges["lab.cli"]
     assert "lab.evaluate" in edges["lab.probes"]  # imported inside a function
-    assert {"lab.data", "lab.stories"} <= edges["lab.corpus"]  # `from . import data, stories`
+    assert {"lab.data", "lab.story_files"} <= edges["lab.corpus"]  # `from . import data, story_files`
 
 
 def test_no_import_cycles_among_lab_modules():

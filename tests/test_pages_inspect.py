@@ -2,6 +2,8 @@
 
 from helpers import open_page
 
+from lab.stories import generate_stories
+
 RUN_CHOICE = "tiny / step-000020"
 
 
@@ -25,7 +27,7 @@ def test_attention_page_shows_heads_token_view_and_classifies(tiny_run):
     assert not at.exception and not at.error
     assert any(m.label == "positional heads" for m in at.metric)
     table = at.dataframe[-1].value
-    assert len(table) == 8 and set(table["kind"]) <= {"positional", "mixed", "semantic", "first-token"}
+    assert len(table) == 8 and set(table["kind"]) <= {"positional", "mixed", "semantic", "diffuse", "first-token"}
 
 
 def test_attention_page_empty_text_gives_a_message(tiny_run):
@@ -62,7 +64,9 @@ def test_neurons_page_bad_inputs_give_messages(tiny_run):
     assert any("empty" in e.value for e in at.error)
     at.radio(key="neurons_source").set_value("Upload a file").run()
     assert not at.exception
-    assert any("Upload a file" in i.value for i in at.info)
+    assert any("Upload a story file" in i.value for i in at.info)
+    at.file_uploader(key="neurons_upload").set_value(("x.json", b'[{"title": "no text"}]', "application/json")).run()
+    assert not at.exception and "no 'text' or 'story' column" in at.error[-1].value
 
 
 def test_a_folder_that_is_no_model_gives_a_message_on_both_pages(tiny_run, tmp_path):
@@ -73,6 +77,29 @@ def test_a_folder_that_is_no_model_gives_a_message_on_both_pages(tiny_run, tmp_p
         at.text_input(key="model_other").set_value(str(tmp_path / "not-a-model")).run()
         assert not at.exception
         assert "config.json" in at.error[0].value
+
+
+def test_both_pages_study_an_uploaded_file_or_a_saved_data_set(tiny_run, workspace_dir):
+    import json
+
+    from lab.corpus import save_dataset
+
+    stories = generate_stories(6, 7)
+    at = pick(open_page("pages/6_neurons.py"), "model")
+    at.radio(key="neurons_source").set_value("Upload a file").run()
+    upload = "\n".join(json.dumps({"text": s}) for s in stories).encode()
+    at.file_uploader(key="neurons_upload").set_value(("mine.jsonl", upload, "application/json")).run()
+    assert not at.exception and not at.error
+    assert any("mine.jsonl (jsonl, 'text' column): 6 stories" in c.value for c in at.caption)
+    assert any("% of words classed (" in c.value for c in at.caption)  # the Word classes tab's coverage
+    save_dataset(workspace_dir / "default" / "datasets" / "saved-stories", stories[:4])
+    at = pick(open_page("pages/5_attention.py"), "model")
+    at.radio(key="classify_source").set_value("Saved data set").run()
+    assert not at.exception and not at.error
+    assert any("saved-stories (saved data set): 4 stories" in c.value for c in at.caption)
+    at.button(key="classify_go").click().run()
+    assert not at.exception and not at.error
+    assert len(at.dataframe[-1].value) == 8 and any(m.label == "diffuse heads" for m in at.metric)
 
 
 def test_neurons_page_patching_tab_and_mean_and_resample_ablation(workspace_dir):
