@@ -11,7 +11,7 @@ import plotly.express as px
 import streamlit as st
 
 import ui
-from lab import inspect as lens, inspect_charts as charts, neurons, patching
+from lab import hooks, inspect as lens, inspect_charts as charts, neurons, patching
 from lab.ablation import METHODS, Unit, ablation as ablate, head_ablation_scan
 from lab.logit_lens import logit_lens_table
 from lab.runs import list_checkpoints, run_dir_of, trained_length
@@ -105,6 +105,18 @@ def scan_of_choice() -> Scan | None:
 
 
 # ---- Tabs ------------------------------------------------------------------------------------------------
+def hooked_pass_or_note(scan: Scan, what: str) -> bool:
+    """True when the model has the lab's TransformerLens-named hooked pass (GPT-Neo, GPT-2); else says so."""
+    try:
+        hooks.family(scan.model)
+    except ValueError:
+        kind = getattr(scan.model.config, "model_type", type(scan.model).__name__)
+        st.info(f"{what} runs through the lab's TransformerLens-named hooked pass (`lab.hooks`), which covers "
+                f"GPT-Neo and GPT-2 models; this one is {kind}. The neuron tabs and the Attention page work on it.")
+        return False
+    return True
+
+
 def all_neurons(scan: Scan) -> None:
     st.markdown("Every neuron with its strongest activation and the tokens where it fires most. "
                 "Click a column header to sort (the paper's *most active neuron* is on top).")
@@ -192,6 +204,8 @@ def logit_lens(scan: Scan) -> None:
     st.markdown("**Logit lens**: each layer's residual stream read through the final layer norm and the "
                 "unembedding, as if the model stopped there. The last layer is the model's own output. Colour: "
                 "log-probability of the true next token; hover for the layer's top guess.")
+    if not hooked_pass_or_note(scan, "The logit lens"):
+        return
     text = st.text_area("Text", scan.texts[0][:300], height=90, **ui.keep("neurons_lens_text"),
                         help="Any text; it is cut to the model's context.")
     try:
@@ -211,6 +225,8 @@ def ablation(scan: Scan) -> None:
                 "loss on the text and the next-token distribution at its last token with the intact model. **Zero** "
                 "sets it to 0; **mean** to its mean over the stories above; **resample** to its value on one of those "
                 "stories (same positions), so the model still sees a typical value.")
+    if not hooked_pass_or_note(scan, "Ablation"):
+        return
     model, tokenizer = scan.model, scan.tokenizer
     n_layers, n_heads = len(lens.blocks(model)), lens.n_heads(model)
     text = st.text_area("Text", scan.texts[0][:300], height=90, **ui.keep("neurons_ablate_text"),
@@ -280,6 +296,8 @@ def patching_tab(scan: Scan) -> None:
                 "logit(correct) − logit(wrong) for the token after the prompt. **Recovered** 1 (red) = all of the "
                 "clean difference, 0 = none, below 0 (blue) = pushed the other way: the cells that light up carry "
                 "what differs between the prompts. Click a head to see where it looks.")
+    if not hooked_pass_or_note(scan, "Activation patching"):
+        return
     model, tokenizer = scan.model, scan.tokenizer
     c1, c2 = st.columns(2)
     clean = c1.text_input("Clean prompt", PATCH_CLEAN, **ui.keep("patch_clean"),

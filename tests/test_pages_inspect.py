@@ -129,3 +129,24 @@ def test_neurons_page_patching_tab_and_mean_and_resample_ablation(workspace_dir)
     at.button(key="patch_go").click().run()
     assert not at.exception
     assert any("same length" in e.value for e in at.error)
+
+
+def test_a_llama_model_gets_neurons_and_a_note_where_hooks_need_gpt_neo_or_gpt2(workspace_dir, tmp_path):
+    """Llama-like models: the neuron tabs work; logit lens, ablation and patching say why they don't (no traceback)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from lab.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(generate_stories(30, 0), "bpe", 300)
+    llama = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256))
+    llama.save_pretrained(tmp_path / "llama")
+    tok.save_pretrained(tmp_path / "llama")
+    at = open_page("pages/6_neurons.py")
+    at.selectbox(key="model").set_value("Other folder or hub id…").run()
+    at.text_input(key="model_other").set_value(str(tmp_path / "llama")).run()
+    at.number_input(key="neurons_n").set_value(3).run()
+    assert not at.exception and not at.error
+    assert len(at.dataframe[0].value) == 64  # every neuron of the layer
+    notes = [i.value for i in at.info if "GPT-Neo and GPT-2" in i.value]
+    assert len(notes) == 3 and all("llama" in n for n in notes)  # logit lens, ablation, patching
