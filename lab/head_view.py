@@ -8,7 +8,7 @@
 5. the weighted sum of the value vectors v_j = W_V · LN(x_j): the head's output z, which the output projection
    then adds into the residual stream.
 
-Computed from the residual stream before the block (`run_with_cache`) and the block's own weights; the weights
+Computed from the residual stream before the block (`lab.hooks.run_with_cache`) and the block's own weights; the weights
 are checked against the model's attention pattern, so what is shown is what the model did.
 """
 
@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .inspect import blocks, n_heads, run_with_cache
+from . import hooks
+from .inspect import blocks, context_length, encode, n_heads
 
 
 @dataclass
@@ -112,13 +113,15 @@ def head_step(model, tokenizer, text: str, layer: int, head: int, query: int | N
     heads = n_heads(model)
     if not 0 <= head < heads:
         raise ValueError(f"Head {head} does not exist: the layer has heads 0..{heads - 1}.")
-    _, cache, enc = run_with_cache(model, tokenizer, text, max_tokens=max_tokens)
+    enc = encode(tokenizer, text, context_length(model, max_tokens))
+    resid, pattern = f"blocks.{layer}.hook_resid_pre", f"blocks.{layer}.attn.hook_pattern"
+    _, cache = hooks.run_with_cache(model, enc.ids, names_filter=[resid, pattern])  # GPT-Neo and GPT-2 only
     seq = len(enc.tokens)
     query = seq - 1 if query is None else int(query)
     if not 0 <= query < seq:
         raise ValueError(f"Token {query} does not exist: the text has tokens 0..{seq - 1}.")
     block = layer_blocks[layer]
-    x = cache[f"blocks.{layer}.resid_pre"].to(next(block.parameters()).device)
+    x = cache[resid][0].to(next(block.parameters()).device)  # [pos, d_model]
     if not hasattr(block, "ln_1"):  # e.g. Llama's blocks (RMSNorm, rotary positions)
         raise ValueError(UNSUPPORTED)
     normed = block.ln_1(x)
@@ -131,7 +134,7 @@ def head_step(model, tokenizer, text: str, layer: int, head: int, query: int | N
         allowed &= query - keys < window
     dots = k @ q
     weights = _softmax(dots * scale, allowed)
-    model_row = cache[f"blocks.{layer}.attn.pattern"][head, query].double().numpy()
+    model_row = cache[pattern][0, head, query].double().cpu().numpy()
     if not np.allclose(weights, model_row, atol=1e-4):  # our steps must be what the model did
         raise RuntimeError("The head's weights recomputed from q and k differ from the model's attention pattern.")
     return HeadStep(tokens=enc.tokens, layer=layer, head=head, query=query, scale=scale, window=window, q=q, k=k,

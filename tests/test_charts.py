@@ -48,10 +48,10 @@ def test_head_scatter_labels_avoid_the_threshold_lines():
     from lab.heads import POSITIONAL_R2, SEMANTIC_R2
 
     xs = [0.1, SEMANTIC_R2 - 0.01, SEMANTIC_R2 + 0.02, 0.4, POSITIONAL_R2 - 0.03, POSITIONAL_R2, 0.8]
-    stats = pd.DataFrame({"r2 position": xs, "r2 token": np.linspace(0.01, 0.05, len(xs)),
+    stats = pd.DataFrame({"r2_position": xs, "r2_token": np.linspace(0.01, 0.05, len(xs)),
                           "kind": ["semantic"] * len(xs), "name": [f"L0H{i}" for i in range(len(xs))],
-                          "mean distance": 1.0, "entropy": 1.0, "relative entropy": 0.5, "prev share": 0.1,
-                          "first share": 0.1})
+                          "mean_distance": 1.0, "entropy": 1.0, "relative_entropy": 0.5, "prev_share": 0.1,
+                          "first_share": 0.1})
     fig = charts.head_scatter(stats)
     sides = dict(zip(fig.data[0].x, fig.data[0].textposition))
     assert sides[SEMANTIC_R2 - 0.01] == "middle left" and sides[SEMANTIC_R2 + 0.02] == "middle right"
