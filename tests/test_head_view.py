@@ -34,7 +34,8 @@ def neo(tok):
 def head_output(model, text, tok, layer, head, query):
     """The head's slice of the output projection's input (the heads side by side), read with a hook."""
     seen = {}
-    out_proj = lens.attn_out_proj(lens.blocks(model)[layer])
+    attn = lens.blocks(model)[layer].attn  # transformers' own modules: an independent check of lab.head_view
+    out_proj = attn.attention.out_proj if hasattr(attn, "attention") else attn.c_proj
     handle = out_proj.register_forward_pre_hook(lambda m, args: seen.setdefault("z", args[0][0].detach()))
     with torch.no_grad():
         model(lens.encode(tok, text).ids)
