@@ -57,6 +57,16 @@ PRESETS: dict[str, ModelShape] = {
     "1-layer": ModelShape(n_layer=1, d_model=256, n_head=16, d_mlp=1024, attention="global"),
 }
 
+# The released TinyStories models (Eldan & Li, 2023; GPT-Neo, GPT-Neo's 50257-token vocabulary, 2048 positions,
+# window 256, d_mlp = 4 d_model): the shapes the benchmarks build with random weights (nothing is downloaded).
+RELEASED_VOCAB = 50257
+RELEASED_SHAPES: dict[str, ModelShape] = {
+    "tinystories-1m": ModelShape(n_layer=8, d_model=64, n_head=16, d_mlp=256, context=2048),
+    "tinystories-3m": ModelShape(n_layer=8, d_model=128, n_head=16, d_mlp=512, context=2048),
+    "tinystories-8m": ModelShape(n_layer=8, d_model=256, n_head=16, d_mlp=1024, context=2048),
+    "tinystories-33m": ModelShape(n_layer=4, d_model=768, n_head=16, d_mlp=3072, context=2048),
+}
+
 PRESET_HELP = {
     "micro": "2 layers, d_model 64, 4 heads: learns the unary task in about a minute on a laptop CPU.",
     "tinystories-1m": "8 layers, d_model 64, 16 heads: the shape of TinyStories-1M (the paper's neuron study).",
