@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lab.attention import use_attention  # noqa: E402
 from lab.models import PRESETS, RELEASED_SHAPES, ModelShape, build_model  # noqa: E402
-from lab.train import TrainConfig, make_optimizer, train_step  # noqa: E402
+from lab.train import make_optimizer, train_step  # noqa: E402
+from lab.train_config import TrainConfig  # noqa: E402
 
 GRID = {"presets": "micro,tinystories-1m,tinystories-3m,tinystories-8m", "context": "128,256,512",
         "vocab": "512,2048,8192", "batch": "8,16"}

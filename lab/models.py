@@ -199,6 +199,25 @@ def check_checkpoint_folder(folder: Path) -> dict:
     return config
 
 
+# ---- a loaded model's facts -------------------------------------------------------------------------------
+def context_length(model, default: int | None = None) -> int | None:
+    """The longest sequence the model's position embeddings allow (``default`` when the config does not say)."""
+    config = getattr(model, "config", None)
+    for name in ("max_position_embeddings", "n_positions", "n_ctx"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return default
+
+
+def model_device(model) -> torch.device:
+    """Where the model's weights are (a model without parameters, like `lab.dummy.DummyModel`: its ``device``)."""
+    try:
+        return next(model.parameters()).device
+    except (StopIteration, AttributeError):
+        return torch.device(getattr(model, "device", "cpu"))
+
+
 # ---- sharing one loaded model ---------------------------------------------------------------------------
 _MODEL_LOCKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _MODEL_LOCKS_GUARD = threading.Lock()
