@@ -35,6 +35,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lab.attention import use_attention  # noqa: E402
+from lab.compiled import compile_model  # noqa: E402
+from lab.lm_loss import linear_cross_entropy  # noqa: E402
 from lab.models import PRESETS, RELEASED_SHAPES, ModelShape, build_model  # noqa: E402
 from lab.train import make_optimizer, train_step  # noqa: E402
 from lab.train_config import TrainConfig  # noqa: E402
@@ -68,11 +70,15 @@ class Block(nn.Module):
 
 
 class Reference(nn.Module):
-    """nanoGPT's GPT, trimmed, with GPT-Neo's global/local layer pattern: the speed yardstick."""
+    """nanoGPT's GPT, trimmed, with GPT-Neo's global/local layer pattern: the speed yardstick.
 
-    def __init__(self, shape: ModelShape, vocab: int):
+    ``chunked_loss``: the loss through the lab's `linear_cross_entropy` instead of logits + F.cross_entropy (the
+    lab's own loss-path trick, given to the reference to see what is left of the comparison: --reference-tricks).
+    """
+
+    def __init__(self, shape: ModelShape, vocab: int, chunked_loss: bool = False):
         super().__init__()
-        d = shape.d_model
+        d, self.chunked_loss = shape.d_model, chunked_loss
         self.wte, self.wpe = nn.Embedding(vocab, d), nn.Embedding(shape.context, d)
         local = [shape.attention == "alternating" and i % 2 == 1 for i in range(shape.n_layer)]
         self.blocks = nn.ModuleList(Block(d, shape.n_head, shape.d_mlp, shape.window if loc else None) for loc in local)
@@ -90,7 +96,10 @@ class Reference(nn.Module):
         x = self.wte(idx) + self.wpe(pos)
         for block in self.blocks:
             x = block(x)
-        logits = self.lm_head(self.ln_f(x))
+        x = self.ln_f(x)
+        if self.chunked_loss:
+            return linear_cross_entropy(x.flatten(0, 1), self.lm_head.weight, targets.flatten())
+        logits = self.lm_head(x)
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
 
 
@@ -124,17 +133,43 @@ def shape_named(name: str, context: int) -> ModelShape:
     raise SystemExit(f"unknown preset {name!r}: one of {', '.join({**PRESETS, **RELEASED_SHAPES})}")
 
 
-def contenders(shape: ModelShape, vocab: int, device: torch.device, cfg: TrainConfig, amp, stock: bool):
-    """name -> (step function, model, optimizer) for one cell."""
-    lab = use_attention(build_model(shape, vocab, seed=0).to(device).train(), "sdpa")
-    out = {"lab": (lambda m, o, b: train_step(m, b, o, cfg.lr, cfg.grad_clip, amp), lab, make_optimizer(lab, cfg))}
-    if stock:
+def contenders(shape: ModelShape, vocab: int, device: torch.device, cfg: TrainConfig, amp, args) -> dict:
+    """name -> (step function, model, optimizer, uses nanoGPT's batch) for one cell."""
+
+    def lab_model():
+        return use_attention(build_model(shape, vocab, seed=0).to(device).train(), "sdpa")
+
+    def lab_step(m, o, b):
+        return train_step(m, b, o, cfg.lr, cfg.grad_clip, amp)
+
+    def ref_step(m, o, b):
+        return reference_step(m, o, b, cfg, amp)
+
+    lab = lab_model()
+    out = {"lab": (lab_step, lab, make_optimizer(lab, cfg), False)}
+    if args.compile:
+        model = lab_model()
+        out["lab compiled"] = (lab_step, compile_model(model), make_optimizer(model, cfg), False)
+    if args.stock:
         eager = build_model(shape, vocab, seed=0).to(device).train()
-        out["stock eager"] = (lambda m, o, b: train_step(m, b, o, cfg.lr, cfg.grad_clip, amp), eager, make_optimizer(eager, cfg))
+        out["stock eager"] = (lab_step, eager, make_optimizer(eager, cfg), False)
     torch.manual_seed(0)
     ref = Reference(shape, vocab).to(device).train()
-    out["reference"] = (lambda m, o, b: reference_step(m, o, b, cfg, amp), ref, reference_optimizer(ref, cfg, device))
+    out["reference"] = (ref_step, ref, reference_optimizer(ref, cfg, device), True)
+    if args.reference_tricks:
+        torch.manual_seed(0)
+        ref = Reference(shape, vocab, chunked_loss=device.type == "cpu").to(device).train()
+        out["reference+tricks"] = (ref_step, ref, reference_optimizer(ref, cfg, device, fused=True), True)
     return out
+
+
+def batches(shape: ModelShape, vocab: int, batch_size: int, device) -> tuple[dict, dict]:
+    """The same random tokens as the lab's batch (a window, labels = its ids, shifted inside) and as nanoGPT's
+    (inputs x and next-token targets y, cut from context + 1 tokens)."""
+    torch.manual_seed(0)
+    ids = torch.randint(0, vocab, (batch_size, shape.context + 1), device=device)
+    window = ids[:, :-1].contiguous()
+    return {"input_ids": window, "labels": window}, {"x": window, "y": ids[:, 1:].contiguous()}
 
 
 def sync(device: torch.device) -> None:
@@ -149,26 +184,22 @@ def step_clock(device: torch.device, wall: bool):
 
 def run_cell(shape: ModelShape, vocab: int, batch_size: int, args, device, amp) -> dict:
     cfg = TrainConfig()
-    torch.manual_seed(0)
-    # The lab sees context + 1 tokens' worth of windows as nanoGPT does: nanoGPT feeds T inputs and T targets
-    # cut from T + 1 tokens; the lab feeds a T-token window whose labels are its own ids (shifted inside).
-    ids = torch.randint(0, vocab, (batch_size, shape.context + 1), device=device)
-    window = ids[:, :-1].contiguous()
-    batches = {"lab": {"input_ids": window, "labels": window}, "stock eager": {"input_ids": window, "labels": window},
-               "reference": {"x": window, "y": ids[:, 1:].contiguous()}}
-    cells = contenders(shape, vocab, device, cfg, amp, args.stock)
+    lab_batch, ref_batch = batches(shape, vocab, batch_size, device)
+    cells = contenders(shape, vocab, device, cfg, amp, args)
     times: dict[str, list[float]] = {k: [] for k in cells}
-
     clock = step_clock(device, args.wall)
 
-    def timed(name: str) -> float:
-        step, model, opt = cells[name]
+    def timed(name: str, clock=clock) -> float:
+        step, model, opt, nanogpt = cells[name]
         sync(device)
         t0 = clock()
-        step(model, opt, batches[name])  # .item() inside waits for the device
+        step(model, opt, ref_batch if nanogpt else lab_batch)  # .item() inside waits for the device
         sync(device)
         return clock() - t0
 
+    row = {"preset": args.current_preset, "context": shape.context, "vocab": vocab, "batch": batch_size}
+    if "lab compiled" in cells:  # wall time: inductor compiles in worker processes
+        row["compile_s"] = timed("lab compiled", time.perf_counter)
     for name in cells:  # warm-up: allocations, kernel selection
         for _ in range(args.warmup):
             timed(name)
@@ -177,13 +208,13 @@ def run_cell(shape: ModelShape, vocab: int, batch_size: int, args, device, amp) 
         for name in order if r % 2 == 0 else order[::-1]:
             times[name].append(timed(name))
     tokens = batch_size * shape.context
-    paired = [ref / lab for ref, lab in zip(times["reference"], times["lab"])]
-    row = {"preset": args.current_preset, "context": shape.context, "vocab": vocab, "batch": batch_size,
-           "lab_tok_s": tokens / statistics.median(times["lab"]),
-           "reference_tok_s": tokens / statistics.median(times["reference"]),
-           "ratio": statistics.median(paired), "best_ratio": min(times["reference"]) / min(times["lab"])}
-    if args.stock:
-        row["stock_ratio"] = statistics.median(r / s for r, s in zip(times["reference"], times["stock eager"]))
+    row |= {"lab_tok_s": tokens / statistics.median(times["lab"]),
+            "reference_tok_s": tokens / statistics.median(times["reference"])}
+    for name in cells:  # reference time / contender time, paired by round
+        if name != "reference":
+            key = "ratio" if name == "lab" else name.replace(" ", "_").replace("+", "_") + "_ratio"
+            row[key] = statistics.median(r / t for r, t in zip(times["reference"], times[name]))
+    row["best_ratio"] = min(times["reference"]) / min(times["lab"])
     return row
 
 
@@ -191,17 +222,15 @@ def profile_cell(shape: ModelShape, vocab: int, batch_size: int, args, device, a
     """torch.profiler of a few steps of each side: the top operators by self time."""
     from torch.profiler import ProfilerActivity, profile
 
-    cfg = TrainConfig()
-    ids = torch.randint(0, vocab, (batch_size, shape.context + 1), device=device)
-    window = ids[:, :-1].contiguous()
-    batches = {"lab": {"input_ids": window, "labels": window}, "reference": {"x": window, "y": ids[:, 1:].contiguous()}}
+    lab_batch, ref_batch = batches(shape, vocab, batch_size, device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    for name, (step, model, opt) in contenders(shape, vocab, device, cfg, amp, stock=False).items():
+    for name, (step, model, opt, nanogpt) in contenders(shape, vocab, device, TrainConfig(), amp, args).items():
+        batch = ref_batch if nanogpt else lab_batch
         for _ in range(max(1, args.warmup)):
-            step(model, opt, batches[name])
+            step(model, opt, batch)
         with profile(activities=activities) as prof:
             for _ in range(args.steps):
-                step(model, opt, batches[name])
+                step(model, opt, batch)
         key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
         print(f"\n== {name}: {args.steps} steps ==")
         print(prof.key_averages().table(sort_by=key, row_limit=args.profile_rows))
@@ -218,6 +247,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5, help="Timed steps per contender per cell (interleaved).")
     ap.add_argument("--warmup", type=int, default=1, help="Untimed steps per contender first.")
     ap.add_argument("--stock", action="store_true", help="Also time stock GPT-Neo (eager attention).")
+    ap.add_argument("--compile", action="store_true", help="Also time the lab's step on the torch.compile'd model "
+                    "(and its first step, which compiles).")
+    ap.add_argument("--reference-tricks", action="store_true", help="Also time the reference with the lab's "
+                    "tricks: fused AdamW and, on a CPU, the chunked loss.")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: steadiest on a shared machine).")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (cuda: bf16 autocast on both sides).")
     ap.add_argument("--wall", action="store_true", help="Time CPU steps by wall clock instead of process CPU time.")
@@ -244,7 +277,10 @@ def main() -> None:
             continue
         row = run_cell(shape, vocab, batch_size, args, device, amp)
         rows.append(row)
-        extra = f"  stock eager {row['stock_ratio']:.2f}x" if args.stock else ""
+        extra = "".join(f"  {k[:-6].replace('_', ' ')} {v:.2f}x" for k, v in row.items() if k.endswith("_ratio")
+                        and k != "best_ratio")
+        if "compile_s" in row:
+            extra += f"  (compiling: {row['compile_s']:.0f} s)"
         print(f"{preset:16s} ctx {context:4d} vocab {vocab:5d} batch {batch_size:3d} | lab {row['lab_tok_s']:9,.0f} "
               f"ref {row['reference_tok_s']:9,.0f} tok/s | {row['ratio']:.2f}x (best-step {row['best_ratio']:.2f}x){extra}",
               flush=True)
