@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .models import context_length as model_context, model_device, model_lock
+from .models import context_length as model_context, last_logits_only, model_device, model_lock
 
 # ---- Where things live in each architecture --------------------------------------------------------------
 
@@ -172,7 +172,7 @@ def attention_patterns(model, tokenizer, text: str, max_tokens: int | None = Non
 @exclusive
 def patterns_for_ids(model, ids: torch.Tensor) -> torch.Tensor:
     with eager_attention(model):
-        out = model(ids.to(model_device(model)), output_attentions=True, use_cache=False)
+        out = model(ids.to(model_device(model)), output_attentions=True, use_cache=False, **last_logits_only(model))
     return check_patterns(out.attentions, len(blocks(model)), ids.shape[1], n_heads(model))
 
 
@@ -235,6 +235,11 @@ class Activations:
         return iter((self.tokens, self.values))
 
 
+class _Captured(Exception):
+    """Ends a forward pass once the hooked layer is read: over a 50K vocabulary the unembedding alone costs more
+    than a small model's blocks."""
+
+
 @torch.no_grad()
 @exclusive
 def mlp_activations(model, tokenizer, texts: list[str], layer: int,
@@ -249,13 +254,20 @@ def mlp_activations(model, tokenizer, texts: list[str], layer: int,
     if not texts:
         raise ValueError("Give at least one non-empty text.")
     captured: list[torch.Tensor] = []
-    handle = mlp_out_proj(layer_blocks[layer]).register_forward_pre_hook(
-        lambda m, args: captured.append(args[0][0].detach().float().cpu()))
+
+    def capture(module, args):
+        captured.append(args[0][0].detach().float().cpu())
+        raise _Captured  # the layers after it and the unembedding need not run
+
+    handle = mlp_out_proj(layer_blocks[layer]).register_forward_pre_hook(capture)
     rows, values = [], []
     with hooks([handle]):
         for n, text in enumerate(texts):
             enc = encode(tokenizer, text, context_length(model, max_tokens))
-            model(enc.ids.to(model_device(model)), use_cache=False)
+            try:
+                model(enc.ids.to(model_device(model)), use_cache=False)
+            except _Captured:
+                pass
             values.append(captured.pop())
             rows += [(n, p, t, a, b) for p, (t, (a, b)) in enumerate(zip(enc.tokens, enc.offsets))]
             if progress:
