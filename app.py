@@ -30,6 +30,9 @@ def home() -> None:
         "Everything runs on this machine; nothing needs the internet."
     )
     st.info(f"Computations run on: **{ui.describe_device(ui.pick_device())}**", icon="🖥️")
+    st.caption("The **demo story model** (a 4-layer GPT-Neo) was trained on 1,006 real TinyStories stories and "
+               "scores 1.47 bits per character on 200 real stories it never saw; the lab's own story "
+               "generator, the default corpus, needs no download.")
     cols = st.columns(3)
     for n, (path, title, icon, text) in enumerate(STEPS):
         with cols[n % 3].container(border=True):

@@ -8,7 +8,7 @@ Each is printed next to bare forward passes of the same model and input, measure
 --repeats, the two alternating). On a CPU the times are the process's CPU time with 1 thread, i.e. what a quiet
 machine's wall clock would show (others' jobs on a shared machine stretch wall time, not this). Models: the demo model (assets/demo-model, else the micro preset) and random-weight
 models of the released TinyStories shapes (GPT-Neo, vocabulary 50257, 2048 positions, window 256; nothing is
-downloaded; texts are encoded with a small BPE tokenizer trained here, whose ids lie inside that vocabulary).
+downloaded; texts are encoded with lab.tokenizer.gpt2_sized_bpe, a small BPE with GPT-2's id layout).
 
     .venv/bin/python bench/inspect_speed.py [--threads 1] [--released 1m,8m,33m] [--layer -1] [--device cuda]
 """
@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from lab import inspect as lens, inspect_charts as charts, neurons  # noqa: E402
-from lab.models import RELEASED_SHAPES, RELEASED_VOCAB, build_model, load_model  # noqa: E402
+from lab.models import RELEASED, build_model, load_model  # noqa: E402
 from lab.stories import generate_stories  # noqa: E402
-from lab.tokenizer import train_tokenizer  # noqa: E402
+from lab.tokenizer import gpt2_sized_bpe, train_tokenizer  # noqa: E402
 
 
 CLOCK = time.process_time  # on a CPU: this process's CPU time, which others' jobs on a shared machine do not stretch
@@ -52,10 +52,11 @@ def models(args, device, tokenizer):
         yield "demo model", *load_model(demo, device)
     else:
         yield "micro preset (no demo model)", build_model("micro", len(tokenizer), seed=0).to(device).eval(), tokenizer
+    released_tok = gpt2_sized_bpe(generate_stories(300, 0)) if args.released else None
     for size in filter(None, args.released.split(",")):
-        shape = RELEASED_SHAPES[f"tinystories-{size.lower()}"]
-        model = build_model(shape, RELEASED_VOCAB, tokenizer.eos_token_id, seed=0).to(device).eval()
-        yield f"TinyStories-{size.upper()} shape (random)", model, tokenizer
+        released = RELEASED[f"TinyStories-{size.upper()}"]
+        model = build_model(released.shape, released.vocab_size, released.eos_token_id, seed=0).to(device).eval()
+        yield f"TinyStories-{size.upper()} shape (random)", model, released_tok
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 Both run the same model, prompt and settings in one process, alternating (best of N), and must produce the same tokens.
 Models: the demo model (assets/demo-model, else a random micro model), and random-weight models of the released
 TinyStories shapes (GPT-Neo, vocabulary 50257, 2048 positions, window 256: 1M, 8M, 33M; nothing is downloaded;
-the prompt is encoded with a small BPE tokenizer trained here, whose ids all lie inside that vocabulary).
+the prompt is encoded with lab.tokenizer.gpt2_sized_bpe, a small BPE with GPT-2's id layout).
 Targets: streaming <= 1.0x generate(); under 20 ms/token for 1M on CPU.
 
 Then the shared decoder the Sample page uses (`lab.batching`): one text through it against `Generation` alone
@@ -27,10 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lab.batching import SharedDecoder, decode_together  # noqa: E402
-from lab.models import RELEASED_SHAPES, RELEASED_VOCAB, build_model, load_model  # noqa: E402
+from lab.models import RELEASED, build_model, load_model  # noqa: E402
 from lab.sampling import Generation, prepare  # noqa: E402
 from lab.stories import generate_stories  # noqa: E402
-from lab.tokenizer import train_tokenizer  # noqa: E402
+from lab.tokenizer import gpt2_sized_bpe, train_tokenizer  # noqa: E402
 from lab.warping import SamplingSettings  # noqa: E402
 
 PROMPT = "Once upon a time, there was a little girl named Lily. She loved to play outside. One day,"
@@ -50,10 +50,11 @@ def models(args, device):
         yield "micro (random; no demo model yet)", build_model("micro", len(tok), tok.eos_token_id, seed=0).to(device).eval(), tok
     for preset in filter(None, args.presets.split(",")):
         yield f"{preset} preset (random)", build_model(preset, len(tok), tok.eos_token_id, seed=0).to(device).eval(), tok
+    released_tok = gpt2_sized_bpe(generate_stories(300, 0)) if args.released else None
     for size in filter(None, args.released.split(",")):
-        shape = RELEASED_SHAPES[f"tinystories-{size.lower()}"]
-        model = build_model(shape, RELEASED_VOCAB, tok.eos_token_id, seed=0).to(device).eval()
-        yield f"TinyStories-{size.upper()} shape (random)", model, tok
+        released = RELEASED[f"TinyStories-{size.upper()}"]
+        model = build_model(released.shape, released.vocab_size, released.eos_token_id, seed=0).to(device).eval()
+        yield f"TinyStories-{size.upper()} shape (random)", model, released_tok
 
 
 CLOCK = time.process_time  # on a CPU: this process's CPU time, which others' jobs on a shared machine do not stretch

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lab.attention import use_attention  # noqa: E402
 from lab.compiled import compile_model  # noqa: E402
 from lab.lm_loss import linear_cross_entropy  # noqa: E402
-from lab.models import PRESETS, RELEASED_SHAPES, ModelShape, build_model  # noqa: E402
+from lab.models import PRESETS, RELEASED, ModelShape, build_model  # noqa: E402
 from lab.train import make_optimizer, train_step  # noqa: E402
 from lab.train_config import TrainConfig  # noqa: E402
 
@@ -128,9 +128,10 @@ def shape_named(name: str, context: int) -> ModelShape:
     """A lab preset, else a released TinyStories shape (e.g. tinystories-8m), at the given context."""
     if name in PRESETS:
         return replace(PRESETS[name], context=context)
-    if name in RELEASED_SHAPES:
-        return replace(RELEASED_SHAPES[name], context=context)
-    raise SystemExit(f"unknown preset {name!r}: one of {', '.join({**PRESETS, **RELEASED_SHAPES})}")
+    released = {key.lower(): r.shape for key, r in RELEASED.items()}
+    if name.lower() in released:
+        return replace(released[name.lower()], context=context)
+    raise SystemExit(f"unknown preset {name!r}: one of {', '.join([*PRESETS, *released])}")
 
 
 def contenders(shape: ModelShape, vocab: int, device: torch.device, cfg: TrainConfig, amp, args) -> dict:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .models import context_length as model_context, last_logits_only, model_device, model_lock
+from .models import context_length as model_context, model_device, model_lock
 
 # ---- Where things live in each architecture --------------------------------------------------------------
 
@@ -31,6 +31,11 @@ def blocks(model) -> list[torch.nn.Module]:
         if base is not None and hasattr(base, name):
             return list(getattr(base, name))
     raise ValueError(f"Cannot find the transformer blocks of a {type(model).__name__}.")
+
+
+def body(model) -> torch.nn.Module:
+    """The model without its language-model head (GPT-Neo's ``transformer``, Llama's ``model``)."""
+    return getattr(model, "base_model", model)
 
 
 def attn_out_proj(block) -> torch.nn.Module:
@@ -172,7 +177,9 @@ def attention_patterns(model, tokenizer, text: str, max_tokens: int | None = Non
 @exclusive
 def patterns_for_ids(model, ids: torch.Tensor) -> torch.Tensor:
     with eager_attention(model):
-        out = model(ids.to(model_device(model)), output_attentions=True, use_cache=False, **last_logits_only(model))
+        # The transformer without its unembedding: the weights are all we need, and a 50,257-token unembedding
+        # costs more than all the blocks of a small model.
+        out = body(model)(ids.to(model_device(model)), output_attentions=True, use_cache=False)
     return check_patterns(out.attentions, len(blocks(model)), ids.shape[1], n_heads(model))
 
 
@@ -236,8 +243,7 @@ class Activations:
 
 
 class _Captured(Exception):
-    """Ends a forward pass once the hooked layer is read: over a 50K vocabulary the unembedding alone costs more
-    than a small model's blocks."""
+    """Ends a forward pass once the hooked layer is read: the layers after it need not run."""
 
 
 @torch.no_grad()
@@ -257,7 +263,7 @@ def mlp_activations(model, tokenizer, texts: list[str], layer: int,
 
     def capture(module, args):
         captured.append(args[0][0].detach().float().cpu())
-        raise _Captured  # the layers after it and the unembedding need not run
+        raise _Captured  # the layers after it need not run
 
     handle = mlp_out_proj(layer_blocks[layer]).register_forward_pre_hook(capture)
     rows, values = [], []
@@ -265,7 +271,7 @@ def mlp_activations(model, tokenizer, texts: list[str], layer: int,
         for n, text in enumerate(texts):
             enc = encode(tokenizer, text, context_length(model, max_tokens))
             try:
-                model(enc.ids.to(model_device(model)), use_cache=False)
+                body(model)(enc.ids.to(model_device(model)), use_cache=False)  # no unembedding (see patterns_for_ids)
             except _Captured:
                 pass
             values.append(captured.pop())

@@ -59,22 +59,80 @@ PRESETS: dict[str, ModelShape] = {
     "1-layer": ModelShape(n_layer=1, d_model=256, n_head=16, d_mlp=1024, attention="global"),
 }
 
-# The released TinyStories models (Eldan & Li, 2023; GPT-Neo, GPT-Neo's 50257-token vocabulary, 2048 positions,
-# window 256, d_mlp = 4 d_model): the shapes the benchmarks build with random weights (nothing is downloaded).
-RELEASED_VOCAB = 50257
-RELEASED_SHAPES: dict[str, ModelShape] = {
-    "tinystories-1m": ModelShape(n_layer=8, d_model=64, n_head=16, d_mlp=256, context=2048),
-    "tinystories-3m": ModelShape(n_layer=8, d_model=128, n_head=16, d_mlp=512, context=2048),
-    "tinystories-8m": ModelShape(n_layer=8, d_model=256, n_head=16, d_mlp=1024, context=2048),
-    "tinystories-33m": ModelShape(n_layer=4, d_model=768, n_head=16, d_mlp=3072, context=2048),
-}
-
 PRESET_HELP = {
     "micro": "2 layers, d_model 64, 4 heads: learns the unary task in about a minute on a laptop CPU.",
     "tinystories-1m": "8 layers, d_model 64, 16 heads: the shape of TinyStories-1M (the paper's neuron study).",
     "tinystories-3m": "8 layers, d_model 128, 16 heads: the shape of TinyStories-3M.",
     "1-layer": "1 layer, d_model 256, 16 heads, global attention: for the paper's attention-head study.",
 }
+
+
+@dataclass(frozen=True)
+class ReleasedModel:
+    """A checkpoint released with the TinyStories paper (GPT-Neo, GPT-2's 50,257-token BPE, window 256).
+
+    They have 2,048 position embeddings but were trained on 512-token windows: positions past
+    ``trained_length`` were never trained, so inspection reads only the first 512 tokens."""
+
+    hub_id: str
+    shape: ModelShape  # context = max_position_embeddings
+    vocab_size: int = 50257
+    trained_length: int = 512
+    eos_token_id: int = 50256
+    tokenizer: str = "EleutherAI/gpt-neo-125M"  # the model cards' tokenizer, for repos that ship none
+
+
+def _released(name: str, n_layer: int, d_model: int, attention: str = "alternating") -> ReleasedModel:
+    # Every one has 16 heads and an MLP of 4 x d_model (intermediate_size null in their config.json).
+    shape = ModelShape(n_layer, d_model, 16, 4 * d_model, context=2048, attention=attention, window=256)
+    return ReleasedModel(f"roneneldan/TinyStories-{name}", shape)
+
+
+# The configs of the hub repos (config.json: hidden_size, num_layers, num_heads 16, attention_types).
+RELEASED: dict[str, ReleasedModel] = {
+    "TinyStories-1M": _released("1M", 8, 64),
+    "TinyStories-3M": _released("3M", 8, 128),
+    "TinyStories-8M": _released("8M", 8, 256),
+    "TinyStories-28M": _released("28M", 8, 512),
+    "TinyStories-33M": _released("33M", 4, 768),
+    "TinyStories-1Layer-21M": _released("1Layer-21M", 1, 1024, attention="global"),
+    "TinyStories-2Layers-33M": _released("2Layers-33M", 2, 1024),
+}
+
+
+def released_trained_length(path_or_id: str | Path) -> int | None:
+    """512 for a released TinyStories checkpoint (a hub id, or a local folder whose config.json matches one),
+    else None."""
+    path = Path(str(path_or_id))
+    released = released_model(path_or_id)
+    if released is None and (path / "config.json").is_file():
+        try:
+            released = released_model(GPTNeoConfig.from_pretrained(str(path)))
+        except (OSError, ValueError, TypeError):
+            return None
+    return released.trained_length if released else None
+
+
+def released_config(name: str) -> GPTNeoConfig:
+    """The GPT-Neo config of a released checkpoint (random weights of it make a stand-in for tests)."""
+    released = RELEASED[name]
+    return make_config(released.shape, released.vocab_size, released.eos_token_id)
+
+
+def released_model(config_or_id) -> ReleasedModel | None:
+    """The released checkpoint a hub id, folder name or GPT-Neo config is, or None. A config matches by shape
+    (a local copy keeps its config.json), an id or folder by name."""
+    if isinstance(config_or_id, (str, Path)):
+        name = Path(str(config_or_id)).name
+        return next((r for key, r in RELEASED.items() if name == key or str(config_or_id) == r.hub_id), None)
+    config = config_or_id
+    if getattr(config, "model_type", None) != "gpt_neo" or config.vocab_size != 50257:
+        return None
+    try:
+        shape = shape_of(config)
+    except (AttributeError, TypeError):
+        return None
+    return next((r for r in RELEASED.values() if r.shape == shape), None)
 
 
 def get_shape(preset: str, **overrides) -> ModelShape:
@@ -176,8 +234,29 @@ def load_model(path_or_id: str | Path, device: torch.device | str = "cpu") -> tu
             model = AutoModelForCausalLM.from_pretrained(source, use_safetensors=True, attn_implementation="eager")
     except OSError as exc:
         raise ValueError(f"Could not load a model from {str(path_or_id)!r}: {exc}") from exc
-    tokenizer = load_tokenizer(source)
+    try:
+        tokenizer = load_tokenizer(source)
+    except (OSError, ValueError) as exc:
+        # Some released TinyStories repos ship no tokenizer; their model cards name GPT-Neo's.
+        released = released_model(model.config)
+        if released is None:
+            raise ValueError(f"{str(path_or_id)!r} has no tokenizer ({exc}).") from exc
+        try:
+            tokenizer = load_tokenizer(released.tokenizer)
+        except (OSError, ValueError) as exc2:
+            raise ValueError(f"{str(path_or_id)!r} has no tokenizer, and {released.tokenizer} (the one its model "
+                             f"card names) could not be loaded: {exc2}") from exc2
     return model.to(device).eval(), tokenizer
+
+
+def save_model_copy(source: str | Path, out: str | Path) -> Path:
+    """Load a model (e.g. a released TinyStories hub id, whose safetensors come from the hub's conversion) and
+    save it with its tokenizer as a local safetensors folder, for classes without internet."""
+    model, tokenizer = load_model(source)
+    out = Path(out)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    return out
 
 
 def check_checkpoint_folder(folder: Path) -> dict:
@@ -203,8 +282,12 @@ def check_checkpoint_folder(folder: Path) -> dict:
 
 # ---- a loaded model's facts -------------------------------------------------------------------------------
 def context_length(model, default: int | None = None) -> int | None:
-    """The longest sequence the model's position embeddings allow (``default`` when the config does not say)."""
+    """The longest sequence the model's position embeddings allow (``default`` when the config does not say);
+    for a released TinyStories checkpoint the 512 positions it was trained on, not its 2,048 embeddings."""
     config = getattr(model, "config", None)
+    released = released_model(config) if config is not None else None
+    if released is not None:
+        return released.trained_length
     for name in ("max_position_embeddings", "n_positions", "n_ctx"):
         value = getattr(config, name, None)
         if isinstance(value, int) and value > 0:

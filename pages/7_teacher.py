@@ -10,10 +10,18 @@ import streamlit as st
 import ui
 from lab.jobs import JOBS
 
-ui.require_app()
 
-st.title("🧑‍🏫 Teacher")
-st.caption("The whole class at a glance: active sessions, the training queue, and the limits this machine enforces.")
+def main() -> None:
+    ui.require_app()
+    st.title("🧑‍🏫 Teacher")
+    st.caption("The whole class at a glance: active sessions, the training queue, and the limits this machine enforces.")
+    if not unlocked():
+        return
+    if not teacher_password():
+        st.caption("🔓 No teacher password is set: anyone can open this page (set `teacher_password` in "
+                   "`.streamlit/secrets.toml` or `TINYLAB_TEACHER_PASSWORD`).")
+    class_view()
+    limits_in_force()
 
 
 def teacher_password() -> str:
@@ -39,13 +47,6 @@ def unlocked() -> bool:
 def ago(t: float) -> str:
     s = int(time.time() - t)
     return f"{s} s ago" if s < 120 else f"{s // 60} min ago"
-
-
-if not unlocked():
-    st.stop()
-if not teacher_password():
-    st.caption("🔓 No teacher password is set: anyone can open this page (set `teacher_password` in "
-               "`.streamlit/secrets.toml` or `TINYLAB_TEACHER_PASSWORD`).")
 
 
 @st.fragment(run_every=2.0)
@@ -97,18 +98,20 @@ def class_view() -> None:
             st.rerun()
 
 
-class_view()
+def limits_in_force() -> None:
+    st.subheader("Limits in force")
+    try:
+        limits = ui.limits()
+        rows = [("training jobs at once", JOBS.max_running, "max_jobs"),
+                ("largest model (parameters)", limits.max_params, "max_params"),
+                ("longest run (steps)", limits.max_steps, "max_steps"),
+                ("largest upload (MB)", limits.max_upload_mb, "max_upload_mb")]
+        st.dataframe(pd.DataFrame([{"limit": what, "value": value, "set by": f"[limits] {name} / TINYLAB_{name.upper()}"}
+                                   for what, value, name in rows]), hide_index=True, width="stretch")
+    except ValueError as exc:
+        ui.show_error(exc)
+    st.caption(f"Classroom mode (a guest workspace per browser session): **{'on' if ui.classroom_mode() else 'off'}**. "
+               "Set `classroom = true` in `.streamlit/secrets.toml` or `TINYLAB_CLASSROOM=1`.")
 
-st.subheader("Limits in force")
-try:
-    limits = ui.limits()
-    st.dataframe(pd.DataFrame([
-        {"limit": "training jobs at once", "value": JOBS.max_running, "set by": "[limits] max_jobs / TINYLAB_MAX_JOBS"},
-        {"limit": "largest model (parameters)", "value": limits.max_params, "set by": "[limits] max_params / TINYLAB_MAX_PARAMS"},
-        {"limit": "longest run (steps)", "value": limits.max_steps, "set by": "[limits] max_steps / TINYLAB_MAX_STEPS"},
-        {"limit": "largest upload (MB)", "value": limits.max_upload_mb, "set by": "[limits] max_upload_mb / TINYLAB_MAX_UPLOAD_MB"},
-    ]), hide_index=True, width="stretch")
-except ValueError as exc:
-    ui.show_error(exc)
-st.caption(f"Classroom mode (a guest workspace per browser session): **{'on' if ui.classroom_mode() else 'off'}**. "
-           "Set `classroom = true` in `.streamlit/secrets.toml` or `TINYLAB_CLASSROOM=1`.")
+
+main()
