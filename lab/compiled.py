@@ -2,10 +2,10 @@
 
 ``on`` compiles the model (forward and backward, through inductor: C++ on CPUs, Triton on GPUs) before the
 first step; ``off`` never does; ``auto`` compiles when `wants_compile` says it pays. Measured with
-`bench/train_throughput.py --compile` (README, Speed): on a CPU the compiled step ran at 0.94-1.0x the eager
-lab step (the time is in matmuls and the fused attention kernel, which inductor calls as they are; its own
-kernels for the rest were no faster than PyTorch's), and compiling took 25 s with a warm cache and 6 minutes
-cold on the shared 2-core machine. So ``auto`` never compiles on a CPU. On a GPU a small model's eager step is
+`bench/train_throughput.py --compile` (README, Speed): on a CPU the compiled step ran at 0.91-1.0x the eager
+step on the 1M shape (the time is in matmuls and the fused attention kernel, which inductor calls as they are;
+its own kernels for the rest were no faster than PyTorch's), and compiling took 25 s to 4 minutes with a warm
+cache and 6 minutes cold on the shared 2-core machine. So ``auto`` never compiles on a CPU. On a GPU a small model's eager step is
 kernel-launch bound, which is what compiling removes (nanoGPT reports ~2x per step); there ``auto`` compiles
 runs of at least ``AUTO_MIN_STEPS`` steps, enough to earn back a minute of compiling at a few ms saved per step.
 (No GPU was available to measure this rule; it is the one untested branch.)
