@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
-from transformers import GPTNeoConfig, GPTNeoForCausalLM, PreTrainedModel
+from transformers import AutoConfig, GPTNeoConfig, GPTNeoForCausalLM, PreTrainedModel
 
 ATTENTION_LAYOUTS = ("alternating", "global")
 # from_pretrained builds the model on the "meta" device with process-wide switches, so a model built at the same
@@ -107,7 +107,8 @@ def released_trained_length(path_or_id: str | Path) -> int | None:
     released = released_model(path_or_id)
     if released is None and (path / "config.json").is_file():
         try:
-            released = released_model(GPTNeoConfig.from_pretrained(str(path)))
+            # AutoConfig: a folder of another family (Llama) is read as what it is, then matches nothing.
+            released = released_model(AutoConfig.from_pretrained(str(path)))
         except (OSError, ValueError, TypeError):
             return None
     return released.trained_length if released else None
