@@ -242,6 +242,10 @@ class Activations:
         return iter((self.tokens, self.values))
 
 
+class _Captured(Exception):
+    """Ends a forward pass once the hooked layer is read: the layers after it need not run."""
+
+
 @torch.no_grad()
 @exclusive
 def mlp_activations(model, tokenizer, texts: list[str], layer: int,
@@ -256,16 +260,22 @@ def mlp_activations(model, tokenizer, texts: list[str], layer: int,
     if not texts:
         raise ValueError("Give at least one non-empty text.")
     captured: list[torch.Tensor] = []
-    handle = mlp_out_proj(layer_blocks[layer]).register_forward_pre_hook(
-        lambda m, args: captured.append(args[0].detach().float().cpu()))
+
+    def capture(module, args):
+        captured.append(args[0].detach().float().cpu())  # [batch, S, d_mlp]
+        raise _Captured  # the layers after it need not run
+
+    handle = mlp_out_proj(layer_blocks[layer]).register_forward_pre_hook(capture)
     encoded = [encode(tokenizer, text, context_length(model, max_tokens)) for text in texts]
     rows, values, done = [], [], 0
     with removing([handle]):  # texts right-padded into batches: a pass per text was mostly Python overhead
         for group in text_batches([e.ids.shape[1] for e in encoded], n_heads(model)):
             ids, mask = right_padded([encoded[i].ids for i in group])
-            # no unembedding (see patterns_for_ids)
-            body(model)(ids.to(model_device(model)), attention_mask=mask.to(model_device(model)), use_cache=False)
-            batch = captured.pop()  # [batch, S, d_mlp]
+            try:  # no unembedding (see patterns_for_ids)
+                body(model)(ids.to(model_device(model)), attention_mask=mask.to(model_device(model)), use_cache=False)
+            except _Captured:
+                pass
+            batch = captured.pop()
             for b, n in enumerate(group):
                 enc = encoded[n]
                 values.append(batch[b, : enc.ids.shape[1]])

@@ -11,7 +11,7 @@ from lab.device import available_devices
 from lab.jobs import JOBS
 from lab.run_charts import loss_figure
 from lab.runs import delete_run, read_metrics, rename_run, run_summary, runs_frame
-from lab.train_config import HELP, SCHEDULES, TrainConfig
+from lab.train_config import COMPILE_MODES, HELP, SCHEDULES, TrainConfig
 from lab.train_data import planned_vocabulary
 from lab.transfer import pair_names, submit_pair
 from lab.workspace import validate_name
@@ -121,8 +121,7 @@ def data_settings(ws) -> tuple[dict, object]:
 
 
 def data_page_split() -> None:
-    """The unary controls follow the split last built on the Data page: whenever its choices change there, they
-    are copied here (a student who just built a split trains on it, not on the default n = 100)."""
+    """The unary controls follow the split last built on the Data page whenever its choices change there."""
     ss = st.session_state
     theirs = {mine: ss[key] for mine, key in DATA_PAGE_SPLIT.items() if key in ss}
     if theirs and theirs != ss.get("_tr_data_page_split"):
@@ -206,7 +205,8 @@ def training_settings() -> dict:
                "checkpoint_every": setting(c2, "Checkpoint every", "checkpoint_every", 1, 1_000_000),
                "sample_every": setting(c3, "Sample every", "sample_every", 0, 100_000),
                "device": choice(c4, "Device", "device", ["auto"] + available_devices()),
-               "attention_impl": choice(c1, "Attention kernel", "attention_impl", ["sdpa", "eager"])}
+               "attention_impl": choice(c1, "Attention kernel", "attention_impl", ["sdpa", "eager"]),
+               "compile": choice(c2, "Compile", "compile", list(COMPILE_MODES))}
     return kw
 
 

@@ -98,6 +98,22 @@ def test_mlp_activations_equal_a_hook_on_c_proj_input_texts_in_order(neo, tok):
         lens.mlp_activations(neo, tok, texts, layer=5)
 
 
+@torch.no_grad()
+def test_the_neuron_scan_stops_at_its_layer(neo, tok):
+    """Later layers and the unembedding (the bulk of the work over a large vocabulary) do not run."""
+    ran = []
+    handles = [neo.transformer.h[1].register_forward_hook(lambda *a: ran.append("block 1")),
+               neo.lm_head.register_forward_hook(lambda *a: ran.append("lm_head"))]
+    try:
+        lens.mlp_activations(neo, tok, [TEXT, "Tom ran."], layer=0)
+        assert ran == []
+        neo(**tok(TEXT, return_tensors="pt"))  # the model itself is left whole
+        assert ran == ["block 1", "lm_head"]
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def tiny_gpt2(vocab: int) -> GPT2LMHeadModel:
     torch.manual_seed(0)
     return GPT2LMHeadModel(GPT2Config(vocab_size=vocab, n_positions=128, n_embd=32, n_layer=2, n_head=4,
