@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
+import time
 import weakref
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -144,28 +146,122 @@ def describe_shape(shape: ModelShape) -> dict:
     return asdict(shape)
 
 
-def load_model(path_or_id: str | Path, device: torch.device | str = "cpu") -> tuple[PreTrainedModel, object]:
+def load_model(path_or_id: str | Path, device: torch.device | str = "cpu",
+               hub: bool | None = None) -> tuple[PreTrainedModel, object]:
     """Load a causal LM and its tokenizer from a local folder or a hub id (users with internet).
 
-    Local folders must hold safetensors weights (nothing is unpickled) and a readable config.json.
+    ``hub``: None (a folder when one exists there, else a hub id), True (a hub id, never a local folder: what a
+    confined student typed, `lab.paths`) or False (a folder only). Folders must hold safetensors weights (nothing
+    is unpickled) and a readable config.json; so must a hub model, which is fetched into the hub cache and loaded
+    from there. A hub id not in the cache is looked up once with a short time-out (`HUB_TIMEOUT_S`), so an
+    offline machine says so in a second instead of retrying for ~24 s; a hub id that failed is then refused at
+    once for `FAILURE_MEMORY_S`, so pages that ask again do not wait again.
     """
-    from transformers import AutoModelForCausalLM
-
     from .tokenizer import load_tokenizer
 
     path = Path(str(path_or_id)).expanduser()
-    if path.exists():
-        check_checkpoint_folder(path)
-        source = str(path)
-    else:
-        source = str(path_or_id)
+    if hub or hub is None and not path.exists():
+        path = _fetch_from_hub(str(path_or_id))
+    check_checkpoint_folder(path)
+    model = _load_folder(path)
+    tokenizer = load_tokenizer(path)
+    return model.to(device).eval(), tokenizer
+
+
+# ---- loading: folders fast, the hub briefly -------------------------------------------------------------
+HUB_TIMEOUT_S = 1.5  # one look-up of a hub id before downloading; offline, huggingface_hub retries for ~24 s
+FAILURE_MEMORY_S = 60.0  # how long a hub id that failed is refused without asking the network again
+_HUB_FAILURES: dict[str, tuple[float, str]] = {}  # hub id -> (when, the message)
+HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model"]  # config, tokenizer, weights: never pickles
+_TEMPLATES: "dict[str, PreTrainedModel]" = {}  # config.json (+ generation_config.json) text -> a loaded model
+_TEMPLATES_MAX = 8
+
+
+def _load_folder(folder: Path) -> PreTrainedModel:
+    """A model from a local safetensors folder.
+
+    ``from_pretrained`` takes 0.2-0.4 s of Python for a demo-sized model (conversion maps, meta-device build,
+    weight init) and must run one at a time (see _CONSTRUCTION_LOCK), so twenty students opening their own
+    runs queued for seconds. A folder whose config was loaded before is instead a copy of that model with this
+    folder's weights loaded into it (no global state touched, so no lock), when the file's tensors fit exactly.
+    """
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    weights = sorted(folder.glob("*.safetensors"))
+    extra = folder / "generation_config.json"
+    key = (folder / "config.json").read_text(encoding="utf-8") + (extra.read_text(encoding="utf-8") if extra.is_file() else "")
+    template = _TEMPLATES.get(key)
+    if template is not None and len(weights) == 1:
+        model, state = copy.deepcopy(template), load_file(str(weights[0]))
+        if _fits(model, state):
+            model.load_state_dict(state, strict=False)
+            model.config._name_or_path = model.name_or_path = str(folder)
+            return model
     try:
         with _CONSTRUCTION_LOCK:
-            model = AutoModelForCausalLM.from_pretrained(source, use_safetensors=True, attn_implementation="eager")
+            model = AutoModelForCausalLM.from_pretrained(str(folder), use_safetensors=True, attn_implementation="eager")
     except OSError as exc:
-        raise ValueError(f"Could not load a model from {str(path_or_id)!r}: {exc}") from exc
-    tokenizer = load_tokenizer(source)
-    return model.to(device).eval(), tokenizer
+        raise ValueError(f"Could not load a model from {folder.name!r}: {exc}") from exc
+    if len(weights) == 1:
+        if len(_TEMPLATES) >= _TEMPLATES_MAX:
+            _TEMPLATES.pop(next(iter(_TEMPLATES)))
+        _TEMPLATES[key] = copy.deepcopy(model).eval()
+    return model
+
+
+def _fits(model: PreTrainedModel, state: dict[str, torch.Tensor]) -> bool:
+    """Whether ``state`` fills every tensor of ``model`` with the same names, shapes and dtypes (a tensor left out
+    must be tied to one loaded, as the output head is to the token embeddings)."""
+    mine = model.state_dict()
+    if not set(state) <= set(mine):
+        return False
+    if any(state[k].shape != mine[k].shape or state[k].dtype != mine[k].dtype for k in state):
+        return False
+    loaded = {mine[k].data_ptr() for k in state}
+    return all(mine[k].data_ptr() in loaded for k in set(mine) - set(state))
+
+
+def _fetch_from_hub(repo_id: str) -> Path:
+    """The hub cache's folder of ``repo_id``, downloaded (config, tokenizer and safetensors files) if need be."""
+    from huggingface_hub import constants, snapshot_download, try_to_load_from_cache
+    from huggingface_hub.utils import validate_repo_id
+
+    when, message = _HUB_FAILURES.get(repo_id, (0.0, ""))
+    if time.monotonic() - when < FAILURE_MEMORY_S:
+        raise ValueError(message)
+    try:
+        validate_repo_id(repo_id)
+    except ValueError as exc:
+        raise ValueError(f"{repo_id!r} is neither a model folder on this machine nor a hub id (owner/name).") from exc
+    try:
+        cached = isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+        if not cached:
+            _look_up(repo_id, offline=constants.is_offline_mode())
+        try:
+            return Path(snapshot_download(repo_id, allow_patterns=HUB_FILES, local_files_only=cached))
+        except OSError as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ValueError(f"Could not load {repo_id!r} from the hub: {first}") from exc
+    except ValueError as exc:
+        _HUB_FAILURES[repo_id] = (time.monotonic(), str(exc))
+        raise
+
+
+def _look_up(repo_id: str, offline: bool) -> None:
+    """Raise ValueError in one sentence unless the hub can be reached and has ``repo_id``."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    where = f"{repo_id!r} is not a folder on this machine"
+    if offline:
+        raise ValueError(f"{where} nor in its hub cache, and the hub is turned off here (HF_HUB_OFFLINE).")
+    try:
+        HfApi().model_info(repo_id, timeout=HUB_TIMEOUT_S)
+    except RepositoryNotFoundError as exc:
+        raise ValueError(f"{where}, and the hub has no public model of that name.") from exc
+    except Exception as exc:  # noqa: BLE001 - a refused connection, a time-out, a DNS failure: all one answer
+        raise ValueError(f"{where}, and the hub (huggingface.co) cannot be reached from it.") from exc
 
 
 def check_checkpoint_folder(folder: Path) -> dict:
