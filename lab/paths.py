@@ -1,0 +1,130 @@
+"""Where a path a user typed may lead: the one owner of "resolve a path a student typed".
+
+In classroom mode every path a student types (a model folder or hub id, a data set folder) resolves inside
+their own workspace, the lab's shipped assets, or a model folder the teacher lists (`Confinement.roots`).
+Anything else is refused with one message that depends only on what was typed, never on whether it exists, so
+nobody can probe the server's files or open another student's work by its path. Links are followed before
+the check, so a link inside a workspace that points out of it is refused too, and so is a model folder holding
+such a link. Hub ids (``owner/name``) stay allowed unless the teacher turns the hub off. A single user on
+their own machine is not confined (`Confinement.open`).
+
+Upload names are file names from a browser: `upload_name` makes one a safe workspace name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?$")
+MAX_SCAN = 10_000  # entries looked at for links inside a model folder (a checkpoint holds a dozen)
+
+
+def is_inside(path: Path | str, roots: Iterable[Path]) -> bool:
+    """Whether ``path``, links followed, is one of ``roots`` (already resolved) or below one."""
+    real = Path(os.path.realpath(path))
+    return any(real == root or root in real.parents for root in roots)
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # a NUL byte, a name too long
+        return False
+
+
+def _links_out(folder: Path, roots: list[Path]) -> bool:
+    """Whether anything under ``folder`` is a link leading outside ``roots``."""
+    seen = 0
+    for here, dirs, files in os.walk(folder, followlinks=False):
+        for name in dirs + files:
+            seen += 1
+            entry = Path(here) / name
+            if seen > MAX_SCAN or entry.is_symlink() and not is_inside(entry, roots):
+                return True
+    return False
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """Which folders typed paths may reach (None: any, for a single user) and whether hub ids are allowed."""
+
+    roots: tuple[Path, ...] | None
+    hub: bool = True
+
+    @classmethod
+    def open(cls) -> "Confinement":
+        return cls(None, True)
+
+    @classmethod
+    def classroom(cls, home: Path, assets: Path, settings: Mapping | None = None) -> "Confinement":
+        """A student's confinement: their workspace ``home``, the lab's ``assets``, and the teacher's settings:
+        ``model_roots`` (a list of folders; $TINYLAB_MODEL_ROOTS, separated by ':', wins) and ``hub`` (a bool;
+        $TINYLAB_HUB wins: 0/false/off turns hub ids off)."""
+        settings = settings or {}
+        listed = os.environ.get("TINYLAB_MODEL_ROOTS")
+        extra = listed.split(os.pathsep) if listed is not None else list(settings.get("model_roots", []) or [])
+        roots = [Path(home), Path(assets)] + [Path(p).expanduser() for p in extra if str(p).strip()]
+        flag = os.environ.get("TINYLAB_HUB", settings.get("hub", True))
+        hub = str(flag).strip().lower() not in ("0", "false", "no", "off")
+        return cls(tuple(Path(os.path.realpath(r)) for r in roots), hub)
+
+    def refusal(self, typed: str) -> str:
+        """The one message for everything refused: it depends only on what was typed."""
+        where = "a model in your workspace (your runs' checkpoints), the lab's demo model"
+        if self.roots and len(self.roots) > 2:
+            where += ", a folder the teacher shared"
+        if self.hub:
+            where += ", or a hub id such as roneneldan/TinyStories-1M"
+        return f"{typed.strip()!r} is not something you can open here: use {where}."
+
+    def resolve(self, typed: str) -> Path:
+        """The folder ``typed`` names: relative paths are looked up in each root in turn (your workspace first).
+        Raises ValueError with `refusal` unless it exists inside a root with no link leading out."""
+        text = (typed or "").strip()
+        if not text:
+            raise ValueError("Type a folder.")
+        if self.roots is None:
+            return Path(text).expanduser()
+        path = Path(text)
+        for candidate in [path] if path.is_absolute() else [root / path for root in self.roots]:
+            if _exists(candidate) and is_inside(candidate, self.roots):
+                real = Path(os.path.realpath(candidate))
+                if not (real.is_dir() and _links_out(real, list(self.roots))):
+                    return real
+        raise ValueError(self.refusal(typed))
+
+    def resolve_model(self, typed: str) -> Path | str:
+        """A model folder (see `resolve`) or, when no such folder exists here, a hub id (a str: load it with
+        ``lab.models.load_model(..., hub=True)``, which never reads a local folder of that name)."""
+        text = (typed or "").strip()
+        if not text:
+            raise ValueError("Type a model folder or a hub id.")
+        if self.roots is None:
+            path = Path(text).expanduser()
+            return path if path.exists() else text
+        try:
+            return self.resolve(text)
+        except ValueError:
+            # "runs/old-run" is a path that failed, not a hub id, when "runs" is in your folders (looked up only
+            # there, so this tells nothing about the rest of the machine).
+            meant_local = any(_exists(root / text.split("/")[0]) for root in self.roots)
+            if self.hub and HUB_ID.match(text) and ".." not in text and not meant_local:
+                return text
+            raise
+
+
+def upload_name(filename: str, prefix: str = "upload-") -> str:
+    """A workspace name for an uploaded file: its base name without the extension, letters (any alphabet), digits
+    and "-_." kept, anything else turned into "-"; e.g. "../../Zoë's stories.txt" -> "upload-Zoë-s-stories"."""
+    from .workspace import MAX_NAME_CHARS, validate_name
+
+    base = re.split(r"[\\/]", unicodedata.normalize("NFKC", filename or ""))[-1]
+    stem = base.rsplit(".", 1)[0] if "." in base.lstrip(".") else base
+    safe = "".join(c if c.isalnum() or c in "-_" or unicodedata.category(c).startswith("M") else "-" for c in stem)
+    safe = re.sub(r"-{2,}", "-", safe).strip("-_") or "stories"
+    return validate_name((prefix + safe)[:MAX_NAME_CHARS].rstrip("-_."), "upload name")
