@@ -53,10 +53,10 @@ def main() -> None:
         generated_accuracy = one_by_one_generate(model, tokenizer, prompts, completions)
     t_generate = time.perf_counter() - start
 
-    tokens = batched.n_tokens
+    tokens = batched.tokens
     print(f"unary test split: {len(prompts)} examples, {tokens} completion tokens, preset {args.preset}, "
           f"{args.threads} thread(s)")
-    print(f"batched teacher-forced (batch {args.batch_size}): {t_batched:8.3f} s  exact match {batched.accuracy:.3f}")
+    print(f"batched teacher-forced (batch {args.batch_size}): {t_batched:8.3f} s  exact match {batched.exact_match:.3f}")
     print(f"one-by-one generate():              {t_generate:8.3f} s  exact match {generated_accuracy:.3f}")
     print(f"speed-up: {t_generate / t_batched:.1f}x")
 

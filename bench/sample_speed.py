@@ -25,9 +25,10 @@ sys.path.insert(0, str(ROOT))
 
 from lab.batching import SharedDecoder, decode_together  # noqa: E402
 from lab.models import build_model, load_model  # noqa: E402
-from lab.sampling import Generation, SamplingSettings, prepare  # noqa: E402
+from lab.sampling import Generation, prepare  # noqa: E402
 from lab.stories import generate_stories  # noqa: E402
 from lab.tokenizer import train_tokenizer  # noqa: E402
+from lab.warping import SamplingSettings  # noqa: E402
 
 PROMPT = "Once upon a time, there was a little girl named Lily. She loved to play outside. One day,"
 SETTINGS = {

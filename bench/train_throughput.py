@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lab.attention import use_attention  # noqa: E402
 from lab.models import build_model, get_shape  # noqa: E402
-from lab.train import TrainConfig, make_optimizer, train_step  # noqa: E402
+from lab.train import make_optimizer, train_step  # noqa: E402
+from lab.train_config import TrainConfig  # noqa: E402
 
 
 class Block(nn.Module):

@@ -1,31 +1,20 @@
-"""`python -m lab`: the lab's command-line verbs.
-
-Each lab module that offers a verb defines ``register_cli(subparsers)``, adding a parser whose default
-``func`` receives the parsed arguments. Modules are imported only here, so `lab` itself stays light.
-"""
+"""`python -m lab`: the lab's command-line verbs, one module each in `lab.commands`."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
-# Modules that may add verbs, in the order `--help` lists them.
-VERB_MODULES = ("data", "train", "evaluate", "sampling", "inspect", "classroom")
+from .commands import data, evaluate, inspect, sample, train
+
+VERBS = (data, train, evaluate, sample, inspect)  # in the order `--help` lists them
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lab", description="TinyLab on the command line.")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
-    for name in VERB_MODULES:
-        try:
-            module = importlib.import_module(f"lab.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"lab.{name}":
-                raise
-            continue
-        if hasattr(module, "register_cli"):
-            module.register_cli(sub)
+    for verb in VERBS:
+        verb.register(sub)
     return parser
 
 

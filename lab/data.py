@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 from datasets import Dataset, DatasetDict
 
-EOS = "<|endoftext|>"
+from .constants import EOS
+
 PROMPT = "Please count up in unary, starting at {start} and stopping at {stop}:"
 
 # Other instruction wordings for the "paraphrase" variant: same task, different surface form.
@@ -37,7 +38,8 @@ def unary(k: int) -> str:
     return "1" * k
 
 
-def _counting(start: int, stop: int) -> str:
+def counting(start: int, stop: int) -> str:
+    """The unary numbers from ``start`` to ``stop`` (either direction), each after a space, then the end marker."""
     step = 1 if stop >= start else -1
     return "".join(" " + unary(k) for k in range(start, stop + step, step)) + EOS
 
@@ -76,7 +78,7 @@ def unary_example(i: int, variant: str = "standard", seed: int = 0) -> dict:
     if variant == "typos":
         instruction, _, rest = prompt.partition(" starting at ")
         prompt = _add_typos(instruction, rng) + " starting at " + rest if rest else _add_typos(prompt, rng)
-    return {"i": i, "prompt": prompt, "completion": _counting(start, stop)}
+    return {"i": i, "prompt": prompt, "completion": counting(start, stop)}
 
 
 def unary_split(
@@ -135,28 +137,3 @@ def load_split(folder: Path) -> DatasetDict:
     if not {"train", "test"} <= files.keys():
         raise ValueError(f"{folder.name!r} is not a saved unary data set (train.jsonl and test.jsonl expected).")
     return DatasetDict({k: Dataset.from_json(v) for k, v in files.items() if k in ("train", "test")})
-
-
-def register_cli(sub) -> None:
-    p = sub.add_parser("data", help="Write the unary split (and/or generated stories) to a folder.")
-    p.add_argument("out", help="Output folder (created; must not exist).")
-    p.add_argument("--kind", choices=("unary", "stories"), default="unary")
-    p.add_argument("--n", type=int, default=100, help="unary: examples i=1..n; stories: number of stories.")
-    p.add_argument("--test-residues", default="1,3,7", help="unary: held-out last digits, comma separated.")
-    p.add_argument("--variant", choices=tuple(VARIANTS), default="standard")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=_cli_data)
-
-
-def _cli_data(args) -> int:
-    from .corpus import save_dataset
-    from .stories import generate_stories
-
-    if args.kind == "unary":
-        residues = tuple(int(r) for r in args.test_residues.split(",") if r.strip())
-        content = unary_split(args.n, residues, args.variant, args.seed)
-    else:
-        content = generate_stories(args.n, args.seed)
-    save_dataset(Path(args.out), content, {"n": args.n, "seed": args.seed})
-    print(f"wrote {args.kind} data set to {args.out}")
-    return 0

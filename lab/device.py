@@ -1,6 +1,8 @@
-"""Pick the compute device: CUDA, then Apple's MPS, then the CPU."""
+"""Pick the compute device: CUDA, then Apple's MPS, then the CPU; find this process's place under torchrun."""
 
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -38,3 +40,27 @@ def describe_device(device: torch.device | None = None) -> str:
     if device.type == "mps":
         return "Apple GPU (MPS)"
     return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def distributed(device_pref: str) -> tuple[int, int, torch.device | None]:
+    """(rank, world size, device) under torchrun; (0, 1, None) otherwise."""
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, None
+    use_cuda = torch.cuda.is_available() and device_pref in ("auto", "cuda")
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    device = None
+    if use_cuda:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    return dist.get_rank(), dist.get_world_size(), device or torch.device("cpu")
+
+
+def barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()

@@ -16,7 +16,10 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import CausalLMOutput
 
-WRONG = " wrong token<|endoftext|>"
+from .constants import EOS
+from .data import counting
+
+WRONG = " wrong token" + EOS
 
 
 def unary_answer(prompt: str) -> str:
@@ -24,9 +27,7 @@ def unary_answer(prompt: str) -> str:
     numbers = re.findall(r"1+", prompt)
     if len(numbers) < 2:
         raise ValueError(f"Not a unary-task prompt (two unary numbers expected): {prompt!r}")
-    start, stop = len(numbers[0]), len(numbers[1])
-    step = 1 if stop >= start else -1
-    return "".join(" " + "1" * k for k in range(start, stop + step, step)) + "<|endoftext|>"
+    return counting(len(numbers[0]), len(numbers[1]))
 
 
 class DummyModel(nn.Module):

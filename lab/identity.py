@@ -148,9 +148,10 @@ def claim(root: Path, name: str, secret: str | None = None) -> tuple[str, str]:
     return name, secret
 
 
-def verify(root: Path, name: str, secret: str, limiter: RateLimiter = LIMITER) -> str:
+def verify(root: Path, name: str, secret: str, limiter: RateLimiter | None = None) -> str:
     """The stored spelling of ``name`` if ``secret`` is its secret; raises `TooManyTries` (no secret looked at)
-    or `WrongSecret` (every wrong secret alike)."""
+    or `WrongSecret` (every wrong secret alike). ``limiter``: the process's `LIMITER` unless given."""
+    limiter = limiter or LIMITER
     stored = claimed_name(root, name)
     if stored is None:
         raise IdentityError(f"Nobody has claimed the name {normal_name(name or '')!r} yet: claim it to start working under it.")

@@ -1,9 +1,11 @@
-"""Look inside a causal LM: attention patterns, MLP neurons, the residual stream, logit lens, ablation.
+"""Look inside a causal LM: where things live in each architecture, attention patterns, MLP neurons, the
+residual stream (a TransformerLens-like cache).
 
 Works on GPT-Neo (the lab's models), GPT-2 and Llama-like models from `transformers`. Internals are named as
 in TransformerLens (``blocks.3.attn.pattern``, ``blocks.3.mlp.post``, ``blocks.3.resid_post``) so users
 recognise them. Everything is read with plain forward hooks; nothing here changes the weights.
-Head statistics live in `lab.heads`, neuron tables and word classes in `lab.neurons`.
+Head statistics live in `lab.heads`, neuron tables and word classes in `lab.neurons`, the logit lens in
+`lab.logit_lens`, zeroing heads and neurons in `lab.ablation`.
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ from typing import Callable, Iterator
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
-from .models import model_lock
+from .models import context_length as model_context, model_device, model_lock
 
 # ---- Where things live in each architecture --------------------------------------------------------------
 
@@ -66,23 +67,10 @@ def n_heads(model) -> int:
 
 
 def context_length(model, max_tokens: int | None = None) -> int:
-    """The longest input to analyse: the model's context, or ``max_tokens`` when shorter."""
-    context = int(getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", 1024))
+    """The longest input to analyse: the model's context, or ``max_tokens`` when shorter (a run's trained
+    length, `lab.runs.trained_length`)."""
+    context = model_context(model, default=1024)
     return min(context, max_tokens) if max_tokens else context
-
-
-def trained_length(model_dir) -> int | None:
-    """The window length a lab run trained on (``seq_len`` in the run's config.json next to the checkpoint),
-    or None. Positions beyond it were never trained: their activations mean nothing."""
-    from pathlib import Path
-
-    from .runs import read_run_config
-
-    try:
-        seq_len = read_run_config(Path(str(model_dir)).parent).get("seq_len")
-    except (OSError, ValueError):
-        return None
-    return int(seq_len) if isinstance(seq_len, int) and seq_len > 0 else None
 
 
 # ---- Encoding ---------------------------------------------------------------------------------------------
@@ -123,10 +111,6 @@ def exclusive(fn: Callable) -> Callable:
         with model_lock(model):
             return fn(model, *args, **kwargs)
     return wrapper
-
-
-def _device(model) -> torch.device:
-    return next(model.parameters()).device
 
 
 # ---- Attention patterns ----------------------------------------------------------------------------------
@@ -188,7 +172,7 @@ def attention_patterns(model, tokenizer, text: str, max_tokens: int | None = Non
 @exclusive
 def patterns_for_ids(model, ids: torch.Tensor) -> torch.Tensor:
     with eager_attention(model):
-        out = model(ids.to(_device(model)), output_attentions=True, use_cache=False)
+        out = model(ids.to(model_device(model)), output_attentions=True, use_cache=False)
     return check_patterns(out.attentions, len(blocks(model)), ids.shape[1], n_heads(model))
 
 
@@ -227,7 +211,7 @@ def run_with_cache(model, tokenizer, text: str, attention: bool = True,
         handles.append(mlp_out_proj(block).register_forward_pre_hook(
             lambda m, args, i=i: cache.__setitem__(f"blocks.{i}.mlp.post", args[0][0].detach().cpu())))
     with hooks(handles), (eager_attention(model) if attention else nullcontext()):
-        out = model(enc.ids.to(_device(model)), output_attentions=attention, use_cache=False)
+        out = model(enc.ids.to(model_device(model)), output_attentions=attention, use_cache=False)
     if attention:
         patterns = check_patterns(out.attentions, len(blocks(model)), enc.ids.shape[1], n_heads(model))
         for i, p in enumerate(patterns):
@@ -271,181 +255,10 @@ def mlp_activations(model, tokenizer, texts: list[str], layer: int,
     with hooks([handle]):
         for n, text in enumerate(texts):
             enc = encode(tokenizer, text, context_length(model, max_tokens))
-            model(enc.ids.to(_device(model)), use_cache=False)
+            model(enc.ids.to(model_device(model)), use_cache=False)
             values.append(captured.pop())
             rows += [(n, p, t, a, b) for p, (t, (a, b)) in enumerate(zip(enc.tokens, enc.offsets))]
             if progress:
                 progress((n + 1) / len(texts))
     tokens = pd.DataFrame(rows, columns=["text", "position", "token", "start", "end"])
     return Activations(tokens, torch.cat(values).numpy(), texts, layer)
-
-
-# ---- Logit lens ------------------------------------------------------------------------------------------
-
-
-def unembed(model, resid: torch.Tensor) -> torch.Tensor:
-    """Logits from a residual stream: final layer norm, then the unembedding."""
-    return model.get_output_embeddings()(final_norm(model)(resid))
-
-
-@torch.no_grad()
-def logit_lens(model, tokenizer, text: str, k: int = 3, max_tokens: int | None = None) -> pd.DataFrame:
-    """Per layer and position: the top prediction read off the residual stream, and the log-prob of the
-    true next token. Layers before the last go through the final norm and unembedding; the last layer is the
-    model's own output (its residual stream is already normalised once, never twice)."""
-    logits, cache, enc = run_with_cache(model, tokenizer, text, attention=False, max_tokens=max_tokens)
-    n_layers = len(blocks(model))
-    ids = enc.ids[0]
-    rows = []
-    for layer in range(n_layers):
-        if layer == n_layers - 1:
-            layer_logits = logits
-        else:
-            layer_logits = unembed(model, cache[f"blocks.{layer}.resid_post"].to(_device(model))).float().cpu()
-        logp = layer_logits.log_softmax(-1)
-        top = logp.topk(min(k, logp.shape[-1]), dim=-1)
-        for pos in range(len(ids)):
-            nxt = int(ids[pos + 1]) if pos + 1 < len(ids) else None
-            rows.append({
-                "layer": layer, "position": pos, "token": enc.tokens[pos],
-                "next token": enc.tokens[pos + 1] if nxt is not None else "",
-                "top prediction": tokenizer.decode([int(top.indices[pos, 0])]),
-                "p(top)": float(top.values[pos, 0].exp()),
-                f"top {k}": " | ".join(tokenizer.decode([int(t)]) for t in top.indices[pos]),
-                "log p(next)": float(logp[pos, nxt]) if nxt is not None else float("nan"),
-            })
-    return pd.DataFrame(rows)
-
-
-# ---- Ablation ---------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def ablated(model, layer: int, head: int | None = None, neuron: int | None = None) -> Iterator[None]:
-    """Zero one head's output (before the attention output projection) or one neuron, while in the block."""
-    block = blocks(model)[layer]
-    if (head is None) == (neuron is None):
-        raise ValueError("Ablate either a head or a neuron.")
-    if head is not None:
-        heads = n_heads(model)
-        if not 0 <= head < heads:
-            raise ValueError(f"Head {head} does not exist: layer {layer} has heads 0..{heads - 1}.")
-        module, d_head = attn_out_proj(block), model.config.hidden_size // heads
-        cols = slice(head * d_head, (head + 1) * d_head)
-    else:
-        module = mlp_out_proj(block)
-        width = module.weight.shape[0 if type(module).__name__ == "Conv1D" else 1]
-        if not 0 <= neuron < width:
-            raise ValueError(f"Neuron {neuron} does not exist: layer {layer} has neurons 0..{width - 1}.")
-        cols = slice(neuron, neuron + 1)
-
-    def zero(m, args):
-        x = args[0].clone()
-        x[..., cols] = 0
-        return (x,) + tuple(args[1:])
-
-    with model_lock(model), hooks([module.register_forward_pre_hook(zero)]):
-        yield
-
-
-@dataclass
-class AblationResult:
-    loss_before: float
-    loss_after: float
-    kl: float  # mean KL(before || after) of the next-token distribution over positions
-    next_tokens: pd.DataFrame  # at ``position``: the top tokens before and after, with both probabilities
-
-    @property
-    def loss_change(self) -> float:
-        return self.loss_after - self.loss_before
-
-
-@torch.no_grad()
-@exclusive
-def ablation(model, tokenizer, text: str, layer: int, head: int | None = None, neuron: int | None = None,
-             position: int = -1, k: int = 8, max_tokens: int | None = None) -> AblationResult:
-    """Zero a head or a neuron and compare loss and next-token distribution with the intact model."""
-    enc = encode(tokenizer, text, context_length(model, max_tokens))
-    if enc.ids.shape[1] < 2:
-        raise ValueError("Ablation needs a text of at least two tokens (the loss predicts the next one).")
-    ids = enc.ids.to(_device(model))
-    before = model(ids, use_cache=False).logits[0].float()
-    with ablated(model, layer, head, neuron):
-        after = model(ids, use_cache=False).logits[0].float()
-    lp_before, lp_after = before.log_softmax(-1), after.log_softmax(-1)
-    target = ids[0, 1:]
-    loss = lambda lp: float(F.nll_loss(lp[:-1], target))
-    kl = float(F.kl_div(lp_after, lp_before, log_target=True, reduction="batchmean"))
-    p_before, p_after = lp_before[position].exp().cpu(), lp_after[position].exp().cpu()
-    top = torch.unique(torch.cat([p_before.topk(k).indices, p_after.topk(k).indices]))
-    table = pd.DataFrame({
-        "token": [tokenizer.decode([int(t)]) for t in top],
-        "p before": p_before[top].numpy(), "p after": p_after[top].numpy(),
-    })
-    table["change"] = table["p after"] - table["p before"]
-    table = table.sort_values("p before", ascending=False, ignore_index=True)
-    return AblationResult(loss(lp_before), loss(lp_after), kl, table)
-
-
-@torch.no_grad()
-@exclusive
-def head_ablation_scan(model, tokenizer, text: str, progress: Callable[[float], None] | None = None,
-                       max_tokens: int | None = None) -> pd.DataFrame:
-    """Loss change when each head in turn is zeroed: one row per (layer, head)."""
-    enc = encode(tokenizer, text, context_length(model, max_tokens))
-    ids = enc.ids.to(_device(model))
-    if ids.shape[1] < 2:
-        raise ValueError("Ablation needs a text of at least two tokens.")
-    base = float(F.cross_entropy(model(ids, use_cache=False).logits[0, :-1].float(), ids[0, 1:]))
-    rows, n_layers, heads = [], len(blocks(model)), n_heads(model)
-    for layer in range(n_layers):
-        for head in range(heads):
-            with ablated(model, layer, head=head):
-                after = float(F.cross_entropy(model(ids, use_cache=False).logits[0, :-1].float(), ids[0, 1:]))
-            rows.append({"layer": layer, "head": head, "loss change": after - base})
-        if progress:
-            progress((layer + 1) / n_layers)
-    return pd.DataFrame(rows)
-
-
-# ---- CLI ------------------------------------------------------------------------------------------------
-
-
-def register_cli(sub) -> None:
-    p = sub.add_parser("inspect", help="Head classification and neuron word-class study of a saved model.")
-    p.add_argument("model", help="A model folder (save_pretrained, safetensors) or a run checkpoint.")
-    p.add_argument("--stories", type=int, default=50, help="Generated stories to run through the model.")
-    p.add_argument("--seed", type=int, default=1, help="Seed of the generated stories (use one not trained on).")
-    p.add_argument("--layer", type=int, default=None, help="Layer for the neuron study (default: one before last).")
-    p.add_argument("--out", default=None, help="Folder for heads.csv, neurons.csv, selectivity.csv.")
-    p.set_defaults(func=_cli_inspect)
-
-
-def _cli_inspect(args) -> int:
-    from pathlib import Path
-
-    from .heads import head_stats
-    from .models import load_model
-    from .neurons import neuron_table, word_class_selectivity
-    from .stories import generate_stories
-
-    model, tokenizer = load_model(args.model)
-    texts = generate_stories(args.stories, args.seed)
-    limit = trained_length(args.model)  # a run trained on shorter windows: read only trained positions
-    heads = head_stats(model, tokenizer, texts, max_tokens=limit or 256)
-    layer = len(blocks(model)) - 2 if args.layer is None else args.layer
-    acts = mlp_activations(model, tokenizer, texts[:20], max(layer, 0), max_tokens=limit)
-    table = neuron_table(acts)
-    selectivity = word_class_selectivity(acts)
-    with pd.option_context("display.width", 160, "display.max_columns", 12):
-        print(heads.groupby("kind").size().to_string(), "\n")
-        print(heads.round(3).to_string(index=False), "\n")
-        print(table.head(10).to_string(index=False))
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        heads.to_csv(out / "heads.csv", index=False)
-        table.to_csv(out / "neurons.csv", index=False)
-        selectivity.to_csv(out / "selectivity.csv")
-        print(f"wrote {out}/heads.csv, neurons.csv, selectivity.csv")
-    return 0

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import train as training
+from .train_config import TrainConfig
 from .limits import Limits
 
 ACTIVE = ("queued", "running", "stopping")
@@ -28,7 +29,7 @@ class Job:
     id: str
     user: str
     run_dir: Path
-    cfg: training.TrainConfig | None  # None: resume the run in run_dir
+    cfg: TrainConfig | None  # None: resume the run in run_dir
     status: str = "queued"  # queued, running, stopping, stopped, done, failed, cancelled
     latest: training.Progress | None = None
     error: str | None = None
@@ -58,7 +59,7 @@ class JobManager:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
 
-    def submit(self, run_dir: Path, cfg: training.TrainConfig | None = None, user: str = "default") -> Job:
+    def submit(self, run_dir: Path, cfg: TrainConfig | None = None, user: str = "default") -> Job:
         """Queue a new run (``cfg`` given) or the resumption of ``run_dir`` (``cfg`` None)."""
         run_dir = Path(run_dir)
         with self._lock:
@@ -93,6 +94,11 @@ class JobManager:
         """The newest job that trained or trains ``run_dir``."""
         found = [j for j in self._jobs.values() if j.run_dir == Path(run_dir)]
         return max(found, key=lambda j: j.created) if found else None
+
+    def is_active(self, run_dir: Path) -> bool:
+        """Whether a job is training ``run_dir`` or waits to (`lab.runs.rename_run` and `delete_run` refuse it)."""
+        job = self.job_for(run_dir)
+        return job is not None and job.active
 
     def queue_position(self, job: Job) -> int | None:
         """1 for the next job to start; None when the job is not waiting."""

@@ -1,8 +1,11 @@
-"""Text-overlap metrics for generated answers: ROUGE via `rouge-score`, corpus BLEU via `sacrebleu`."""
+"""Text-overlap metrics for generated answers: ROUGE via `rouge-score`, corpus BLEU via `sacrebleu`, and all of
+them (with the generated exact match) at once: `generation_metrics`."""
 
 from __future__ import annotations
 
 from typing import Sequence
+
+from .constants import EOS
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
@@ -34,3 +37,11 @@ def bleu(predictions: Sequence[str], references: Sequence[str]) -> float:
 
     _check(predictions, references)
     return float(sacrebleu.corpus_bleu(list(predictions), [list(references)]).score)
+
+
+def generation_metrics(predictions: Sequence[str], references: Sequence[str], eos: str = EOS) -> dict:
+    """Exact match of the generated text, ROUGE-1/2/L (0-1) and BLEU (0-100); the eos marker is ignored."""
+    preds = [p.replace(eos, "").strip() for p in predictions]
+    refs = [r.replace(eos, "").strip() for r in references]
+    exact = sum(p == r for p, r in zip(preds, refs)) / len(refs) if refs else 0.0
+    return {"generated exact match": exact, **rouge(preds, refs), "bleu": bleu(preds, refs)}

@@ -161,7 +161,7 @@ def load_model(path_or_id: str | Path, device: torch.device | str = "cpu",
 
     path = Path(str(path_or_id)).expanduser()
     if hub or hub is None and not path.exists():
-        path = _fetch_from_hub(str(path_or_id))
+        path = hub_folder(str(path_or_id))
     check_checkpoint_folder(path)
     model = _load_folder(path)
     tokenizer = load_tokenizer(path)
@@ -222,7 +222,7 @@ def _fits(model: PreTrainedModel, state: dict[str, torch.Tensor]) -> bool:
     return all(mine[k].data_ptr() in loaded for k in set(mine) - set(state))
 
 
-def _fetch_from_hub(repo_id: str) -> Path:
+def hub_folder(repo_id: str) -> Path:
     """The hub cache's folder of ``repo_id``, downloaded (config, tokenizer and safetensors files) if need be."""
     from huggingface_hub import constants, snapshot_download, try_to_load_from_cache
     from huggingface_hub.utils import validate_repo_id
@@ -283,6 +283,25 @@ def check_checkpoint_folder(folder: Path) -> dict:
             f"{folder.name!r} has no .safetensors weights. TinyLab loads only safetensors, never pickled files."
         )
     return config
+
+
+# ---- a loaded model's facts -------------------------------------------------------------------------------
+def context_length(model, default: int | None = None) -> int | None:
+    """The longest sequence the model's position embeddings allow (``default`` when the config does not say)."""
+    config = getattr(model, "config", None)
+    for name in ("max_position_embeddings", "n_positions", "n_ctx"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return default
+
+
+def model_device(model) -> torch.device:
+    """Where the model's weights are (a model without parameters, like `lab.dummy.DummyModel`: its ``device``)."""
+    try:
+        return next(model.parameters()).device
+    except (StopIteration, AttributeError):
+        return torch.device(getattr(model, "device", "cpu"))
 
 
 # ---- sharing one loaded model ---------------------------------------------------------------------------

@@ -18,16 +18,12 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Mapping
 
-HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?$")
+from .runs import HUB_ID_RE
+from .workspace import MAX_NAME_CHARS, is_inside, validate_name
+
 MAX_SCAN = 10_000  # entries looked at for links inside a model folder (a checkpoint holds a dozen)
-
-
-def is_inside(path: Path | str, roots: Iterable[Path]) -> bool:
-    """Whether ``path``, links followed, is one of ``roots`` (already resolved) or below one."""
-    real = Path(os.path.realpath(path))
-    return any(real == root or root in real.parents for root in roots)
 
 
 def _exists(path: Path) -> bool:
@@ -71,18 +67,22 @@ class Confinement:
         roots = [Path(home), Path(assets)] + [Path(p).expanduser() for p in extra if str(p).strip()]
         flag = os.environ.get("TINYLAB_HUB", settings.get("hub", True))
         hub = str(flag).strip().lower() not in ("0", "false", "no", "off")
+        if hub:  # what the hub gave this machine (`lab.models.hub_folder`) is public: anyone may open it
+            from huggingface_hub import constants
+
+            roots.append(Path(constants.HF_HUB_CACHE))
         return cls(tuple(Path(os.path.realpath(r)) for r in roots), hub)
 
     def refusal(self, typed: str) -> str:
         """The one message for everything refused: it depends only on what was typed."""
         where = "a model in your workspace (your runs' checkpoints), the lab's demo model"
-        if self.roots and len(self.roots) > 2:
+        if self.roots and len(self.roots) > 2 + self.hub:
             where += ", a folder the teacher shared"
         if self.hub:
             where += ", or a hub id such as roneneldan/TinyStories-1M"
         return f"{typed.strip()!r} is not something you can open here: use {where}."
 
-    def resolve(self, typed: str) -> Path:
+    def folder(self, typed: str) -> Path:
         """The folder ``typed`` names: relative paths are looked up in each root in turn (your workspace first).
         Raises ValueError with `refusal` unless it exists inside a root with no link leading out."""
         text = (typed or "").strip()
@@ -98,9 +98,9 @@ class Confinement:
                     return real
         raise ValueError(self.refusal(typed))
 
-    def resolve_model(self, typed: str) -> Path | str:
-        """A model folder (see `resolve`) or, when no such folder exists here, a hub id (a str: load it with
-        ``lab.models.load_model(..., hub=True)``, which never reads a local folder of that name)."""
+    def model_source(self, typed: str) -> Path | str:
+        """A model folder (see `folder`) or, when no such folder exists here, a hub id: a str, to be fetched with
+        ``lab.models.hub_folder`` (or loaded with ``load_model(..., hub=True)``), never read as a local path."""
         text = (typed or "").strip()
         if not text:
             raise ValueError("Type a model folder or a hub id.")
@@ -108,12 +108,12 @@ class Confinement:
             path = Path(text).expanduser()
             return path if path.exists() else text
         try:
-            return self.resolve(text)
+            return self.folder(text)
         except ValueError:
             # "runs/old-run" is a path that failed, not a hub id, when "runs" is in your folders (looked up only
             # there, so this tells nothing about the rest of the machine).
             meant_local = any(_exists(root / text.split("/")[0]) for root in self.roots)
-            if self.hub and HUB_ID.match(text) and ".." not in text and not meant_local:
+            if self.hub and len(text) <= 200 and HUB_ID_RE.fullmatch(text) and ".." not in text and not meant_local:
                 return text
             raise
 
@@ -121,8 +121,6 @@ class Confinement:
 def upload_name(filename: str, prefix: str = "upload-") -> str:
     """A workspace name for an uploaded file: its base name without the extension, letters (any alphabet), digits
     and "-_." kept, anything else turned into "-"; e.g. "../../Zoë's stories.txt" -> "upload-Zoë-s-stories"."""
-    from .workspace import MAX_NAME_CHARS, validate_name
-
     base = re.split(r"[\\/]", unicodedata.normalize("NFKC", filename or ""))[-1]
     stem = base.rsplit(".", 1)[0] if "." in base.lstrip(".") else base
     safe = "".join(c if c.isalnum() or c in "-_" or unicodedata.category(c).startswith("M") else "-" for c in stem)

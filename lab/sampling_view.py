@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 
-from .sampling import SamplingSettings
+from .warping import SamplingSettings
 
 KEPT, CHOSEN, CUT_P, CUT_K, RAW = "#2a9d8f", "#e76f51", "#c9c9c9", "#e4e4e4", "#264653"
 

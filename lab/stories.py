@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-EOS = "<|endoftext|>"
+from .constants import EOS, HUB_DATASET
+
 
 GIRLS = "Lily Sue Amy Mia Anna Lucy Emma Zoe Kate Ella Rose Jane Molly Sara Nina Ruby".split()
 BOYS = "Tom Tim Ben Max Sam Jack Leo Bob Joe Dan Finn Jake Alex Billy Timmy Ollie".split()
@@ -247,9 +248,6 @@ def corpus_stats(stories: list[str]) -> dict:
 
 
 # ---- Real TinyStories ----------------------------------------------------------------------------------
-
-HUB_DATASET = "roneneldan/TinyStories"
-
 
 def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")

@@ -13,7 +13,8 @@ from typing import Iterable
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-EOS = "<|endoftext|>"
+from .constants import EOS
+
 UNK = "<unk>"
 KINDS = ("char", "bpe")
 

@@ -19,7 +19,7 @@ import unicodedata
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 KINDS = ("datasets", "runs", "tokenizers")
 MAX_NAME_CHARS = 64
@@ -53,6 +53,12 @@ def validate_name(name: str, what: str = "name") -> str:
             "or '.', starting with a letter or digit (no spaces, no slashes, no '..')."
         )
     return name
+
+
+def is_inside(path: Path | str, roots: Iterable[Path]) -> bool:
+    """Whether ``path``, links followed, is one of ``roots`` (already resolved) or below one."""
+    real = Path(os.path.realpath(path))
+    return any(real == root or root in real.parents for root in roots)
 
 
 def default_root() -> Path:
@@ -92,8 +98,6 @@ class Workspace:
     def names(self, kind: str) -> list[str]:
         """Items of a kind, newest first; half-written temp folders, and links that lead out of this user's
         folder, are skipped."""
-        from .paths import is_inside
-
         home = self.home.resolve()
         items = [p for p in self.folder(kind).iterdir()
                  if p.is_dir() and not p.name.startswith(".") and (not p.is_symlink() or is_inside(p, [home]))]

@@ -8,6 +8,7 @@ import streamlit as st
 
 import ui
 from lab import corpus, data, stories, tokenizer as tok
+from lab.constants import EOS
 
 ui.require_app()
 
@@ -56,8 +57,8 @@ def save_box(key: str, default: str, content, meta: dict) -> None:
 with unary_tab:
     st.markdown(
         "Each example asks the model to count in **unary** up to *i*: prompt "
-        "`Please count up in unary, starting at 1 and stopping at 111:` and completion "
-        "` 1 11 111<|endoftext|>`. Examples whose last digit is held out form the **test** set: a model that "
+        f"`{data.unary_example(3)['prompt']}` and completion "
+        f"`{data.unary_example(3)['completion']}`. Examples whose last digit is held out form the **test** set: a model that "
         "only memorised the training numbers fails there."
     )
     c1, c2, c3, c4 = st.columns(4)
@@ -121,7 +122,7 @@ with stories_tab:
         # No type= filter: our parser names the supported types in its message, for any file dropped here.
         up = st.file_uploader(
             "Story file",
-            help=".txt with stories separated by <|endoftext|> or blank lines; .jsonl/.json/.csv/.parquet with a 'text' column.",
+            help=f".txt with stories separated by {EOS} or blank lines; .jsonl/.json/.csv/.parquet with a 'text' column.",
         )
         if up is not None:
             try:
@@ -173,7 +174,7 @@ with tok_tab:
         st.success(f"{len(trained)} tokens, trained on {st.session_state.get('tokenizer_source')}.")
         if kind == "bpe" and len(trained) < vocab:
             st.caption(f"Fewer than the {int(vocab)} asked for: this corpus has no more frequent pairs to merge.")
-        sample = st.text_area("Try a text", "Please count up in unary, starting at 1 and stopping at 1111: 1 11 111 1111<|endoftext|>",
+        sample = st.text_area("Try a text", "".join(data.unary_example(4)[k] for k in ("prompt", "completion")),
                               help="See how it splits into tokens; hover a token for its id.")
         pieces = tok.show_tokens(trained, sample)
         palette = ["#ffd6a5", "#caffbf", "#9bf6ff", "#bdb2ff", "#ffc6ff", "#fdffb6"]

@@ -1,7 +1,6 @@
 """Train: pick data, tokenizer and model, train in the background, watch it learn; manage runs; fine-tune."""
 
 import re
-import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -14,8 +13,8 @@ import ui
 from lab import data, models, stories
 from lab.device import available_devices
 from lab.jobs import JOBS
-from lab.runs import list_checkpoints, read_metrics, read_run_config
-from lab.train import HELP, TrainConfig
+from lab.runs import delete_run, read_metrics, rename_run, resolve_model, run_summary
+from lab.train_config import HELP, TrainConfig
 from lab.workspace import validate_name
 
 ui.require_app()
@@ -209,10 +208,10 @@ with new_tab:
 # ---- Live ----------------------------------------------------------------------------------------------
 def job_controls(run: str) -> None:
     job = JOBS.job_for(RUNS / run)
-    cfg = read_run_config(RUNS / run)
-    total = cfg.get("total_steps") or (job.latest.total_steps if job and job.latest else 0)
+    summary = run_summary(RUNS / run)
+    total = summary.total_steps or (job.latest.total_steps if job and job.latest else 0)
     status = job.status if job else "saved"
-    done_steps = max((int(p.name.split("-")[1]) for p in list_checkpoints(RUNS / run)), default=0)
+    done_steps = summary.checkpoint_step
     c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="center")
     icon = {"running": "🟢", "queued": "⏳", "stopping": "🟠", "stopped": "⏸️", "done": "✅", "failed": "❌"}.get(status, "⚪")
     label = f"{icon} **{run}** — {status}"
@@ -233,17 +232,14 @@ def job_controls(run: str) -> None:
     if job and job.error:
         st.error(job.error, icon="⚠️")
     p = job.latest if job else None
-    m = read_metrics(RUNS / run)
-    step = p.step if p else (int(m["step"].max()) if not m.empty else 0)
+    step = p.step if p else summary.step
     st.progress(min(1.0, step / total) if total else 0.0, text=f"step {step:,} / {total:,}")
-    last_train = m["train_loss"].dropna().iloc[-1] if "train_loss" in m and m["train_loss"].notna().any() else None
-    last_val = m["val_loss"].dropna().iloc[-1] if "val_loss" in m and m["val_loss"].notna().any() else None
-    tps = m["tokens_per_s"].dropna().tail(20).median() if "tokens_per_s" in m and m["tokens_per_s"].notna().any() else None
+    last_train, last_val, tps = summary.train_loss, summary.val_loss, summary.tokens_per_s
     k1, k2, k3, k4, k5 = st.columns(5)
     k1.metric("Train loss", f"{last_train:.3f}" if last_train is not None else "–", help="The last step's batch loss.")
     k2.metric("Val loss", f"{last_val:.3f}" if last_val is not None else "–", help="On held-out data, every few steps.")
     k3.metric("Tokens/s", f"{tps:,.0f}" if tps else "–", help="Median of the last 20 steps (non-padding tokens).")
-    k4.metric("Elapsed", fmt_seconds(p.elapsed if p else (m["elapsed"].max() if "elapsed" in m else None)))
+    k4.metric("Elapsed", fmt_seconds(p.elapsed if p else summary.elapsed))
     k5.metric("ETA", fmt_seconds(p.eta) if p and job and job.active else "–", help="At this session's speed.")
     st.plotly_chart(loss_figure([run]), width="stretch", key=f"live_chart_{run}")
     samples_file = RUNS / run / "samples.jsonl"
@@ -284,20 +280,9 @@ with runs_tab:
     if not runs:
         st.info("No runs yet.")
     else:
-        rows = []
-        for run in runs:
-            cfg, m = read_run_config(RUNS / run), read_metrics(RUNS / run)
-            job = JOBS.job_for(RUNS / run)
-            steps_done = int(m["step"].max()) if not m.empty else 0
-            saved_status = "complete" if steps_done >= (cfg.get("total_steps") or 0) else "incomplete"
-            rows.append({
-                "run": run, "status": job.status if job else saved_status, "data": Path(str(cfg.get("data", "?"))).name,
-                "parameters": cfg.get("parameters"), "steps": steps_done,
-                "of": cfg.get("total_steps"),
-                "val loss": m["val_loss"].dropna().iloc[-1] if "val_loss" in m and m["val_loss"].notna().any() else None,
-                "checkpoints": len(list_checkpoints(RUNS / run)),
-            })
-        table = pd.DataFrame(rows)
+        columns = ["run", "status", "data", "parameters", "step", "total steps", "val loss", "checkpoints"]
+        jobs = {run: JOBS.job_for(RUNS / run) for run in runs}
+        table = pd.DataFrame([run_summary(RUNS / run, jobs[run] and jobs[run].status).row() for run in runs])[columns]
         st.dataframe(table, hide_index=True, width="stretch")
         st.download_button("⬇️ Runs CSV", table.to_csv(index=False), "runs.csv", "text/csv", help="This table as CSV.")
         chosen = st.multiselect("Overlay curves", runs, runs[:2], key="tr_overlay", help="Compare loss curves of runs.")
@@ -309,13 +294,7 @@ with runs_tab:
             new_name = st.text_input("New name", key="tr_rename_to", help="Letters, digits, '-', '_' and '.'.")
             if st.button("Rename", key="tr_rename", help="Renames the run folder."):
                 try:
-                    job = JOBS.job_for(RUNS / target)
-                    if job and job.active:
-                        raise ValueError(f"{target!r} is training: stop it first.")
-                    dest = ws.path("runs", new_name)
-                    if dest.exists():
-                        raise ValueError(f"A run named {new_name!r} already exists.")
-                    (RUNS / target).rename(dest)
+                    rename_run(RUNS / target, new_name, active=JOBS.is_active)
                     st.success(f"Renamed {target} to {new_name}.")
                     st.rerun()
                 except ValueError as exc:
@@ -325,13 +304,12 @@ with runs_tab:
             sure = st.checkbox(f"Yes, delete {victim} and its checkpoints", key="tr_delete_sure",
                                help="There is no undo.")
             if st.button("🗑 Delete", key="tr_delete", disabled=not sure, help="Tick the box above first."):
-                job = JOBS.job_for(RUNS / victim)
-                if job and job.active:
-                    ui.show_error(ValueError(f"{victim!r} is training: stop it first."))
-                else:
-                    shutil.rmtree(RUNS / victim)
+                try:
+                    delete_run(RUNS / victim, active=JOBS.is_active)
                     st.session_state.pop("tr_delete_sure", None)
                     st.rerun()
+                except ValueError as exc:
+                    ui.show_error(exc)
 
 
 # ---- Transfer learning ---------------------------------------------------------------------------------
@@ -352,9 +330,7 @@ with transfer_tab:
     if st.button("Fine-tune and train from scratch", type="primary", key="tr_t_go", disabled=not source_path,
                  help="Starts two runs on the unary task (they queue if only one may run at a time)."):
         try:
-            from lab.train import resolve_init
-
-            start = resolve_init(str(source_path))
+            start = str(resolve_model(source_path).folder)
             local = Path(start).is_dir()
             if local:
                 model_config = models.check_checkpoint_folder(Path(start))

@@ -11,12 +11,12 @@ import plotly.express as px
 import streamlit as st
 
 import ui
-from lab import evaluate as ev, probes
-from lab.runs import list_checkpoints, read_run_config
+from lab import eval_sets, evaluate as ev, probes, scoring
+from lab.constants import EOS
+from lab.runs import list_checkpoints, read_run_config, run_dir_of
+from lab.train_config import TrainConfig
 
 ui.require_app()
-
-EOS = "<|endoftext|>"
 
 st.title("📏 Evaluate")
 st.caption(
@@ -35,11 +35,11 @@ def data_sources(model_path) -> dict[str, object]:
 
     The most fitting source comes first: a run's own training data, or stories for the demo story model."""
     sources: dict[str, object] = {}
-    run_dir = Path(str(model_path)).parent if model_path else None
+    run_dir = run_dir_of(model_path)
     if run_dir and list_checkpoints(run_dir) and "data" in read_run_config(run_dir):
         sources[f"The data run {run_dir.name} trained on"] = run_dir
     unary = {"Unary task (the exercise's 70/30 split)": "unary"}
-    stories = {"Generated stories (the trainer's default corpus; last 5% held out)": "stories"}
+    stories = {f"Generated stories (the trainer's default corpus; last {TrainConfig.val_fraction:.0%} held out)": "stories"}
     first, second = (stories, unary) if model_path and Path(str(model_path)) == ui.DEMO_MODEL else (unary, stories)
     sources |= first | second
     if st.session_state.get("unary_split") is not None:
@@ -54,8 +54,8 @@ def data_sources(model_path) -> dict[str, object]:
 
 def sets_for(source, limit: int) -> dict:
     if isinstance(source, (str, Path)):
-        return ev.load_eval_sets(source, limit)
-    return ev.eval_sets_of("stories" if isinstance(source, list) else "unary", source, limit)
+        return eval_sets.load_eval_sets(source, limit)
+    return eval_sets.eval_sets_of("stories" if isinstance(source, list) else "unary", source, limit)
 
 
 def diff_html(expected: str, answer: str, name: str = "model") -> str:
@@ -63,7 +63,7 @@ def diff_html(expected: str, answer: str, name: str = "model") -> str:
 
     Compared word by word (spaces kept), which stays fast on answers thousands of characters long."""
     def words(text: str) -> list[str]:
-        return [w for w in re.split(r"(\s+|<\|endoftext\|>)", text) if w]
+        return [w for w in re.split(rf"(\s+|{re.escape(EOS)})", text) if w]
 
     def show(pieces: list[str]) -> str:
         return html.escape("".join(pieces).replace(EOS, "⏎"))
@@ -85,7 +85,7 @@ def diff_html(expected: str, answer: str, name: str = "model") -> str:
 
 def highlight_wrong(table: pd.DataFrame):
     return table.style.apply(
-        lambda row: ["background-color:#ffe3e3" if not row["exact"] and c == "answer" else "" for c in row.index], axis=1
+        lambda row: ["background-color:#ffe3e3" if not row["exact match"] and c == "answer" else "" for c in row.index], axis=1
     ).format(precision=3)
 
 
@@ -109,7 +109,7 @@ do_generate = c3.toggle("Generate too", True, key="evaluate_generate",
                         help="Free-running greedy answers, scored with ROUGE-1/2/L and BLEU against the expected ones. "
                         "Slower than teacher forcing: one forward pass per generated token.")
 max_new = c4.number_input("Max new tokens", 1, 1024, 256, key="evaluate_max_new", disabled=not do_generate,
-                          help="Longest generated answer (it also stops at <|endoftext|>); capped at the longest "
+                          help=f"Longest generated answer (it also stops at {EOS}); capped at the longest "
                           "expected answer plus two.")
 
 scores_tab, ckpt_tab, probe_tab, grade_tab = st.tabs(
@@ -124,19 +124,9 @@ with scores_tab:
         try:
             model, tokenizer = ui.load_model(model_path)
             sets = sets_for(sources[source_label], int(limit))
-            results = {}
-            for split, (prompts, completions) in sets.items():
-                r = ev.evaluate_completions(model, tokenizer, prompts, completions, int(batch_size),
-                                            progress=progress_callback(bar, f"{split}, teacher-forced"))
-                row = r.summary()
-                table = r.table.copy()
-                if do_generate:
-                    longest = max(r.table["tokens"]) + 2
-                    generated = ev.generate_completions(model, tokenizer, prompts, min(int(max_new), longest),
-                                                        int(batch_size), progress=progress_callback(bar, f"{split}, generating"))
-                    row |= ev.generation_metrics(generated, completions)
-                    table["generated"] = generated
-                results[split] = {"summary": row, "table": table, "warnings": r.warnings}
+            results = scoring.score_splits(model, tokenizer, sets, int(batch_size), generate=do_generate,
+                                           max_new_tokens=int(max_new),
+                                           progress=lambda f, message: bar.progress(min(1.0, f), text=message))
             bar.empty()
             st.session_state["evaluate_results"] = {"model": str(model_path), "data": source_label, "splits": results}
         except (ValueError, OSError, RuntimeError) as exc:
@@ -169,7 +159,7 @@ with scores_tab:
         if "rouge1" in test:
             g = st.columns(5)
             for col, key, label in zip(g, ("generated exact match", "rouge1", "rouge2", "rougeL", "bleu"),
-                                       ("Exact (gen.)", "ROUGE-1", "ROUGE-2", "ROUGE-L", "BLEU")):
+                                       ("Generated exact match", "ROUGE-1", "ROUGE-2", "ROUGE-L", "BLEU")):
                 value = f"{test[key]:.1f}" if key == "bleu" else f"{test[key]:.3f}"
                 col.metric(f"{label} (test)", value, help="Of the free-running greedy answers against the expected "
                            "ones. ROUGE: mean F-measure 0-1 (rouge-score, stemmed); BLEU: sacrebleu corpus score 0-100.")
@@ -196,22 +186,22 @@ with scores_tab:
                                                   help="The model's top token at each answer position, decoded."),
         })
         st.caption("Answers that are not an exact match are shaded red.")
-        wrong = table.index[~table["exact"]].tolist()
-        labels = {f"{i}: …{table.at[i, 'prompt'][-50:]}" + ("" if table.at[i, "exact"] else "  ✗"): i for i in table.index}
-        first_wrong = next((n for n, i in enumerate(labels.values()) if not table.at[i, "exact"]), 0)
+        wrong = table.index[~table["exact match"]].tolist()
+        labels = {f"{i}: …{table.at[i, 'prompt'][-50:]}" + ("" if table.at[i, "exact match"] else "  ✗"): i for i in table.index}
+        first_wrong = next((n for n, i in enumerate(labels.values()) if not table.at[i, "exact match"]), 0)
         label = st.selectbox("Show the differences of example", list(labels), index=first_wrong, key=f"evaluate_diff_{pick}",
-                             help="Green: what was expected; red: what the model predicted instead. ⏎ is <|endoftext|>.")
+                             help=f"Green: what was expected; red: what the model predicted instead. ⏎ is {EOS}.")
         idx = labels[label]
         st.html(diff_html(table.at[idx, "expected"], table.at[idx, "answer"]))
         if "generated" in table:
             st.html(diff_html(table.at[idx, "expected"], table.at[idx, "generated"], "generated"))
         c1, c2 = st.columns(2)
         x = table.index
-        fig = px.bar(table, x=x, y="token accuracy", color="exact", title="Token accuracy per example",
+        fig = px.bar(table, x=x, y="token accuracy", color="exact match", title="Token accuracy per example",
                      color_discrete_map={True: "#2a9d8f", False: "#e76f51"}, hover_data=["tokens"])
         fig.update_layout(height=300, margin=dict(t=50, b=10), xaxis_title="example")
         c1.plotly_chart(fig, width="stretch")
-        fig = px.scatter(table, x="tokens", y="loss", color="exact", title="Loss per token vs answer length",
+        fig = px.scatter(table, x="tokens", y="loss", color="exact match", title="Loss per token vs answer length",
                          color_discrete_map={True: "#2a9d8f", False: "#e76f51"})
         fig.update_layout(height=300, margin=dict(t=50, b=10))
         c2.plotly_chart(fig, width="stretch")
@@ -222,7 +212,7 @@ with scores_tab:
 # ---- Across checkpoints and runs ---------------------------------------------------------------------------
 with ckpt_tab:
     st.markdown("When does the skill appear during training, and does it appear at all in a smaller model?")
-    run_dir = Path(str(model_path)).parent if model_path else None
+    run_dir = run_dir_of(model_path)
     checkpoints = list_checkpoints(run_dir) if run_dir else []
     if len(checkpoints) < 2:
         st.info("Pick a checkpoint of a run with two or more checkpoints (Train page) to chart metrics against steps.")
@@ -231,14 +221,14 @@ with ckpt_tab:
         bar = st.progress(0.0)
         try:
             sets = sets_for(sources[source_label], int(limit))
-            st.session_state["evaluate_ckpt_table"] = ev.evaluate_checkpoints(
+            st.session_state["evaluate_ckpt_table"] = scoring.evaluate_checkpoints(
                 checkpoints, sets, int(batch_size), progress_callback(bar, "checkpoints"))
         except (ValueError, OSError, RuntimeError) as exc:
             ui.show_error(exc)
         bar.empty()
     table = st.session_state.get("evaluate_ckpt_table")
     if table is not None:
-        metric = st.radio("Metric", ["exact match", "token accuracy", "loss", "perplexity"], horizontal=True,
+        metric = st.radio("Metric", list(scoring.CURVE), horizontal=True,
                           key="evaluate_ckpt_metric", help="Which score to plot against the training step.")
         fig = px.line(table, x="step", y=metric, color="split", markers=True, title=f"{metric} vs training step",
                       color_discrete_map={"train": "#8ab17d", "test": "#e76f51"})
@@ -257,7 +247,7 @@ with ckpt_tab:
         bar = st.progress(0.0)
         try:
             sets = sets_for(sources[source_label], int(limit))
-            st.session_state["evaluate_runs_table"] = ev.evaluate_runs(
+            st.session_state["evaluate_runs_table"] = scoring.evaluate_runs(
                 [ws.path("runs", n) for n in chosen], sets, int(batch_size), progress_callback(bar, "runs"))
         except (ValueError, OSError, RuntimeError) as exc:
             ui.show_error(exc)
@@ -346,11 +336,12 @@ with grade_tab:
                                key="evaluate_sheet_csv", help="Beginnings, completions, your grades and the model's name.",
                                width="stretch")
             sheet_model = Path(st.session_state.get("evaluate_sheet_model", ""))
-            if list_checkpoints(sheet_model.parent) and c2.button(
+            sheet_run = run_dir_of(sheet_model)
+            if sheet_run and list_checkpoints(sheet_run) and c2.button(
                     "💾 Save beside the run", key="evaluate_sheet_save", width="stretch",
-                    help=f"Writes the sheet to {sheet_model.parent.name}/gradings/ in your workspace."):
+                    help=f"Writes the sheet to {sheet_run.name}/gradings/ in your workspace."):
                 stamp = pd.Timestamp.now().strftime("%Y%m%d-%H%M%S")
-                path = probes.save_grading_sheet(checked, sheet_model.parent / "gradings" / f"{sheet_model.name}-{stamp}.csv")
-                st.success(f"Saved `{path.name}` in {sheet_model.parent.name}/gradings/.")
+                path = probes.save_grading_sheet(checked, sheet_run / "gradings" / f"{sheet_model.name}-{stamp}.csv")
+                st.success(f"Saved `{path.name}` in {sheet_run.name}/gradings/.")
         except ValueError as exc:
             ui.show_error(exc)

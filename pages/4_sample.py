@@ -9,7 +9,8 @@ import torch
 
 import ui
 from lab import batching
-from lab import sampling as smp
+from lab import sampling as smp, warping as wp
+from lab.constants import EOS
 from lab.sampling_view import coloured_text, colour_legend, distribution_chart
 
 ui.require_app()
@@ -46,7 +47,7 @@ HELP = {
     "top_k": "Keep only the k most likely tokens and draw among them. 0 = off.",
     "top_p": "Nucleus sampling: keep the fewest most-likely tokens whose probabilities add up to p. 1.0 = off.",
     "penalty": "Above 1 makes tokens already in the text less likely (as in generate()); 1.0 = off.",
-    "max_new": "How many tokens to write at most; generation also stops at <|endoftext|>. Capped to the "
+    "max_new": f"How many tokens to write at most; generation also stops at {EOS}. Capped to the "
                "model's context.",
     "samples": "How many texts to write with these settings; sample i uses seed + i.",
     "seed": "The same seed and settings give the same text, so a demo can be repeated exactly.",
@@ -145,7 +146,7 @@ def stream(gen: smp.Generation, steps, text_box, chart_box, label: str, by_model
         if chart and chart_box is not None:
             chart_box.plotly_chart(
                 chart_for(records[-1]["table"], gen.settings, step.token_id, f"{label}step {step.index + 1}: "
-                          f"{smp.token_label(tokenizer, step.token_id)!r} drawn", records[-1], model.config.vocab_size),
+                          f"{wp.token_label(tokenizer, step.token_id)!r} drawn", records[-1], model.config.vocab_size),
                 width="stretch", config={"displayModeBar": False},
             )
 
@@ -190,7 +191,7 @@ def downloads(results: list[dict], name: str, key: str) -> None:
 def summary(r: dict) -> str:
     probs = [raw for _, _, raw in r["rows"]]
     words = r["text"].split()
-    ended = " · ended with <|endoftext|>" if r["rows"] and r["rows"][-1][0] == "⏹" else ""
+    ended = f" · ended with {EOS}" if r["rows"] and r["rows"][-1][0] == "⏹" else ""
     distinct = f" · {len(set(words)) / len(words):.0%} distinct words" if words else ""
     mean = f" · mean model probability {sum(probs) / len(probs):.2f}" if probs else ""
     return f"{len(probs)} tokens{mean}{distinct}{ended}"
@@ -262,7 +263,7 @@ def show_results(saved: dict, text_col, chart_col) -> None:
         chosen = int(r["table"].token_id[k - 1])
         how = f"taken (model p = {raw:.2f})" if r["settings"].greedy else f"drawn (p = {p:.2f})"
         st.plotly_chart(chart_for(r["records"][k - 1]["table"], r["settings"], chosen,
-                                  f"Step {k}: {smp.token_label(tokenizer, chosen)!r} {how}",
+                                  f"Step {k}: {wp.token_label(tokenizer, chosen)!r} {how}",
                                   r["records"][k - 1], vocab),
                         width="stretch", config={"displayModeBar": False})
 
@@ -390,7 +391,7 @@ elif mode == "Step by step":
             if bool(dist.kept[choice]):
                 take(choice, float(dist.final[choice]), float(dist.raw[choice]))
                 st.rerun()
-            st.warning(f"{smp.token_label(tokenizer, choice)!r} is cut by top-k/top-p: it cannot be drawn with "
+            st.warning(f"{wp.token_label(tokenizer, choice)!r} is cut by top-k/top-p: it cannot be drawn with "
                        "these settings. Pick a coloured bar.")
 
 # ---- Compare --------------------------------------------------------------------------------------------

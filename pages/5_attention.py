@@ -8,6 +8,7 @@ import torch
 
 import ui
 from lab import heads as head_study, inspect as lens, inspect_charts as charts
+from lab.runs import trained_length
 from lab.stories import generate_stories
 
 ui.require_app()
@@ -47,7 +48,7 @@ if path is None:
     st.stop()
 try:
     model, tokenizer = ui.load_model(path)
-    trained = lens.trained_length(path)  # a run's training windows: later positions were never trained
+    trained = trained_length(path)  # a run's training windows: later positions were never trained
     pattern, tokens, truncated = patterns_of(str(path), text, trained, ui.model_stamp(path))
 except (ValueError, RuntimeError, OSError) as exc:
     ui.show_error(exc)

@@ -2,13 +2,13 @@
 lens and ablation."""
 
 import hashlib
-from pathlib import Path
 
 import streamlit as st
 
 import ui
-from lab import inspect as lens, inspect_charts as charts, neurons
-from lab.runs import list_checkpoints
+from lab import ablation, inspect as lens, inspect_charts as charts, logit_lens, neurons
+from lab.constants import EOS
+from lab.runs import list_checkpoints, run_dir_of, trained_length
 from lab.stories import generate_stories, parse_corpus
 
 ui.require_app()
@@ -30,7 +30,7 @@ with c1:
     path = ui.model_picker("neurons")
 source = c2.radio("Stories", ["Generated", "Upload a file"], horizontal=True, key="neurons_source",
                   help="The paper used ~20 validation stories. Generated ones come from the lab's story generator; "
-                  "an upload can be .txt (stories separated by <|endoftext|> or blank lines), .jsonl, .json, .csv "
+                  f"an upload can be .txt (stories separated by {EOS} or blank lines), .jsonl, .json, .csv "
                   "or .parquet with a text column.")
 if path is None:
     st.info("Pick a model: train one on the Train page, or give a folder saved with save_pretrained.")
@@ -41,7 +41,7 @@ try:
 except (ValueError, OSError) as exc:
     ui.show_error(exc)
     st.stop()
-trained = lens.trained_length(path)  # positions past a run's training windows were never trained: skip them
+trained = trained_length(path)  # positions past a run's training windows were never trained: skip them
 
 c1, c2, c3 = st.columns(3)
 if source == "Generated":
@@ -132,8 +132,8 @@ with class_tab:
                        key="dl_selectivity_csv", help="Classes by neurons, every neuron.")
 
 with ckpt_tab:
-    run_dir = Path(str(path)).parent
-    checkpoints = list_checkpoints(run_dir)
+    run_dir = run_dir_of(path)
+    checkpoints = list_checkpoints(run_dir) if run_dir else []
     if len(checkpoints) < 2:
         st.info("Pick a checkpoint of a run with several checkpoints (Train page) to follow a neuron through training.")
     else:
@@ -165,7 +165,7 @@ with lens_tab:
     lens_text = st.text_area("Text", texts[0][:300], key="neurons_lens_text", height=90,
                              help="Any text; it is cut to the model's context.")
     try:
-        lens_table = lens.logit_lens(model, tokenizer, lens_text, max_tokens=trained)
+        lens_table = logit_lens.logit_lens(model, tokenizer, lens_text, max_tokens=trained)
     except ValueError as exc:
         ui.show_error(exc)
     else:
@@ -191,7 +191,7 @@ with ablate_tab:
         unit = c3.number_input("Neuron", 0, acts.values.shape[1] - 1, int(table["neuron"].iloc[0]),
                                key="neurons_ablate_neuron", help="Neuron index in that layer.")
     try:
-        result = lens.ablation(model, tokenizer, abl_text, int(abl_layer),
+        result = ablation.ablation(model, tokenizer, abl_text, int(abl_layer),
                                head=int(unit) if what == "a head" else None,
                                neuron=int(unit) if what == "a neuron" else None, max_tokens=trained)
     except ValueError as exc:
@@ -205,7 +205,7 @@ with ablate_tab:
     if st.button("Scan every head", key="neurons_scan_heads", help="Zero each head in turn; plot the loss change."):
         bar = st.progress(0.0, text="Ablating heads…")
         try:
-            st.session_state["neurons_head_scan"] = lens.head_ablation_scan(
+            st.session_state["neurons_head_scan"] = ablation.head_ablation_scan(
                 model, tokenizer, abl_text, max_tokens=trained, progress=lambda f: bar.progress(f, text="Ablating heads…"))
         except ValueError as exc:
             ui.show_error(exc)

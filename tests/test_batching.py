@@ -9,7 +9,8 @@ import torch
 from lab import batching
 from lab.batching import Batch, SharedDecoder, decode_together
 from lab.models import load_model
-from lab.sampling import Generation, SamplingSettings
+from lab.sampling import Generation
+from lab.warping import SamplingSettings
 
 DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo-model"
 PROMPTS = ["Once upon a time, there was a little girl named Lily. She", "Tom had a dog.", "The sun",
@@ -191,7 +192,7 @@ def test_module_submit_uses_one_shared_decoder(demo):
 def test_an_ablation_in_one_session_never_reaches_another_sessions_text(demo, kind):
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from lab.inspect import ablated
+    from lab.ablation import ablated
 
     model, tok = demo
     if kind == "gpt2":

@@ -25,35 +25,35 @@ def score(accuracy, tokenizer, batch_size=2, side="right", seed=0, split="test")
 @both_kinds
 def test_accuracy_zero_scores_zero(kind):
     tokenizer = unary_tokenizer(kind)
-    assert score(0.0, tokenizer).accuracy == 0.0
+    assert score(0.0, tokenizer).exact_match == 0.0
 
 
 @both_kinds
 def test_accuracy_one_scores_one(kind):
     tokenizer = unary_tokenizer(kind)
     r = score(1.0, tokenizer)
-    assert r.accuracy == 1.0 and r.token_accuracy == 1.0
+    assert r.exact_match == 1.0 and r.token_accuracy == 1.0
     assert list(r.table["answer"]) == list(r.table["expected"])
 
 
 @both_kinds
 def test_accuracy_point_three_with_batch_size_two(kind):
     tokenizer = unary_tokenizer(kind)
-    assert 0.1 <= score(0.3, tokenizer, batch_size=2).accuracy <= 0.5
+    assert 0.1 <= score(0.3, tokenizer, batch_size=2).exact_match <= 0.5
 
 
 def test_same_score_for_any_batch_size_and_padding(tokenizer):
     first = score(0.5, tokenizer, batch_size=1)
     for batch_size, side in ((2, "left"), (7, "right"), (30, "left")):
         r = score(0.5, tokenizer, batch_size, side)
-        assert list(r.table["exact"]) == list(first.table["exact"])
+        assert list(r.table["exact match"]) == list(first.table["exact match"])
         assert r.loss == pytest.approx(first.loss)
 
 
 def test_seed_changes_which_examples_fail_and_the_rate_follows_the_probability(tokenizer):
     a, b = score(0.5, tokenizer, seed=1, split="train"), score(0.5, tokenizer, seed=2, split="train")
-    assert list(a.table["exact"]) != list(b.table["exact"])
-    rates = [score(0.5, tokenizer, seed=s, split="train").accuracy for s in range(3)]
+    assert list(a.table["exact match"]) != list(b.table["exact match"])
+    rates = [score(0.5, tokenizer, seed=s, split="train").exact_match for s in range(3)]
     assert 0.35 <= sum(rates) / len(rates) <= 0.65
 
 
@@ -61,7 +61,7 @@ def test_seed_changes_which_examples_fail_and_the_rate_follows_the_probability(t
 def test_wrong_answers_miss_the_first_token(kind):
     tokenizer = unary_tokenizer(kind)
     r = score(0.0, tokenizer)
-    assert not r.table["exact"].any() and (r.table["token accuracy"] < 1).all()
+    assert not r.table["exact match"].any() and (r.table["token accuracy"] < 1).all()
     if tokenizer.unk_token is None:  # byte-level BPE can spell the wrong answer
         # The answer covers as many tokens as the expected completion: a prefix of WRONG, then eos.
         assert all(WRONG.startswith(a) or a.startswith(WRONG) for a in r.table["answer"])

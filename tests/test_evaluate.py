@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from eval_fixtures import one_thread, make_run, micro_model, unary_pairs, trained_micro, unary_tokenizer  # noqa: F401 (one_thread: autouse fixture)
-from lab import evaluate as ev
+from lab import eval_sets, evaluate as ev, metrics, scoring
 from lab.cli import main as cli_main
 from lab.dummy import DummyModel
+from lab.runs import resolve_model
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def test_perplexity_matches_log_probs_computed_by_hand(model, tokenizer):
         nll.append(log_z - row[target])
         hits += max(range(len(row)), key=row.__getitem__) == target
     result = ev.evaluate_completions(model, tokenizer, [prompt], [completion])
-    assert result.n_tokens == len(c)
+    assert result.tokens == len(c)
     assert result.loss == pytest.approx(sum(nll) / len(nll), rel=1e-5)
     assert result.perplexity == pytest.approx(math.exp(sum(nll) / len(nll)), rel=1e-5)
     assert result.token_accuracy == pytest.approx(hits / len(c))
@@ -47,7 +48,7 @@ def test_same_result_for_any_batch_size_and_padding_side(model, tokenizer):
         r = ev.evaluate_completions(model, tokenizer, prompts, completions, batch_size, padding_side=side)
         assert r.loss == pytest.approx(reference.loss, rel=1e-5)
         assert r.token_accuracy == reference.token_accuracy
-        assert r.accuracy == reference.accuracy
+        assert r.exact_match == reference.exact_match
         assert list(r.table["answer"]) == list(reference.table["answer"])
         assert list(r.table["loss"]) == pytest.approx(list(reference.table["loss"]), rel=1e-4)
 
@@ -71,18 +72,18 @@ def test_padding_never_counts(model, tokenizer):
     short = ev.evaluate_completions(model, tokenizer, prompts[:1], completions[:1])
     # Batched with the longest example, the short one gets many pad tokens; its row must not change.
     mixed = ev.evaluate_completions(model, tokenizer, [prompts[0], prompts[-1]], [completions[0], completions[-1]], 2)
-    assert mixed.table.loc[0, "tokens"] == short.n_tokens
+    assert mixed.table.loc[0, "tokens"] == short.tokens
     assert mixed.table.loc[0, "loss"] == pytest.approx(short.loss, rel=1e-5)
-    assert mixed.n_tokens == sum(len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in completions[::29])
+    assert mixed.tokens == sum(len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in completions[::29])
 
 
 def test_table_has_answer_beside_expected(model, tokenizer):
     prompts, completions = unary_pairs()
     r = ev.evaluate_completions(model, tokenizer, prompts[:3], completions[:3])
     assert isinstance(r.table, pd.DataFrame) and len(r.table) == 3
-    assert {"prompt", "expected", "answer", "exact", "token accuracy", "loss", "tokens"} <= set(r.table.columns)
+    assert {"prompt", "expected", "answer", "exact match", "token accuracy", "loss", "tokens"} <= set(r.table.columns)
     assert list(r.table["expected"]) == completions[:3]
-    assert r.accuracy == r.table["exact"].mean()
+    assert r.exact_match == r.table["exact match"].mean()
 
 
 def test_trained_model_beats_untrained_and_exact_match_means_every_token(model, tokenizer):
@@ -92,9 +93,9 @@ def test_trained_model_beats_untrained_and_exact_match_means_every_token(model, 
     after = ev.evaluate_completions(trained, tok, prompts, completions)
     assert after.loss < before.loss / 2
     assert after.token_accuracy > before.token_accuracy
-    exact_rows = after.table[after.table["exact"]]
+    exact_rows = after.table[after.table["exact match"]]
     assert (exact_rows["correct tokens"] == exact_rows["tokens"]).all()
-    assert (after.table[~after.table["exact"]]["correct tokens"] < after.table[~after.table["exact"]]["tokens"]).all()
+    assert (after.table[~after.table["exact match"]]["correct tokens"] < after.table[~after.table["exact match"]]["tokens"]).all()
 
 
 def test_evaluation_does_not_need_or_build_gradients(tokenizer):
@@ -151,21 +152,21 @@ def test_batched_generation_equals_one_by_one(tokenizer):
 
 def test_generation_metrics_of_perfect_answers():
     _, completions = unary_pairs()
-    g = ev.generation_metrics(completions, completions)
+    g = metrics.generation_metrics(completions, completions)
     assert g["generated exact match"] == 1.0 and g["rouge1"] == 1.0 and g["bleu"] == pytest.approx(100.0)
 
 
 def test_across_checkpoints_and_runs(tmp_path):
     run = make_run(tmp_path / "small", steps=(0, 40))
-    sets = ev.load_eval_sets("unary")
+    sets = eval_sets.load_eval_sets("unary")
     seen = []
-    table = ev.evaluate_checkpoints(ev.resolve_model_folder(run)[1], sets, progress=lambda f, m: seen.append(f))
+    table = scoring.evaluate_checkpoints(resolve_model(run).checkpoints, sets, progress=lambda f, m: seen.append(f))
     assert list(table["step"].unique()) == [0, 40] and set(table["split"]) == {"train", "test"}
     by_step = table[table["split"] == "test"].set_index("step")["loss"]
     assert by_step[40] < by_step[0]
     assert seen[-1] == 1.0
     wide = make_run(tmp_path / "wide", steps=(0,), d_model=128, d_mlp=512)
-    runs = ev.evaluate_runs([wide, run], {"test": sets["test"]})
+    runs = scoring.evaluate_runs([wide, run], {"test": sets["test"]})
     assert list(runs["run"]) == ["small", "wide"]  # ordered by size
     assert runs["parameters"].is_monotonic_increasing and runs["parameters"].nunique() == 2
     assert list(runs["checkpoint"]) == ["step-000040", "step-000000"]
@@ -176,26 +177,26 @@ def test_story_data_set_is_cut_into_beginnings_and_endings(tmp_path):
     from lab.stories import generate_stories
 
     save_dataset(tmp_path / "st", generate_stories(40))
-    sets = ev.load_eval_sets(tmp_path / "st")
+    sets = eval_sets.load_eval_sets(tmp_path / "st")
     prompts, completions = sets["test"]
     # The last 5% are held out, as the trainer holds them out for validation.
     assert len(sets["train"][0]) == 38 and len(prompts) == 2
     assert all(c.endswith("<|endoftext|>") and p[-1] in '.!?"' for p, c in zip(prompts, completions))
     story = generate_stories(40)[-1]
     assert (prompts[-1] + completions[-1]).replace("<|endoftext|>", "") == story.strip()
-    default = ev.load_eval_sets("stories", limit=5)
+    default = eval_sets.load_eval_sets("stories", limit=5)
     assert len(default["train"][0]) == 5 and len(default["test"][0]) == 5
 
 
 def test_a_run_is_evaluated_on_the_data_it_trained_on(tmp_path):
     run = make_run(tmp_path / "run", steps=(0,))
     (run / "config.json").write_text('{"data": "unary", "unary_n": 20, "test_residues": [2]}', encoding="utf-8")
-    sets = ev.load_eval_sets(run)
+    sets = eval_sets.load_eval_sets(run)
     assert len(sets["train"][0]) == 18 and len(sets["test"][0]) == 2
-    assert sets == ev.load_eval_sets(run / "step-000000")
+    assert sets == eval_sets.load_eval_sets(run / "step-000000")
     (run / "config.json").write_text("{}", encoding="utf-8")
     with pytest.raises(ValueError, match="does not record its training data"):
-        ev.load_eval_sets(run)
+        eval_sets.load_eval_sets(run)
 
 
 def test_cli_prints_metrics_and_writes_csv(tmp_path, capsys):

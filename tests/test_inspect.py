@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from lab import heads, inspect as lens, neurons
+from lab import ablation, heads, inspect as lens, logit_lens, neurons
 from lab.bertviz_offline import offline_html
 from lab.models import ModelShape, build_model
-from lab.runs import checkpoint_name
+from lab.runs import checkpoint_name, trained_length
 from lab.stories import generate_stories
 from lab.tokenizer import train_tokenizer
 
@@ -154,9 +154,9 @@ def test_gpt2_neurons_ablation_and_logit_lens_work(tok):
     model = tiny_gpt2(len(tok))
     acts = lens.mlp_activations(model, tok, [TEXT], 0)
     assert acts.values.shape[1] == 128  # GPT-2's default 4 * n_embd
-    result = lens.ablation(model, tok, TEXT, 1, neuron=5)
+    result = ablation.ablation(model, tok, TEXT, 1, neuron=5)
     assert np.isfinite(result.loss_after) and result.kl >= 0
-    assert len(lens.logit_lens(model, tok, TEXT)) == 2 * len(acts.tokens)
+    assert len(logit_lens.logit_lens(model, tok, TEXT)) == 2 * len(acts.tokens)
 
 
 @torch.no_grad()
@@ -164,11 +164,11 @@ def test_head_ablation_matches_hand_computation(neo, tok):
     ids = lens.encode(tok, TEXT).ids[0]
     _, _, intact = hand_forward(neo, ids)
     _, _, hand = hand_forward(neo, ids, ablate=(0, 2))
-    with lens.ablated(neo, 0, head=2):
+    with ablation.ablated(neo, 0, head=2):
         logits = neo(ids[None]).logits[0]
     torch.testing.assert_close(logits, hand, atol=1e-4, rtol=1e-4)
     assert (logits - intact).abs().max() > 1e-3  # the head mattered
-    result = lens.ablation(neo, tok, TEXT, 0, head=2)
+    result = ablation.ablation(neo, tok, TEXT, 0, head=2)
     assert result.loss_before == pytest.approx(float(F.cross_entropy(intact[:-1], ids[1:])), abs=1e-4)
     assert result.loss_after == pytest.approx(float(F.cross_entropy(hand[:-1], ids[1:])), abs=1e-4)
     assert result.kl > 0
@@ -176,7 +176,7 @@ def test_head_ablation_matches_hand_computation(neo, tok):
     # hooks are gone afterwards
     torch.testing.assert_close(neo(ids[None]).logits[0], intact, atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match="Head 9"):
-        lens.ablation(neo, tok, TEXT, 0, head=9)
+        ablation.ablation(neo, tok, TEXT, 0, head=9)
 
 
 @torch.no_grad()
@@ -188,14 +188,14 @@ def test_neuron_ablation_zeroes_exactly_that_neuron(neo, tok):
     expected = neo.transformer.ln_f(
         lens.run_with_cache(neo, tok, TEXT, attention=False)[1]["blocks.1.resid_post"] - posts[1][:, 7:8] * c_proj[:, 7]
     ) @ neo.lm_head.weight.T
-    with lens.ablated(neo, 1, neuron=7):
+    with ablation.ablated(neo, 1, neuron=7):
         logits = neo(ids[None]).logits[0]
     torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
 
 
 @torch.no_grad()
 def test_logit_lens_last_layer_is_the_model_output_earlier_layers_go_through_final_norm(neo, tok):
-    table = lens.logit_lens(neo, tok, TEXT)
+    table = logit_lens.logit_lens(neo, tok, TEXT)
     enc = lens.encode(tok, TEXT)
     ids = enc.ids[0]
     out = neo(enc.ids, output_hidden_states=True)
@@ -318,8 +318,8 @@ def test_runs_trained_on_short_windows_are_read_only_that_far(neo, tok, tmp_path
     run = tmp_path / "run"
     (run / "step-000010").mkdir(parents=True)
     (run / "config.json").write_text(json.dumps({"seq_len": 8}))
-    assert lens.trained_length(run / "step-000010") == 8
-    assert lens.trained_length(tmp_path / "elsewhere" / "model") is None
+    assert trained_length(run / "step-000010") == 8
+    assert trained_length(tmp_path / "elsewhere" / "model") is None
     acts = lens.mlp_activations(neo, tok, [TEXT, TEXT], 0, max_tokens=8)
     assert len(acts.tokens) == 16 and acts.tokens["position"].max() == 7
     assert lens.attention_patterns(neo, tok, TEXT, max_tokens=8).shape[-1] == 8

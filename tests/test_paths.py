@@ -34,13 +34,13 @@ def classroom(tmp_path, monkeypatch):
 def test_paths_inside_the_allowed_folders_resolve(classroom):
     root, conf = classroom
     mine = root / "ws" / "ann" / "runs" / "r1" / "step-000001"
-    assert conf.resolve_model("runs/r1/step-000001") == mine.resolve()  # relative: your workspace first
-    assert conf.resolve_model(str(mine)) == mine.resolve()
-    assert conf.resolve_model(f"  {mine}/  ") == mine.resolve()
-    assert conf.resolve_model("demo-model") == (ASSETS / "demo-model").resolve()
-    assert conf.resolve_model(str(ASSETS / "demo-model")) == (ASSETS / "demo-model").resolve()
-    assert conf.resolve_model("story-3m") == (root / "teacher" / "story-3m").resolve()
-    assert conf.resolve_model("roneneldan/TinyStories-1M") == "roneneldan/TinyStories-1M"  # a hub id
+    assert conf.model_source("runs/r1/step-000001") == mine.resolve()  # relative: your workspace first
+    assert conf.model_source(str(mine)) == mine.resolve()
+    assert conf.model_source(f"  {mine}/  ") == mine.resolve()
+    assert conf.model_source("demo-model") == (ASSETS / "demo-model").resolve()
+    assert conf.model_source(str(ASSETS / "demo-model")) == (ASSETS / "demo-model").resolve()
+    assert conf.model_source("story-3m") == (root / "teacher" / "story-3m").resolve()
+    assert conf.model_source("roneneldan/TinyStories-1M") == "roneneldan/TinyStories-1M"  # a hub id
 
 
 @pytest.mark.parametrize("typed", [
@@ -59,7 +59,7 @@ def test_everything_else_is_refused_with_one_message_and_nothing_changes(classro
     typed = typed.format(root=root)
     before = tree(root)
     with pytest.raises(ValueError) as refused:
-        conf.resolve_model(typed)
+        conf.model_source(typed)
     # The message depends only on what was typed: the same for a folder that exists and one that does not.
     assert str(refused.value) == conf.refusal(typed)
     assert conf.refusal(typed).replace(repr(typed.strip()), "X") == conf.refusal("anything").replace("'anything'", "X")
@@ -73,13 +73,13 @@ def test_links_out_of_the_workspace_are_refused(classroom):
     os.symlink(root / "ws" / "bob" / "runs" / "r1", runs / "to-bob")
     for typed in ("runs/to-secret", "runs/to-bob/step-000001", str(runs / "to-secret")):
         with pytest.raises(ValueError) as refused:
-            conf.resolve_model(typed)
+            conf.model_source(typed)
         assert str(refused.value) == conf.refusal(typed)
     inner = runs / "r1" / "step-000001"  # a checkpoint whose config is a link to a file outside
     (inner / "config.json").unlink()
     os.symlink(root / "secret" / "config.json", inner / "config.json")
     with pytest.raises(ValueError, match="not something you can open here"):
-        conf.resolve_model("runs/r1/step-000001")
+        conf.model_source("runs/r1/step-000001")
     assert Workspace(root / "ws", "ann").names("runs") == ["r1"]  # the links are not listed as runs either
 
 
@@ -88,19 +88,19 @@ def test_hub_ids_are_refused_when_the_teacher_turns_the_hub_off(classroom, monke
     home = root / "ws" / "ann"
     off = Confinement.classroom(home, ASSETS, {"hub": False})
     with pytest.raises(ValueError) as refused:
-        off.resolve_model("roneneldan/TinyStories-1M")
+        off.model_source("roneneldan/TinyStories-1M")
     assert str(refused.value) == off.refusal("roneneldan/TinyStories-1M") and "hub id" not in off.refusal("x")
     monkeypatch.setenv("TINYLAB_HUB", "1")  # the environment wins over secrets.toml
-    assert Confinement.classroom(home, ASSETS, {"hub": False}).resolve_model("a/b") == "a/b"
+    assert Confinement.classroom(home, ASSETS, {"hub": False}).model_source("a/b") == "a/b"
     monkeypatch.setenv("TINYLAB_MODEL_ROOTS", str(root / "teacher"))
-    assert Confinement.classroom(home, ASSETS).resolve_model("story-3m") == (root / "teacher" / "story-3m").resolve()
+    assert Confinement.classroom(home, ASSETS).model_source("story-3m") == (root / "teacher" / "story-3m").resolve()
 
 
 def test_a_single_user_on_their_own_machine_is_not_confined(classroom):
     root, _ = classroom
     free = Confinement.open()
-    assert free.resolve_model(str(root / "secret")) == root / "secret"
-    assert free.resolve_model("owner/model") == "owner/model"
+    assert free.model_source(str(root / "secret")) == root / "secret"
+    assert free.model_source("owner/model") == "owner/model"
 
 
 @pytest.mark.parametrize("filename, name", [

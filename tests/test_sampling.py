@@ -6,9 +6,8 @@ from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWa
 
 from lab.cli import main as cli_main
 from lab.models import build_model, get_shape
-from lab.sampling import (
-    Decoder, Generation, SamplingSettings, check_settings, next_token_distribution, token_label, warp,
-)
+from lab.sampling import Decoder, Generation
+from lab.warping import SamplingSettings, check_settings, next_token_distribution, token_label, warp
 from lab.stories import generate_stories
 from lab.tokenizer import train_tokenizer
 

@@ -10,7 +10,8 @@ from transformers import GPT2Config, GPT2LMHeadModel, GPTNeoConfig, GPTNeoForCau
 from lab import batching, stacked
 from lab.batching import SharedDecoder, StackedBatch, decode_together
 from lab.models import load_model
-from lab.sampling import Generation, SamplingSettings
+from lab.sampling import Generation
+from lab.warping import SamplingSettings
 
 DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo-model"
 PROMPTS = ["Once upon a time, there was a little girl named Lily. She", "Tom had a dog.", "The sun",

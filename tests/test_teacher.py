@@ -8,7 +8,8 @@ from streamlit.testing.v1 import AppTest
 import lab.jobs
 from helpers import ROOT, open_page
 from lab.jobs import JobManager
-from lab.train import Progress, TrainConfig, TrainResult
+from lab.train import Progress, TrainResult
+from lab.train_config import TrainConfig
 
 PAGE = "pages/7_teacher.py"
 

@@ -5,18 +5,19 @@ import json
 import pytest
 import torch
 
-from lab import train as T
+from lab import checkpoints as C, train as T, train_data as D
 from lab.cli import main as cli_main
 from lab.models import load_model
 from lab.runs import list_checkpoints, read_metrics
+from lab.train_config import TrainConfig
 
 TINY = {"n_layer": 1, "d_model": 32, "n_head": 2, "d_mlp": 64, "context": 128}
 
 
-def tiny_cfg(name="run-1", **kw) -> T.TrainConfig:
+def tiny_cfg(name="run-1", **kw) -> TrainConfig:
     base = dict(run_name=name, data="unary", unary_n=30, tokenizer="bpe", vocab_size=300, shape=dict(TINY),
                 steps=12, batch_size=8, lr=5e-3, warmup=2, eval_every=4, eval_batches=2, checkpoint_every=6)
-    return T.TrainConfig(**(base | kw))
+    return TrainConfig(**(base | kw))
 
 
 def layout(run_dir):
@@ -39,9 +40,9 @@ def test_prompt_and_padding_are_masked_exactly():
     from lab.tokenizer import train_tokenizer
 
     tok = train_tokenizer(["Please count up in unary: 1 11 111", "abc"], "char")
-    short = T.encode_example(tok, "Count:", " 1<|endoftext|>")
-    long = T.encode_example(tok, "Count to 11:", " 1 11<|endoftext|>")
-    batch = T.pad_batch([short, long], tok.pad_token_id)
+    short = D.encode_example(tok, "Count:", " 1<|endoftext|>")
+    long = D.encode_example(tok, "Count to 11:", " 1 11<|endoftext|>")
+    batch = D.pad_batch([short, long], tok.pad_token_id)
     eos = tok.eos_token_id
     n_prompt = len(tok("Count:")["input_ids"])
     labels, ids, mask = batch["labels"][0], batch["input_ids"][0], batch["attention_mask"][0]
@@ -60,7 +61,7 @@ def test_stories_are_packed_into_full_windows_with_eos(tmp_path):
 
     texts = ["Tom ran.", "Sue sat down.", "The end."]
     tok = train_tokenizer(texts, "char")
-    windows = T.pack_windows(texts, tok, 5)
+    windows = D.pack_windows(texts, tok, 5)
     stream = sum((tok(t)["input_ids"] + [tok.eos_token_id] for t in texts), [])
     assert all(len(w) == 5 for w in windows)
     assert sum(windows, []) == stream[: len(windows) * 5]
@@ -68,11 +69,11 @@ def test_stories_are_packed_into_full_windows_with_eos(tmp_path):
 
 
 def test_batch_order_is_a_permutation_per_epoch():
-    seen = [i for step in range(5) for i in T.batch_indices(step, 10, 2, seed=3)]
+    seen = [i for step in range(5) for i in D.batch_indices(step, 10, 2, seed=3)]
     assert sorted(seen) == list(range(10))
-    assert T.batch_indices(7, 10, 2, seed=3) == T.batch_indices(7, 10, 2, seed=3)
+    assert D.batch_indices(7, 10, 2, seed=3) == D.batch_indices(7, 10, 2, seed=3)
     # two processes of a torchrun split one global batch without overlap
-    assert set(T.batch_indices(0, 10, 2, 3, rank=0, world=2)).isdisjoint(T.batch_indices(0, 10, 2, 3, rank=1, world=2))
+    assert set(D.batch_indices(0, 10, 2, 3, rank=0, world=2)).isdisjoint(D.batch_indices(0, 10, 2, 3, rank=1, world=2))
 
 
 def test_warmup_then_cosine_schedule():
@@ -124,18 +125,18 @@ def test_checkpoint_reloads_alone_to_identical_logits(tmp_path):
     cfg = tiny_cfg()
     model = T._Session._fresh_model(cfg, tok)
     opt = T.make_optimizer(model, cfg)
-    model(**T.pad_batch([T.encode_example(tok, "he", "llo")], tok.pad_token_id)).loss.backward()
+    model(**D.pad_batch([D.encode_example(tok, "he", "llo")], tok.pad_token_id)).loss.backward()
     opt.step()
-    path = T.save_checkpoint(tmp_path, 1, model, tok, opt, {"elapsed": 1.0})
+    path = C.save_checkpoint(tmp_path, 1, model, tok, opt, {"elapsed": 1.0})
     loaded, loaded_tok = load_model(path)
     x = torch.tensor([tok("hello world")["input_ids"]])
     with torch.no_grad():
         assert torch.equal(model.eval()(x).logits, loaded(x).logits)
     assert loaded_tok("hello")["input_ids"] == tok("hello")["input_ids"]
-    state = json.loads((path / T.STATE_FILE).read_text())
+    state = json.loads((path / C.STATE_FILE).read_text())
     assert state["step"] == 1 and not list(path.glob("*.bin")) and not list(path.glob("*.pt"))
-    shipped = T.export_checkpoint(path, tmp_path / "export")
-    assert not (shipped / T.OPTIMIZER_FILE).exists()
+    shipped = C.export_checkpoint(path, tmp_path / "export")
+    assert not (shipped / C.OPTIMIZER_FILE).exists()
     assert load_model(shipped)[0].config.vocab_size == model.config.vocab_size
 
 
@@ -229,7 +230,7 @@ def test_the_demo_model_ships_small_and_writes_stories():
 
     demo = Path(__file__).resolve().parents[1] / "assets" / "demo-model"
     assert sum(f.stat().st_size for f in demo.iterdir()) < 10 * 2**20
-    assert not (demo / T.OPTIMIZER_FILE).exists()
+    assert not (demo / C.OPTIMIZER_FILE).exists()
     model, tok = load_model(demo)
     text = T.sample_text(model, tok, "Once upon a time", 30, "cpu")
     assert text.startswith("Once upon a time") and len(text.split()) > 10

@@ -1,0 +1,204 @@
+"""The next-token distribution and what decoding settings do to it: temperature, top-k, top-p, repetition penalty.
+
+The warping itself is `transformers`' own logits processors, applied in the order `generate()` applies them
+(repetition penalty, temperature, top-k, top-p), so what the lab shows is what `generate()` samples from.
+`Distribution` keeps every stage (raw, after temperature, which tokens survive the cuts) for the charts.
+Decoding token by token with these settings is `lab.sampling`.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field, replace
+
+import pandas as pd
+import torch
+from transformers import (
+    RepetitionPenaltyLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+
+STRATEGIES = ("greedy", "sample")
+
+
+# ---- settings ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SamplingSettings:
+    """How to pick each next token. ``temperature`` 0 means greedy; ``top_k`` 0 and ``top_p`` 1.0 mean off."""
+
+    strategy: str = "sample"
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    max_new_tokens: int = 50
+    seed: int = 0
+
+    @property
+    def greedy(self) -> bool:
+        return self.strategy == "greedy" or self.temperature == 0
+
+
+def check_settings(settings: SamplingSettings, vocab_size: int | None = None) -> tuple[SamplingSettings, list[str]]:
+    """Validate ``settings``; return them with harmless excesses clamped, and a note for each clamp.
+
+    Raises ValueError (one readable sentence per problem) for settings that have no sensible meaning.
+    """
+    s, notes, problems = settings, [], []
+    if s.strategy not in STRATEGIES:
+        problems.append(f"strategy must be one of {', '.join(STRATEGIES)} (got {s.strategy!r})")
+    if not _is_number(s.temperature) or s.temperature < 0:
+        problems.append(f"temperature must be 0 or more (got {s.temperature!r}); 0 means greedy")
+    if not _is_int(s.top_k) or s.top_k < 0:
+        problems.append(f"top-k must be a whole number, 0 (off) or more (got {s.top_k!r})")
+    if not _is_number(s.top_p) or not 0 < s.top_p <= 1:
+        problems.append(f"top-p must be in (0, 1]; 1.0 means off (got {s.top_p!r})")
+    if not _is_number(s.repetition_penalty) or s.repetition_penalty <= 0:
+        problems.append(f"repetition penalty must be above 0; 1.0 means off (got {s.repetition_penalty!r})")
+    if not _is_int(s.max_new_tokens) or s.max_new_tokens < 1:
+        problems.append(f"max new tokens must be a whole number >= 1 (got {s.max_new_tokens!r})")
+    if not _is_int(s.seed) or not 0 <= s.seed < 2**63:
+        problems.append(f"seed must be a whole number from 0 to 2**63 - 1 (got {s.seed!r})")
+    if problems:
+        raise ValueError("Bad sampling settings: " + "; ".join(problems) + ".")
+    if s.strategy == "sample" and s.temperature == 0:
+        notes.append("Temperature 0 means greedy decoding: the most likely token every time.")
+    if vocab_size is not None and s.top_k > vocab_size:
+        notes.append(f"top-k {s.top_k} is larger than the vocabulary ({vocab_size} tokens): top-k is off.")
+        s = replace(s, top_k=0)
+    return s, notes
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x  # rejects NaN
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+# ---- one distribution ----------------------------------------------------------------------------------
+@dataclass
+class Distribution:
+    """The next-token distribution at one step, at each stage of decoding (1-D tensors over the vocabulary)."""
+
+    raw: torch.Tensor  # the model's own probabilities
+    tempered: torch.Tensor  # after repetition penalty and temperature (= raw when both are off)
+    kept_by_top_k: torch.Tensor  # bool: survives top-k (all True when top-k is off)
+    kept: torch.Tensor  # bool: survives top-k and top-p: the tokens that can be drawn
+    final: torch.Tensor  # what the token is drawn from: tempered, cut, renormalised
+    scores: torch.Tensor = field(repr=False, default=None)  # the warped logits, [1, vocab] (-inf where cut)
+
+    @property
+    def n_kept(self) -> int:
+        return int(self.kept.sum())
+
+    @property
+    def kept_mass(self) -> float:
+        """How much of the tempered probability the surviving tokens held before renormalising."""
+        return float(self.tempered[self.kept].sum())
+
+    def top(self, tokenizer, n: int = 25, chosen: int | None = None) -> dict[str, list]:
+        """The ``n`` most likely tokens, kept ones first (``chosen`` always included), as columns of lists:
+        cheap enough to keep one per generated token."""
+        rows = Distribution(*(t[None] for t in (self.raw, self.tempered, self.kept_by_top_k, self.kept, self.final)))
+        return top_rows(rows, tokenizer, n, [chosen])[0]
+
+    def table(self, tokenizer, n: int = 25, chosen: int | None = None) -> pd.DataFrame:
+        """`top` as a DataFrame, for charts."""
+        return pd.DataFrame(self.top(tokenizer, n, chosen))
+
+    def row(self, i: int) -> "Distribution":
+        """Row ``i`` of a Distribution of several rows (`warp_rows`), as a one-row Distribution (views)."""
+        return Distribution(self.raw[i], self.tempered[i], self.kept_by_top_k[i], self.kept[i], self.final[i],
+                            self.scores[i:i + 1])
+
+
+def top_rows(d: Distribution, tokenizer, n: int, chosen: list[int | None]) -> list[dict[str, list]]:
+    """`Distribution.top` for each row of a several-row Distribution (`warp_rows`), in a few tensor ops."""
+    # Kept tokens first, then those only top-p cut, then the rest, each by probability: so the cuts are
+    # prefixes and a chart can draw each as one line, even when ties straddle a boundary.
+    key = d.tempered.double() + 2.0 * d.kept_by_top_k + 4.0 * d.kept
+    order = torch.argsort(key, dim=-1, descending=True, stable=True)[:, :n]
+    for row, token in enumerate(chosen):
+        if token is not None and not bool((order[row] == token).any()):
+            order[row, -1] = int(token)
+    columns = {name: getattr(d, name).gather(1, order).tolist()
+               for name in ("raw", "tempered", "final", "kept_by_top_k", "kept")}
+    return [{"rank": list(range(1, len(ids) + 1)), "token_id": ids, "token": [token_label(tokenizer, i) for i in ids],
+             **{name: values[row] for name, values in columns.items()}}
+            for row, ids in enumerate(order.tolist())]
+
+
+def warp(logits: torch.Tensor, settings: SamplingSettings, input_ids: torch.Tensor | None = None) -> Distribution:
+    """Apply ``settings`` to next-token ``logits`` ([vocab] or [1, vocab]) with transformers' processors.
+
+    ``input_ids`` (the tokens so far) is only needed for the repetition penalty.
+    """
+    ids = None if input_ids is None else input_ids.reshape(1, -1)
+    return warp_rows(logits.reshape(1, -1), settings, ids).row(0)
+
+
+def warp_rows(logits: torch.Tensor, settings: SamplingSettings, input_ids: torch.Tensor | None = None) -> Distribution:
+    """`warp` for several rows at once ([rows, vocab] logits, [rows, len] input_ids): a Distribution whose
+    fields have a row per text (take one with ``.row(i)``). Texts decoded together share these few tensor ops."""
+    scores = logits.detach().float()
+    raw = scores.softmax(-1)
+    if settings.repetition_penalty != 1.0:
+        if input_ids is None:
+            raise ValueError("The repetition penalty needs the tokens so far (input_ids).")
+        scores = RepetitionPenaltyLogitsProcessor(float(settings.repetition_penalty))(input_ids.to(scores.device), scores)
+    if settings.greedy:
+        # Greedy: the single most likely token (first one on ties, as torch.argmax and generate() do).
+        tempered = scores.softmax(-1)
+        kept = torch.zeros_like(tempered, dtype=torch.bool).scatter_(1, scores.argmax(-1, keepdim=True), True)
+        return Distribution(raw, tempered, torch.ones_like(kept), kept, kept.float(), scores.masked_fill(~kept, -float("inf")))
+    if settings.temperature != 1.0:
+        scores = TemperatureLogitsWarper(float(settings.temperature))(None, scores)
+    tempered = scores.softmax(-1)
+    if settings.top_k:
+        scores = TopKLogitsWarper(int(settings.top_k))(None, scores)
+    kept_by_top_k = scores > -float("inf") if settings.top_k else torch.ones_like(tempered, dtype=torch.bool)
+    if settings.top_p < 1.0:
+        scores = TopPLogitsWarper(float(settings.top_p))(None, scores)
+    kept = scores > -float("inf")
+    return Distribution(raw, tempered, kept_by_top_k, kept, scores.softmax(-1), scores)
+
+
+def next_token_distribution(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """Probabilities over the vocabulary after temperature, then top-k, then top-p (0 / 1.0 = off).
+
+    Temperature 0 is greedy: all the probability on the most likely token. ``logits`` is [vocab] or
+    [batch, vocab]; the result has the same shape.
+    """
+    settings, _ = check_settings(SamplingSettings(temperature=temperature, top_k=top_k, top_p=top_p), logits.shape[-1])
+    rows = logits.reshape(-1, logits.shape[-1])
+    return torch.stack([warp(row, settings).final for row in rows]).reshape(logits.shape)
+
+
+def choose(dist: Distribution, settings: SamplingSettings, rng: torch.Generator | None) -> int:
+    """The next token: the argmax when greedy, else one draw from the final distribution."""
+    if settings.greedy:
+        return int(dist.final.argmax())
+    # Drawn from the [1, vocab] softmax exactly as generate() does, so a seeded run matches it token for token.
+    return int(torch.multinomial(dist.final.reshape(1, -1), 1, generator=rng)[0, 0])
+
+
+@functools.lru_cache(maxsize=1 << 16)  # a chart labels 25 tokens per generated token: decode each only once
+def token_label(tokenizer, token_id: int) -> str:
+    """A token as a reader sees it: its text, with spaces and newlines made visible."""
+    text = token_text(tokenizer, token_id)
+    if text == (tokenizer.eos_token or "\0"):
+        return "⏹ end"
+    if "\ufffd" in text or not text:  # a piece of a multi-byte character: show the token itself
+        return f"⟨{tokenizer.convert_ids_to_tokens(int(token_id))}⟩"
+    text = text.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥")
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def token_text(tokenizer, token_id: int) -> str:
+    """``tokenizer.decode([token_id])``, decoded once per token (every generated token needs it)."""
+    return tokenizer.decode([int(token_id)])
