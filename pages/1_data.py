@@ -46,7 +46,8 @@ def save_box(key: str, default: str, content, meta: dict) -> None:
         overwrite = c1.checkbox("Replace a data set of that name", key=f"ow_{key}")
         if c2.form_submit_button("💾 Save", use_container_width=True):
             try:
-                folder = ui.workspace().path("datasets", name)
+                ws = ui.workspace()
+                folder = ws.path("datasets", name) if overwrite else ws.new_path("datasets", name)
                 corpus.save_dataset(folder, content, meta, overwrite=overwrite)
                 st.success(f"Saved as **{name}**.")
             except (ValueError, FileExistsError) as exc:
@@ -188,9 +189,7 @@ with tok_tab:
             tname = c1.text_input("Save tokenizer as", f"{kind}-{len(trained)}")
             if c2.form_submit_button("💾 Save", use_container_width=True):
                 try:
-                    folder = ui.workspace().path("tokenizers", tname)
-                    if folder.exists():
-                        raise FileExistsError(f"A tokenizer named {tname!r} exists; choose another name.")
+                    folder = ui.workspace().new_path("tokenizers", tname)  # refuses look-alike names too
                     tok.save_tokenizer(trained, folder)
                     st.success(f"Saved as **{tname}**.")
                 except (ValueError, FileExistsError) as exc:

@@ -1,6 +1,5 @@
 """Train: pick data, tokenizer and model, train in the background, watch it learn; manage runs; fine-tune."""
 
-import re
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -15,6 +14,7 @@ from lab.device import available_devices
 from lab.jobs import JOBS
 from lab.runs import delete_run, read_metrics, rename_run, resolve_model, run_summary
 from lab.train_config import HELP, TrainConfig
+from lab.paths import upload_name
 from lab.workspace import validate_name
 
 ui.require_app()
@@ -177,8 +177,7 @@ with new_tab:
                     raise ValueError("Choose a story file to upload first.")
                 from lab.corpus import save_dataset
 
-                safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(upload.name).stem).strip("-.") or "stories"
-                folder = ws.path("datasets", f"upload-{safe}"[:64])
+                folder = ws.path("datasets", upload_name(upload.name))  # a browser's file name made safe
                 if not folder.exists():
                     save_dataset(folder, stories.parse_corpus(upload.name, upload.getvalue()), {"source": f"upload:{upload.name}"})
                 data_kw["data"] = str(folder)
@@ -191,7 +190,7 @@ with new_tab:
                 checkpoint_every=ckpt_every, sample_every=sample_every, device=device, attention_impl=attention_impl,
             )
             ui.limits().check_training(params["total"], steps)  # a teacher's caps for a shared machine
-            job = JOBS.submit(ws.path("runs", cfg.run_name), cfg, ws.user)
+            job = JOBS.submit(ws.new_path("runs", cfg.run_name), cfg, ws.user)  # refuses look-alike names too
             st.session_state["tr_live_run"] = job.run_dir.name  # the Live tab shows the new run
             with st.spinner("Preparing data, tokenizer and model…"):
                 waited = 0.0
@@ -355,11 +354,9 @@ with transfer_tab:
             scratch = TrainConfig(run_name=validate_name(f"{t_name}-scratch"), tokenizer=tok_folder, shape=shape, **common)
             n_params = models.count_parameters(models.ModelShape(**shape), model_config.get("vocab_size", 512))["total"]
             ui.limits().check_training(n_params, total)
-            for cfg in (tuned, scratch):
-                if ws.path("runs", cfg.run_name).exists():
-                    raise ValueError(f"A run named {cfg.run_name!r} already exists: choose another name.")
-            for cfg in (tuned, scratch):
-                JOBS.submit(ws.path("runs", cfg.run_name), cfg, ws.user)
+            folders = [ws.new_path("runs", cfg.run_name) for cfg in (tuned, scratch)]  # refuses look-alikes too
+            for cfg, folder in zip((tuned, scratch), folders):
+                JOBS.submit(folder, cfg, ws.user)
             st.session_state["tr_pair"] = [tuned.run_name, scratch.run_name]
         except (ValueError, OSError) as exc:
             ui.show_error(exc)
