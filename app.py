@@ -49,5 +49,6 @@ def home() -> None:
 
 pages = [st.Page(home, title="Home", icon="🏠", default=True)]
 pages += [st.Page(path, title=title, icon=icon) for path, title, icon, _ in STEPS]
-ui.sidebar()
+ui.require_app()  # the first run after the server starts: leave old-style pages mode first, so the sidebar's
+ui.sidebar()      # widgets get the same ids in every run (else a student's first click there is lost)
 st.navigation(pages).run()

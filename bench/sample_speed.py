@@ -6,9 +6,11 @@ tinystories-3m presets. Targets: streaming within 1.2x of generate(); under 20 m
 
 Then the shared decoder the Sample page uses (`lab.batching`): one text through it against `Generation` alone
 (the cost of the hand-off to its thread), and 20 texts (20 seeds, 4 prompts) decoded together against one after
-another, with the same tokens either way.
+another, with the same tokens either way. Last, a class sampling their own runs: 20 texts of 20 model objects of
+the demo's shape, in one pass per step (`lab.stacked`) against one `transformers` pass per model per step (what
+the decoder did before), and 20 texts of one model through both paths.
 
-    .venv/bin/python bench/sample_speed.py [--tokens 100] [--repeats 5] [--threads 1]
+    .venv/bin/python bench/sample_speed.py [--tokens 100] [--repeats 5] [--threads 1] [--decoder-only]
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lab.batching import SharedDecoder, decode_together  # noqa: E402
+from lab.batching import Batch, SharedDecoder, decode_together  # noqa: E402
 from lab.models import build_model, load_model  # noqa: E402
 from lab.sampling import Generation, prepare  # noqa: E402
 from lab.stories import generate_stories  # noqa: E402
@@ -75,13 +77,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--vocab", type=int, default=2048, help="BPE vocabulary of the random-weight models.")
+    ap.add_argument("--decoder-only", action="store_true", help="Only the shared-decoder comparisons.")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), {args.tokens} new tokens, "
           f"best of {args.repeats} (min: the least disturbed run on a shared machine)")
     print(f"{'model':36s} {'settings':26s} {'stream ms/tok':>13s} {'generate ms/tok':>15s} {'ratio':>6s} "
           f"{'tokens':>6s}  same tokens")
-    for name, model, tok in models(args.vocab):
+    for name, model, tok in [] if args.decoder_only else models(args.vocab):
         for label, s in SETTINGS.items():
             s = SamplingSettings(**{**s.__dict__, "max_new_tokens": args.tokens})
             time_stream(model, tok, s), time_generate(model, tok, s)  # warm-up
@@ -127,9 +130,36 @@ def shared(args) -> None:
         list(decode_together(gens))
         return time.perf_counter() - t, [[st.token_id for st in g.steps] for g in gens]
 
+    own = [load_model(ROOT / "assets" / "demo-model")[0] if name == "demo model" else model for _ in range(20)]
+
+    def stacked_pass(owners) -> tuple[float, list[list[int]]]:
+        t = time.perf_counter()
+        gens = [Generation(m, tok, p, s) for m, (p, s) in zip(owners, texts)]
+        list(decode_together(gens))
+        return time.perf_counter() - t, [[st.token_id for st in g.steps] for g in gens]
+
+    def model_by_model(owners) -> tuple[float, list[list[int]]]:
+        """One `transformers` pass per model per step: a Batch per model, stepped in turn."""
+        t = time.perf_counter()
+        gens = [Generation(m, tok, p, s) for m, (p, s) in zip(owners, texts)]
+        batches: dict[int, Batch] = {}
+        for g in gens:
+            batches.setdefault(id(g.model), Batch(g.model))
+        for b in batches.values():
+            b.step([g for g in gens if g.model is b.model])
+        while any(b.gens for b in batches.values()):
+            for b in batches.values():
+                if b.gens:
+                    b.step()
+        return time.perf_counter() - t, [[st.token_id for st in g.steps] for g in gens]
+
     print(f"\nshared decoder ({name}, 50 new tokens, best of {args.repeats})")
     for label, mine, reference in (("1 text: decoder thread vs Generation", one_shared, one_alone),
-                                   ("20 texts: together vs one after another", all_together, all_in_turn)):
+                                   ("20 texts: together vs one after another", all_together, all_in_turn),
+                                   ("20 own models: one pass vs a pass per model", lambda: stacked_pass(own),
+                                    lambda: model_by_model(own)),
+                                   ("20 texts, 1 model: lab.stacked vs transformers", lambda: stacked_pass([model] * 20),
+                                    lambda: model_by_model([model] * 20))):
         mine(), reference()  # warm-up
         ours, theirs, same = [], [], True
         for _ in range(args.repeats):
@@ -139,7 +169,7 @@ def shared(args) -> None:
             theirs.append(b)
             same &= x == y
         o, r = min(ours), min(theirs)
-        print(f"  {label:42s} {o * 1000:8.1f} ms vs {r * 1000:8.1f} ms  ratio {o / r:5.2f}  same tokens {same}")
+        print(f"  {label:48s} {o * 1000:8.1f} ms vs {r * 1000:8.1f} ms  ratio {o / r:5.2f}  same tokens {same}")
 
 
 if __name__ == "__main__":
