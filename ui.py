@@ -140,7 +140,13 @@ def model_choices() -> dict[str, Path]:
     return choices
 
 
-@st.cache_resource(max_entries=8, show_spinner="Loading model…")
+# Loaded models shared by every session. A class of 30 each opening their own run needs 30 entries; with 8, the
+# Attention page reloaded a model the Sample page had just loaded (measured: a third of that page's time under
+# load). Demo-sized models take ~1 MB each; TINYLAB_MODEL_CACHE lowers it for big ones.
+MODEL_CACHE = int(os.environ.get("TINYLAB_MODEL_CACHE", 48))
+
+
+@st.cache_resource(max_entries=MODEL_CACHE, show_spinner="Loading model…")
 def _load(path: str, stamp: float, device: str, hub: bool | None = None):
     from lab.models import load_model
 
