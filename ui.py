@@ -1,6 +1,17 @@
-"""Streamlit helpers shared by the pages: the user's workspace, model picking and loading, error display.
+"""Streamlit helpers shared by the pages: the user's workspace, kept choices, model picking and loading, errors.
 
 Kept outside `lab/` because it imports streamlit; the pages stay thin views over `lab`.
+
+**Choices survive page switches, one way everywhere.** Streamlit forgets a widget's value when a script run
+does not draw it (another page, another tab's branch, a hidden option). Every widget whose choice a student
+expects to find again is created with ``**ui.keep("key")``: its key plus Streamlit's own
+``persist_state="session"``, which carries the value under that key while the widget is not drawn and gives it
+back when it is drawn again (a value no longer valid, say an option that disappeared, falls back to the
+widget's default). Two widget kinds have no ``persist_state`` and get the same promise here by hand:
+`kept_editor` (``st.data_editor``: edited tables, grades) and `kept_upload` (``st.file_uploader``). Results
+that pages compute (evaluations, scans) live in plain ``st.session_state`` keys, which Streamlit never drops.
+The model choice uses one key on every page (`model_picker`), so a model picked on one page is the one the
+next page opens with.
 """
 
 from __future__ import annotations
@@ -8,6 +19,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -121,6 +133,54 @@ def _name_box(current: str) -> str:
     return current
 
 
+def keep(key: str, within: tuple | None = None) -> dict[str, Any]:
+    """Widget arguments that keep its value for the whole session: ``st.slider("Top-p", 0.0, 1.0, **keep("k"))``.
+
+    ``within``: a slider's (min, max) when they change with the data. Other widgets fall back to their
+    default when a kept value no longer fits, but a slider raises, so here a kept value outside is dropped."""
+    ss = st.session_state
+    if within is not None and key in ss and not within[0] <= ss[key] <= within[1]:
+        del ss[key]
+    return {"key": key, "persist_state": "session"}
+
+
+def kept_editor(data, key: str, **kwargs):
+    """``st.data_editor`` whose edits survive a page switch; returns the edited table.
+
+    The editor stores its edits as changes to the table it was drawn with, and forgets them when it is not
+    drawn. So the edited table is kept too, and becomes the table the editor is drawn with when it comes
+    back. New ``data`` (say, a new grading sheet) starts over from that data."""
+    ss = st.session_state
+    slot = ss.setdefault(f"_kept_editor:{key}", {})
+    if "origin" not in slot or not slot["origin"].equals(data):
+        slot.clear()
+        slot.update(origin=data, base=data)
+    elif key not in ss:  # drawn again after a page switch: start from the last edit
+        slot["base"] = slot.get("edited", data)
+    slot["edited"] = st.data_editor(slot["base"], key=key, **kwargs)
+    return slot["edited"]
+
+
+def kept_upload(label: str, key: str, **kwargs):
+    """``st.file_uploader`` whose file survives a page switch; returns the file or None.
+
+    An uploader cannot be refilled from the server, so after a page switch it shows empty while the page
+    keeps using the file uploaded before (and says so); dropping a new file replaces it."""
+    ss = st.session_state
+    slot = f"_kept_upload:{key}"
+    if key not in ss and slot in ss:  # drawn again after a page switch
+        ss[slot]["in_widget"] = False
+    upload = st.file_uploader(label, key=key, **kwargs)
+    if upload is not None:
+        ss[slot] = {"file": upload, "in_widget": True}
+    elif slot in ss and ss[slot]["in_widget"]:  # the student removed it from the uploader
+        del ss[slot]
+    kept = ss.get(slot)
+    if kept and not kept["in_widget"]:
+        st.caption(f"Using **{kept['file'].name}**, uploaded earlier; drop a file above to replace it.")
+    return kept["file"] if kept else None
+
+
 def show_error(exc: BaseException) -> None:
     """A clear message in the page instead of a traceback."""
     st.error(str(exc) or type(exc).__name__, icon="⚠️")
@@ -175,25 +235,22 @@ def confinement():
     return ui_access.confinement(workspace().home)
 
 
-def model_picker(key: str, label: str = "Model") -> Path | str | None:
-    """A selectbox of known models plus a free path / hub id; remembers the choice across pages."""
+OTHER_MODEL = "Other folder or hub id…"
+
+
+def model_picker(label: str = "Model") -> Path | str | None:
+    """A selectbox of known models plus a free path / hub id; one choice shared by every page."""
     choices = model_choices()
-    options = list(choices) + ["Other folder or hub id…"]
-    remembered = st.session_state.get("picked_model")
-    index = options.index(remembered) if remembered in options else 0
     choice = st.selectbox(
-        label, options, index=index, key=f"{key}_model",
+        label, list(choices) + [OTHER_MODEL], **keep("model"),
         help="The demo model ships with the lab; runs you train appear here with each checkpoint.",
     )
-    st.session_state["picked_model"] = choice
-    if choice == options[-1]:
-        # Widget state is dropped when a page switch hides the widget: keep the path in a plain key too.
+    if choice == OTHER_MODEL:
         other = st.text_input(
-            "Folder or hub id", value=st.session_state.get("picked_other", ""), key=f"{key}_other",
+            "Folder or hub id", **keep("model_other"),
             help="A local folder saved with save_pretrained (safetensors), or a hub id such as "
             "roneneldan/TinyStories-1M when you have internet.",
         )
-        st.session_state["picked_other"] = other
         return typed_model(other)
     return choices[choice]
 
@@ -207,7 +264,7 @@ def typed_model(typed: str) -> Path | str | None:
         source = conf.model_source(typed)
         if conf.roots is not None and isinstance(source, str):
             # A confined hub id becomes its folder in the hub cache, so no page ever reads it as a local path.
-            from lab.models import hub_folder
+            from lab.hub import hub_folder
 
             source = hub_folder(source)
         return source
@@ -239,3 +296,66 @@ def require_app() -> None:
         PagesManager.uses_pages_directory = False
         if first_run:  # a page load carries no clicks, so nothing is lost by running it again
             st.rerun()
+
+
+# ---- Stories to study (Data, Attention, Neurons) -----------------------------------------------------------
+STORY_SOURCES = ("Generated", "Upload a file", "Saved data set")
+STORY_FILE_HELP = (".txt (stories between <|endoftext|> lines, blank lines, or one per line), TinyStories' .json, "
+                   ".jsonl/.json/.csv/.parquet with a 'text' or 'story' column. Nothing is unpickled; a story cut "
+                   "at the start or end of the file is dropped.")
+
+
+@st.cache_data(max_entries=8, show_spinner="Reading the story file…")
+def read_story_upload(name: str, data: bytes, limit: int | None = None, layout: str = "auto"):
+    """`lab.story_files.parse_stories`, cached: a rerun does not parse the same upload again."""
+    from lab.story_files import parse_stories
+
+    return parse_stories(name, data, limit, layout)
+
+
+def story_picker(key: str, default_n: int, max_n: int, seed: int = 1) -> tuple[list[str], str] | None:
+    """Stories to run through a model: generated ones, the first ones of an uploaded story file, or of a saved
+    story data set. Returns (stories, a line saying what they are), or None after saying what is missing."""
+    from lab.corpus import dataset_kind, stories_from
+    from lab.stories import generate_stories
+
+    source = st.radio("Stories", STORY_SOURCES, horizontal=True, **keep(f"{key}_source"),
+                      help="Generated: the lab's story generator. Upload: any story file. Saved: a story data set "
+                      "saved on the Data page. The paper used ~20 validation stories.")
+    c1, c2 = st.columns([1, 2])
+    n = int(c1.number_input("How many", 1, max_n, default_n, **keep(f"{key}_n"),
+                            help="Stories to run through the model (the first ones of a file or data set)."))
+    try:
+        if source == STORY_SOURCES[0]:
+            s = int(c2.number_input("Seed", 0, 10**6, seed, **keep(f"{key}_seed"),
+                                    help="Use a seed the model was not trained on (training uses seed 0 by default)."))
+            return generate_stories(n, s), f"{n} generated stories (seed {s})"
+        if source == STORY_SOURCES[1]:
+            with c2:
+                up = kept_upload("Story file", f"{key}_upload", help=STORY_FILE_HELP)
+            if up is None:
+                st.info("Upload a story file, or pick another source.")
+                return None
+            limits().check_upload(up.size)
+            result = read_story_upload(up.name, up.getvalue(), n)
+        else:
+            ws = workspace()
+            names = [d for d in ws.names("datasets") if dataset_kind(ws.path("datasets", d)) == "stories"]
+            if not names:
+                st.info("No saved story data set yet: save one on the Data page, or pick another source.")
+                return None
+            name = c2.selectbox("Data set", names, **keep(f"{key}_dataset"), help="Story data sets you saved.")
+            result = stories_from(ws.path("datasets", name), limit=n)
+    except ValueError as exc:
+        show_error(exc)
+        return None
+    for note in result.notes:
+        st.caption(f"Note: {note}.")
+    return result.stories, f"{result.source} ({result.format}): {result.summary}"
+
+
+def coverage_caption(texts: list[str]) -> str:
+    """ "99% of words classed (lab lexicon)": how much of these texts the word classes cover."""
+    from lab.tagger import coverage, tagger_name
+
+    return f"{coverage(texts):.0%} of words classed ({tagger_name()})"

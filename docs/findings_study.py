@@ -1,10 +1,12 @@
-"""Run the two interpretability studies of docs/findings.md on trained runs and write its charts and tables.
+"""Run the interpretability studies of docs/findings.md on models trained on real and on generated stories.
 
-    .venv/bin/python docs/findings_study.py --one-layer workspace/default/runs/story-1layer \
-        --one-m workspace/default/runs/story-1m [--out docs/img]
+    .venv/bin/python bench/generated_vs_real.py --keep artifacts/findings     # trains both runs (see findings.md)
+    .venv/bin/python docs/findings_study.py --run artifacts/findings/runs/real \
+        --run artifacts/findings/runs/generated [--stories 50] [--png docs/img]
 
-Charts are the lab's own Plotly figures, rendered to PNG by the headless Chromium of tests/browser.py
-(kaleido is not installed). Tables are printed as Markdown. Stories use seed 1 (training used seed 0).
+Every study reads held-out real TinyStories stories (the last 200 of ../shared/data's sample, never trained
+on by either run; see `lab.real_sample`). Prints Markdown tables; ``--png`` also writes the charts (the lab's own
+Plotly figures, rendered by the headless Chromium of tests/browser.py).
 """
 
 from __future__ import annotations
@@ -20,14 +22,13 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from lab import heads, inspect as lens, inspect_charts as charts, neurons  # noqa: E402
+from lab.evaluate import bits_per_char  # noqa: E402
+from lab.logit_lens import logit_lens  # noqa: E402
 from lab.models import load_model  # noqa: E402
-from lab.runs import list_checkpoints  # noqa: E402
-from lab.stories import generate_stories  # noqa: E402
+from lab.real_sample import held_out_split, shared_sample  # noqa: E402
+from lab.runs import list_checkpoints, trained_length  # noqa: E402
 
-STORY = (
-    'One day, Lucy asked Tom: "Do you want to share my banana?" Tom said yes. They went to the park and sat '
-    "under a big tree. Lucy gave Tom half of the banana, and they were very happy."
-)
+CLASSES = ("name", "pronoun", "verb")  # the paper's neurons: the protagonist's name, subject pronouns, action verbs
 
 
 def save_png(figs: dict, out: Path, width: int = 1000) -> None:
@@ -48,90 +49,52 @@ def md(frame: pd.DataFrame) -> str:
     return frame.to_markdown(index=False) if hasattr(frame, "to_markdown") else frame.to_string(index=False)
 
 
-def where_heads_look(model, tokenizer, text: str, layer: int = 0) -> pd.DataFrame:
-    """Per head: the token each of three probe queries attends to most (the paper's banana/park/names)."""
-    enc = lens.encode(tokenizer, text)
-    pattern = lens.patterns_for_ids(model, enc.ids)[layer]
-    toks = [t.strip() for t in enc.tokens]
-    probes = {
-        "last 'the'": max(i for i, t in enumerate(toks) if t == "the"),
-        "'Tom' (3rd)": [i for i, t in enumerate(toks) if t == "Tom"][-1],
-        "last token": len(toks) - 1,
-    }
-    rows = []
-    for h in range(pattern.shape[0]):
-        row = {"head": f"L{layer}H{h}"}
-        for label, q in probes.items():
-            w, k = pattern[h, q, : q + 1].max(-1)
-            row[f"{label} → top key"] = f"{enc.tokens[int(k)].strip()!r} ({float(w):.2f}, {q - int(k)} back)"
-        rows.append(row)
-    return pd.DataFrame(rows)
+def study(run: Path, texts: list[str], figs: dict) -> None:
+    last = list_checkpoints(run)[-1]
+    model, tokenizer = load_model(last)
+    limit = trained_length(last)  # only positions the run trained on
+    print(f"\n## {run.name}/{last.name}: {bits_per_char(model, tokenizer, texts, window=limit):.3f} bits/char "
+          f"on {len(texts)} held-out real stories")
+
+    stats = heads.head_stats(model, tokenizer, texts, max_tokens=limit)
+    print(f"\n### Heads: {stats['kind'].value_counts().to_dict()}\n")
+    by_layer = stats.groupby("layer").agg(**{c: (c, "mean") for c in stats.columns
+                                             if c not in ("layer", "head", "kind") and stats[c].dtype.kind == "f"})
+    print(md(by_layer.reset_index().round(3)))
+    print(md(stats.groupby(["layer", "kind"]).size().unstack(fill_value=0).reset_index()))
+    figs[f"heads-{run.name}"] = charts.head_scatter(stats)
+
+    layer = len(lens.blocks(model)) - 1  # the last layer
+    acts = lens.mlp_activations(model, tokenizer, texts[:20], layer, max_tokens=limit)
+    selectivity = neurons.word_class_selectivity(acts)
+    best = neurons.best_class(selectivity)
+    print(f"\n### Neurons of the last layer ({layer}), {len(acts.tokens)} tokens of 20 stories")
+    print("neurons with selectivity > 1, by class:", best[best["selectivity"] > 1].groupby("class").size().to_dict())
+    for cls in CLASSES:
+        for n, score in selectivity.loc[cls].sort_values(ascending=False).head(3).items():
+            tops = neurons.top_activating(acts, int(n), k=8)["token"].str.strip().tolist()
+            print(f"- {cls}: neuron {n} (selectivity {score:.2f}); top tokens {tops}")
+    table = neurons.neuron_table(acts)
+    print("\nmost active neurons:\n" + md(table.head(8).round(3)))
+    figs[f"neurons-{run.name}-selectivity"] = charts.selectivity_heatmap(selectivity, best["neuron"].head(40).tolist())
+    lens_table = pd.concat([logit_lens(model, tokenizer, t, max_tokens=limit) for t in texts[:5]])
+    print("\nlogit lens, mean log p(next) per layer (5 stories):",
+          lens_table.groupby("layer")["log p(next)"].mean().round(3).to_dict())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--one-layer", required=True, help="run folder of the 1-layer model")
-    parser.add_argument("--one-m", required=True, help="run folder of the 1M-shape model")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "img"))
-    parser.add_argument("--stories", type=int, default=50)
+    parser.add_argument("--run", action="append", required=True, help="a run folder (repeat for several)")
+    parser.add_argument("--stories", type=int, default=50, help="held-out real stories for the head study")
+    parser.add_argument("--png", help="also write the charts to this folder")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    texts = generate_stories(args.stories, 1)
-    figs = {}
-
-    # ---- Study 1: attention heads of the 1-layer model, then of the 1M shape ----
-    for tag, run in (("1layer", Path(args.one_layer)), ("1m", Path(args.one_m))):
-        last = list_checkpoints(run)[-1]
-        model, tokenizer = load_model(last)
-        stats = heads.head_stats(model, tokenizer, texts, max_tokens=lens.trained_length(last))
-        stats.round(4).to_csv(out / f"heads-{tag}.csv", index=False)
-        print(f"\n### Heads, {run.name}/{last.name}: {stats['kind'].value_counts().to_dict()}\n")
-        print(md(stats.drop(columns=["layer", "head"]).round(3)))
-        figs[f"heads-{tag}"] = charts.head_scatter(stats)
-        if tag == "1layer":
-            enc = lens.encode(tokenizer, STORY)
-            pattern = lens.patterns_for_ids(model, enc.ids).numpy()
-            figs["lucy-1layer-grid"] = charts.head_grid(pattern[0], title="1-layer model, the Lucy/Tom story")
-            print("\n" + md(where_heads_look(model, tokenizer, STORY)))
-            top_head = int(stats.sort_values("r2 token", ascending=False)["head"].iloc[0])
-            figs["lucy-1layer-semantic-head"] = charts.head_heatmap(
-                pattern[0, top_head], enc.tokens, f"L0H{top_head}: highest key-token R²")
-            top_pos = int(stats.sort_values("r2 position", ascending=False)["head"].iloc[0])
-            figs["lucy-1layer-positional-head"] = charts.head_heatmap(
-                pattern[0, top_pos], enc.tokens, f"L0H{top_pos}: highest position R²")
-
-    # ---- Study 2: neurons of layer 7 of 8 (index 6) of the 1M shape, 20 stories ----
-    run = Path(args.one_m)
-    checkpoints = list_checkpoints(run)
-    model, tokenizer = load_model(checkpoints[-1])
-    layer = len(lens.blocks(model)) - 2
-    limit = lens.trained_length(checkpoints[-1])  # only positions the run trained on
-    acts = lens.mlp_activations(model, tokenizer, texts[:20], layer, max_tokens=limit)
-    table = neurons.neuron_table(acts)
-    print(f"\n### Neurons, layer {layer}, {len(acts.tokens)} tokens: 12 most active\n")
-    print(md(table.head(12).round(3)))
-    selectivity = neurons.word_class_selectivity(acts)
-    best = neurons.best_class(selectivity).sort_values("selectivity", ascending=False)
-    print("\nneurons with selectivity > 1, by class:", best[best["selectivity"] > 1].groupby("class").size().to_dict())
-    for cls in ("name", "pronoun", "verb"):
-        pick = selectivity.loc[cls].sort_values(ascending=False).head(3)
-        for n, score in pick.items():
-            tops = neurons.top_activating(acts, int(n), k=6)["token"].str.strip().tolist()
-            print(f"- {cls}: neuron {n} (selectivity {score:.2f}); top tokens {tops}")
-    figs["neurons-1m-selectivity"] = charts.selectivity_heatmap(selectivity, best["neuron"].head(40).tolist())
-    names_neuron = int(selectivity.loc["name"].idxmax())
-    across = neurons.neuron_across_checkpoints(checkpoints, texts[:20], layer, names_neuron, max_tokens=limit)
-    print(f"\n### Neuron {names_neuron} across checkpoints\n")
-    print(md(across.round(3)))
-    figs["neuron-1m-checkpoints"] = charts.checkpoint_lines(across)
-    for name, text in (("Lucy story", STORY), ("held-out generated story", texts[20])):
-        lens_table = lens.logit_lens(model, tokenizer, text, max_tokens=limit)
-        print(f"\nlogit lens on the {name}, mean log p(next) per layer:",
-              lens_table.groupby("layer")["log p(next)"].mean().round(3).to_dict())
-    figs["logit-lens-1m"] = charts.logit_lens_heatmap(lens_table)
-    save_png(figs, out)
+    texts = held_out_split(shared_sample())[1][:args.stories]
+    figs: dict = {}
+    for run in args.run:
+        study(Path(run), texts, figs)
+    if args.png:
+        save_png(figs, Path(args.png))
 
 
 if __name__ == "__main__":

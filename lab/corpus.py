@@ -11,8 +11,8 @@ from pathlib import Path
 
 from datasets import DatasetDict
 
-from . import data, stories
-from .workspace import atomic_dir
+from . import data, story_files
+from .workspace import atomic_dir, upload_name
 
 
 def save_dataset(folder: Path, content: DatasetDict | list[str], meta: dict | None = None, overwrite: bool = False) -> None:
@@ -22,8 +22,16 @@ def save_dataset(folder: Path, content: DatasetDict | list[str], meta: dict | No
         if kind == "unary":
             data.save_split(content, tmp)
         else:
-            stories.save_corpus(content, tmp)
+            story_files.write_stories(content, tmp)
         (tmp / "meta.json").write_text(json.dumps({"kind": kind, **(meta or {})}, indent=2), encoding="utf-8")
+
+
+def dataset_kind(folder: Path) -> str | None:
+    """"unary" or "stories" for a saved data set folder (from its meta.json), None for anything else."""
+    try:
+        return json.loads((Path(folder) / "meta.json").read_text(encoding="utf-8")).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def load_dataset_folder(folder: Path) -> tuple[str, DatasetDict | list[str]]:
@@ -36,7 +44,9 @@ def load_dataset_folder(folder: Path) -> tuple[str, DatasetDict | list[str]]:
     if meta.get("kind") == "unary":
         return "unary", data.load_split(folder)
     if meta.get("kind") == "stories":
-        return "stories", stories.load_corpus_file(folder / "stories.txt")
+        path = folder / "stories.txt"
+        # The lab's own file: read back exactly (no fragment is dropped from a file that was never cut).
+        return "stories", story_files.parse_stories(path.name, path.read_bytes(), layout="eos", drop_fragments=False).stories
     raise ValueError(f"{folder.name!r}: unknown data set kind {meta.get('kind')!r}.")
 
 
@@ -45,3 +55,28 @@ def texts_of(content: DatasetDict | list[str]) -> list[str]:
     if isinstance(content, DatasetDict):
         return [p + c for split in content.values() for p, c in zip(split["prompt"], split["completion"])]
     return list(content)
+
+
+def stories_from(source: Path | str, limit: int | None = None) -> story_files.StoryFile:
+    """Stories from a story file in any format `lab.story_files` reads, or from a saved data set folder."""
+    path = Path(source)
+    if path.is_dir():
+        kind, content = load_dataset_folder(path)
+        if kind != "stories":
+            raise ValueError(f"{path.name!r} is a {kind} data set, not stories.")
+        result = story_files.StoryFile(list(content), path.name, "saved data set")
+        if limit is not None and len(result.stories) > limit:
+            result.limited, result.stories = len(result.stories) - limit, result.stories[:limit]
+        return result
+    if not path.exists():
+        raise ValueError(f"{str(source)!r} does not exist: give a story file or a saved data set folder.")
+    return story_files.read_stories(path, limit)
+
+
+def save_upload(datasets_dir: Path, filename: str, content: bytes) -> Path:
+    """Save an uploaded story file as the data set ``upload-<file name>`` in ``datasets_dir`` (once: an
+    existing one is reused) and return its folder. Raises ValueError on a file that parses to no stories."""
+    folder = Path(datasets_dir) / upload_name(filename)  # a browser's file name made a safe workspace name
+    if not folder.exists():
+        save_dataset(folder, story_files.parse_stories(filename, content).stories, {"source": f"upload:{filename}"})
+    return folder

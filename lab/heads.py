@@ -1,9 +1,10 @@
-"""Classify attention heads as the TinyStories paper did: distance-based (positional) vs semantic.
+"""Classify attention heads as the TinyStories paper did: distance-based (positional) vs semantic, after setting
+apart the heads that barely choose at all (diffuse: close to uniform over the tokens they can see).
 
-Per head, over many texts: mean attended distance, entropy, the share of attention on the previous token and
-on the first token, and how well two one-way fits predict the head's scores on held-out texts. The score of
-key j for query i is log(weight) minus the largest log-weight of row i (what the softmax saw, up to a
-constant per row), so a one-factor fit is not swamped by row length:
+Per head, over many texts: mean attended distance, entropy and entropy relative to uniform, the share of
+attention on the previous token and on the first token, and how well two one-way fits predict the head's
+scores on held-out texts. The score of key j for query i is log(weight) minus the largest log-weight of row i
+(what the softmax saw, up to a constant per row), so a one-factor fit is not swamped by row length:
 - ``r2 position``: a Toeplitz fit, score = mean score at that relative offset (query - key);
 - ``r2 token``: score = mean score given to that key token.
 Fits are made on half of the texts and scored on the other half (and vice versa), so a fit with many groups
@@ -20,7 +21,7 @@ import torch
 
 from .inspect import context_length, encode, patterns_for_ids
 
-KINDS = ("positional", "mixed", "semantic", "first-token")
+KINDS = ("positional", "mixed", "semantic", "diffuse", "first-token")
 
 
 class _GroupFit:
@@ -55,16 +56,24 @@ class _GroupFit:
 
 POSITIONAL_R2 = 0.5  # relative position alone explains at least half of the held-out score variance
 SEMANTIC_R2 = 0.25  # ... at most a quarter: the tokens decide
+# Mean over queries of H(row) / log(number of keys the query sees): 1 = uniform, 0 = one key. At 0.75 a query
+# seeing 100 tokens spreads its attention like a uniform pick among ~32 of them (exp(0.75 ln 100)). The demo
+# model's heads sit at 0.48-0.66 (on generated and on real stories); an untrained model's near 1.
+DIFFUSE_ENTROPY = 0.75
 
 
 def classify(row) -> str:
     """first-token when over half the attention rests on the first token (neither distance nor content
-    decides); positional when relative position explains >= POSITIONAL_R2 of the held-out score variance;
+    decides); diffuse when the relative entropy is >= DIFFUSE_ENTROPY (the head spreads its attention almost
+    evenly: neither fit has a pattern to find, and a low position fit would otherwise read as "semantic");
+    then positional when relative position explains >= POSITIONAL_R2 of the held-out score variance;
     semantic below SEMANTIC_R2 (where the head looks depends on what the tokens are); mixed in between.
     ``r2 token`` is reported but not used here: a key-only fit misses heads whose choice depends on the
     query too ("the" -> "banana")."""
     if row["first share"] >= 0.5:
         return "first-token"
+    if row["relative entropy"] >= DIFFUSE_ENTROPY:
+        return "diffuse"
     if row["r2 position"] >= POSITIONAL_R2:
         return "positional"
     return "semantic" if row["r2 position"] < SEMANTIC_R2 else "mixed"
@@ -78,18 +87,20 @@ def head_stats(model, tokenizer, texts: list[str], max_tokens: int = 256,
     if len(texts) < 2:
         raise ValueError("Head statistics need at least two texts (fits are checked on held-out texts).")
     limit = context_length(model, max_tokens)
-    vocab = int(model.config.vocab_size)
+    encoded = [encode(tokenizer, text, limit) for text in texts]
+    # The token fit has one group per distinct token of these texts (not per vocabulary entry: a 50,257-token
+    # vocabulary would make its tables hundreds of MB).
+    seen = np.unique(np.concatenate([enc.ids[0].numpy() for enc in encoded]))
     by_offset = by_token = None
-    sums = {name: 0.0 for name in ("mean distance", "entropy", "prev share", "first share")}
+    sums = {name: 0.0 for name in ("mean distance", "entropy", "relative entropy", "prev share", "first share")}
     used = 0
-    for n, text in enumerate(texts):
-        enc = encode(tokenizer, text, limit)
+    for n, enc in enumerate(encoded):
         s = enc.ids.shape[1]
         if s >= 2:
             pattern = patterns_for_ids(model, enc.ids).numpy()  # [L, H, S, S]
             n_layers, heads = pattern.shape[:2]
             if by_offset is None:
-                by_offset, by_token = _GroupFit(n_layers * heads, limit), _GroupFit(n_layers * heads, vocab)
+                by_offset, by_token = _GroupFit(n_layers * heads, limit), _GroupFit(n_layers * heads, len(seen))
             # Every causal entry (key <= query) of queries 1.. (query 0 can only look at itself).
             q, k = np.tril_indices(s)
             keep = q >= 1
@@ -99,16 +110,20 @@ def head_stats(model, tokenizer, texts: list[str], max_tokens: int = 256,
             logs = np.log(np.clip(pattern, 1e-6, None))
             weights = (logs[:, :, q, k] - logs.max(-1)[:, :, q]).reshape(n_layers * heads, -1)
             by_offset.add(used % 2, q - k, weights)
-            by_token.add(used % 2, enc.ids[0].numpy()[k], weights)
+            by_token.add(used % 2, np.searchsorted(seen, enc.ids[0].numpy())[k], weights)
             rows = pattern[:, :, 1:, :]
             pos = np.arange(s)
             sums["mean distance"] += (rows * np.maximum(pos[1:, None] - pos[None, :], 0)).sum(-1).mean(-1)
-            sums["entropy"] += -(rows * np.log(np.clip(rows, 1e-12, None))).sum(-1).mean(-1)
+            entropy = -(rows * np.log(np.clip(rows, 1e-12, None))).sum(-1)  # [L, H, queries 1..]
+            sums["entropy"] += entropy.mean(-1)
+            # Query i sees keys 0..i (causal): uniform attention there has entropy log(i + 1). (A local layer's
+            # window is a position rule: uniform within a short window counts as positional, not diffuse.)
+            sums["relative entropy"] += (entropy / np.log(pos[1:] + 1)).mean(-1)
             sums["prev share"] += pattern[:, :, pos[1:], pos[:-1]].mean(-1)
             sums["first share"] += rows[..., 0].mean(-1)
             used += 1
         if progress:
-            progress((n + 1) / len(texts))
+            progress((n + 1) / len(encoded))
     if used < 2:
         raise ValueError("The texts are too short: at least two need two tokens or more.")
     layer_of, head_of = np.divmod(np.arange(n_layers * heads), heads)

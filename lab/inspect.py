@@ -33,6 +33,11 @@ def blocks(model) -> list[torch.nn.Module]:
     raise ValueError(f"Cannot find the transformer blocks of a {type(model).__name__}.")
 
 
+def body(model) -> torch.nn.Module:
+    """The model without its language-model head (GPT-Neo's ``transformer``, Llama's ``model``)."""
+    return getattr(model, "base_model", model)
+
+
 def attn_out_proj(block) -> torch.nn.Module:
     """The attention output projection: its input is the heads' outputs side by side [.., heads * d_head]."""
     attn = getattr(block, "attn", None) or getattr(block, "self_attn", None) or getattr(block, "attention", None)
@@ -172,7 +177,9 @@ def attention_patterns(model, tokenizer, text: str, max_tokens: int | None = Non
 @exclusive
 def patterns_for_ids(model, ids: torch.Tensor) -> torch.Tensor:
     with eager_attention(model):
-        out = model(ids.to(model_device(model)), output_attentions=True, use_cache=False)
+        # The transformer without its unembedding: the weights are all we need, and a 50,257-token unembedding
+        # costs more than all the blocks of a small model.
+        out = body(model)(ids.to(model_device(model)), output_attentions=True, use_cache=False)
     return check_patterns(out.attentions, len(blocks(model)), ids.shape[1], n_heads(model))
 
 
@@ -255,7 +262,7 @@ def mlp_activations(model, tokenizer, texts: list[str], layer: int,
     with hooks([handle]):
         for n, text in enumerate(texts):
             enc = encode(tokenizer, text, context_length(model, max_tokens))
-            model(enc.ids.to(model_device(model)), use_cache=False)
+            body(model)(enc.ids.to(model_device(model)), use_cache=False)  # no unembedding (see patterns_for_ids)
             values.append(captured.pop())
             rows += [(n, p, t, a, b) for p, (t, (a, b)) in enumerate(zip(enc.tokens, enc.offsets))]
             if progress:

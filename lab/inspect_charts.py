@@ -10,7 +10,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-KIND_COLOURS = {"positional": "#457b9d", "mixed": "#8d6cab", "semantic": "#e76f51", "first-token": "#a8a8a8"}
+KIND_COLOURS = {"positional": "#457b9d", "mixed": "#8d6cab", "semantic": "#e76f51", "diffuse": "#e9c46a",
+                "first-token": "#a8a8a8"}
 
 
 def label(token: str) -> str:
@@ -88,7 +89,8 @@ def head_scatter(stats: pd.DataFrame) -> go.Figure:
     """Heads placed by how well relative position (x) and key-token identity (y) explain their weights."""
     fig = px.scatter(
         stats, x="r2 position", y="r2 token", color="kind", text="name", color_discrete_map=KIND_COLOURS,
-        hover_data={"mean distance": ":.2f", "entropy": ":.2f", "prev share": ":.2f", "first share": ":.2f",
+        hover_data={"mean distance": ":.2f", "entropy": ":.2f", "relative entropy": ":.2f", "prev share": ":.2f",
+                    "first share": ":.2f",
                     "r2 position": ":.3f", "r2 token": ":.3f", "name": False},
         labels={"r2 position": "variance explained by relative position (Toeplitz fit, held out)",
                 "r2 token": "variance explained by key token (held out)"},

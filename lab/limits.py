@@ -49,5 +49,10 @@ class Limits:
             raise ValueError(f"{steps:,} steps is over this machine's limit of {self.max_steps:,}.")
 
     def check_upload(self, n_bytes: int) -> None:
+        """Raise ValueError for a story file or upload over ``max_upload_mb`` (checked on the size, unread)."""
         if n_bytes > self.max_upload_mb * 1024 * 1024:
-            raise ValueError(f"The file is {n_bytes / 2**20:.1f} MB; uploads are limited to {self.max_upload_mb} MB.")
+            raise ValueError(
+                f"The file is {n_bytes / 2**20:,.1f} MB; uploads are limited to {self.max_upload_mb} MB "
+                f"(TINYLAB_MAX_UPLOAD_MB). Cut a part first, e.g. `head -c {max(self.max_upload_mb - 1, 1)}M big.txt "
+                "> part.txt`: the story cut in the middle is dropped."
+            )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import threading
-import time
 import weakref
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -65,6 +64,74 @@ PRESET_HELP = {
     "tinystories-3m": "8 layers, d_model 128, 16 heads: the shape of TinyStories-3M.",
     "1-layer": "1 layer, d_model 256, 16 heads, global attention: for the paper's attention-head study.",
 }
+
+
+@dataclass(frozen=True)
+class ReleasedModel:
+    """A checkpoint released with the TinyStories paper (GPT-Neo, GPT-2's 50,257-token BPE, window 256).
+
+    They have 2,048 position embeddings but were trained on 512-token windows: positions past
+    ``trained_length`` were never trained, so inspection reads only the first 512 tokens."""
+
+    hub_id: str
+    shape: ModelShape  # context = max_position_embeddings
+    vocab_size: int = 50257
+    trained_length: int = 512
+    eos_token_id: int = 50256
+    tokenizer: str = "EleutherAI/gpt-neo-125M"  # the model cards' tokenizer, for repos that ship none
+
+
+def _released(name: str, n_layer: int, d_model: int, attention: str = "alternating") -> ReleasedModel:
+    # Every one has 16 heads and an MLP of 4 x d_model (intermediate_size null in their config.json).
+    shape = ModelShape(n_layer, d_model, 16, 4 * d_model, context=2048, attention=attention, window=256)
+    return ReleasedModel(f"roneneldan/TinyStories-{name}", shape)
+
+
+# The configs of the hub repos (config.json: hidden_size, num_layers, num_heads 16, attention_types).
+RELEASED: dict[str, ReleasedModel] = {
+    "TinyStories-1M": _released("1M", 8, 64),
+    "TinyStories-3M": _released("3M", 8, 128),
+    "TinyStories-8M": _released("8M", 8, 256),
+    "TinyStories-28M": _released("28M", 8, 512),
+    "TinyStories-33M": _released("33M", 4, 768),
+    "TinyStories-1Layer-21M": _released("1Layer-21M", 1, 1024, attention="global"),
+    "TinyStories-2Layers-33M": _released("2Layers-33M", 2, 1024),
+}
+
+
+def released_trained_length(path_or_id: str | Path) -> int | None:
+    """512 for a released TinyStories checkpoint (a hub id, or a local folder whose config.json matches one),
+    else None."""
+    path = Path(str(path_or_id))
+    released = released_model(path_or_id)
+    if released is None and (path / "config.json").is_file():
+        try:
+            released = released_model(GPTNeoConfig.from_pretrained(str(path)))
+        except (OSError, ValueError, TypeError):
+            return None
+    return released.trained_length if released else None
+
+
+def released_config(name: str) -> GPTNeoConfig:
+    """The GPT-Neo config of a released checkpoint (random weights of it make a stand-in for tests)."""
+    released = RELEASED[name]
+    return make_config(released.shape, released.vocab_size, released.eos_token_id)
+
+
+def released_model(config_or_id) -> ReleasedModel | None:
+    """The released checkpoint a hub id, folder name or GPT-Neo config is, or None. A config matches by shape
+    (a local copy keeps its config.json), an id or folder by name."""
+    if isinstance(config_or_id, (str, Path)):
+        name = Path(str(config_or_id)).name
+        return next((r for key, r in RELEASED.items() if name == key or str(config_or_id) == r.hub_id), None)
+    config = config_or_id
+    if getattr(config, "model_type", None) != "gpt_neo" or config.vocab_size != 50257:
+        return None
+    try:
+        shape = shape_of(config)
+    except (AttributeError, TypeError):
+        return None
+    return next((r for r in RELEASED.values() if r.shape == shape), None)
 
 
 def get_shape(preset: str, **overrides) -> ModelShape:
@@ -153,26 +220,35 @@ def load_model(path_or_id: str | Path, device: torch.device | str = "cpu",
     ``hub``: None (a folder when one exists there, else a hub id), True (a hub id, never a local folder: what a
     confined student typed, `lab.paths`) or False (a folder only). Folders must hold safetensors weights (nothing
     is unpickled) and a readable config.json; so must a hub model, which is fetched into the hub cache and loaded
-    from there. A hub id not in the cache is looked up once with a short time-out (`HUB_TIMEOUT_S`), so an
+    from there. A hub id not in the cache is looked up once with a short time-out (`lab.hub.HUB_TIMEOUT_S`), so an
     offline machine says so in a second instead of retrying for ~24 s; a hub id that failed is then refused at
-    once for `FAILURE_MEMORY_S`, so pages that ask again do not wait again.
+    once for `lab.hub.FAILURE_MEMORY_S`, so pages that ask again do not wait again.
     """
     from .tokenizer import load_tokenizer
 
     path = Path(str(path_or_id)).expanduser()
     if hub or hub is None and not path.exists():
+        from .hub import hub_folder
+
         path = hub_folder(str(path_or_id))
     check_checkpoint_folder(path)
     model = _load_folder(path)
-    tokenizer = load_tokenizer(path)
+    try:
+        tokenizer = load_tokenizer(path)
+    except (OSError, ValueError) as exc:
+        # Some released TinyStories repos ship no tokenizer; their model cards name GPT-Neo's.
+        released = released_model(model.config)
+        if released is None:
+            raise ValueError(f"{str(path_or_id)!r} has no tokenizer ({exc}).") from exc
+        try:
+            tokenizer = load_tokenizer(released.tokenizer)
+        except (OSError, ValueError) as exc2:
+            raise ValueError(f"{str(path_or_id)!r} has no tokenizer, and {released.tokenizer} (the one its model "
+                             f"card names) could not be loaded: {exc2}") from exc2
     return model.to(device).eval(), tokenizer
 
 
-# ---- loading: folders fast, the hub briefly -------------------------------------------------------------
-HUB_TIMEOUT_S = 1.5  # one look-up of a hub id before downloading; offline, huggingface_hub retries for ~24 s
-FAILURE_MEMORY_S = 60.0  # how long a hub id that failed is refused without asking the network again
-_HUB_FAILURES: dict[str, tuple[float, str]] = {}  # hub id -> (when, the message)
-HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model"]  # config, tokenizer, weights: never pickles
+# ---- loading a folder fast (a hub id: lab.hub) -------------------------------------------------------------
 _TEMPLATES: "dict[str, PreTrainedModel]" = {}  # config.json (+ generation_config.json) text -> a loaded model
 _TEMPLATES_MAX = 8
 
@@ -222,46 +298,14 @@ def _fits(model: PreTrainedModel, state: dict[str, torch.Tensor]) -> bool:
     return all(mine[k].data_ptr() in loaded for k in set(mine) - set(state))
 
 
-def hub_folder(repo_id: str) -> Path:
-    """The hub cache's folder of ``repo_id``, downloaded (config, tokenizer and safetensors files) if need be."""
-    from huggingface_hub import constants, snapshot_download, try_to_load_from_cache
-    from huggingface_hub.utils import validate_repo_id
-
-    when, message = _HUB_FAILURES.get(repo_id, (0.0, ""))
-    if time.monotonic() - when < FAILURE_MEMORY_S:
-        raise ValueError(message)
-    try:
-        validate_repo_id(repo_id)
-    except ValueError as exc:
-        raise ValueError(f"{repo_id!r} is neither a model folder on this machine nor a hub id (owner/name).") from exc
-    try:
-        cached = isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
-        if not cached:
-            _look_up(repo_id, offline=constants.is_offline_mode())
-        try:
-            return Path(snapshot_download(repo_id, allow_patterns=HUB_FILES, local_files_only=cached))
-        except OSError as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ValueError(f"Could not load {repo_id!r} from the hub: {first}") from exc
-    except ValueError as exc:
-        _HUB_FAILURES[repo_id] = (time.monotonic(), str(exc))
-        raise
-
-
-def _look_up(repo_id: str, offline: bool) -> None:
-    """Raise ValueError in one sentence unless the hub can be reached and has ``repo_id``."""
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import RepositoryNotFoundError
-
-    where = f"{repo_id!r} is not a folder on this machine"
-    if offline:
-        raise ValueError(f"{where} nor in its hub cache, and the hub is turned off here (HF_HUB_OFFLINE).")
-    try:
-        HfApi().model_info(repo_id, timeout=HUB_TIMEOUT_S)
-    except RepositoryNotFoundError as exc:
-        raise ValueError(f"{where}, and the hub has no public model of that name.") from exc
-    except Exception as exc:  # noqa: BLE001 - a refused connection, a time-out, a DNS failure: all one answer
-        raise ValueError(f"{where}, and the hub (huggingface.co) cannot be reached from it.") from exc
+def save_model_copy(source: str | Path, out: str | Path) -> Path:
+    """Load a model (e.g. a released TinyStories hub id, whose safetensors come from the hub's conversion) and
+    save it with its tokenizer as a local safetensors folder, for classes without internet."""
+    model, tokenizer = load_model(source)
+    out = Path(out)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    return out
 
 
 def check_checkpoint_folder(folder: Path) -> dict:
@@ -287,8 +331,12 @@ def check_checkpoint_folder(folder: Path) -> dict:
 
 # ---- a loaded model's facts -------------------------------------------------------------------------------
 def context_length(model, default: int | None = None) -> int | None:
-    """The longest sequence the model's position embeddings allow (``default`` when the config does not say)."""
+    """The longest sequence the model's position embeddings allow (``default`` when the config does not say);
+    for a released TinyStories checkpoint the 512 positions it was trained on, not its 2,048 embeddings."""
     config = getattr(model, "config", None)
+    released = released_model(config) if config is not None else None
+    if released is not None:
+        return released.trained_length
     for name in ("max_position_embeddings", "n_positions", "n_ctx"):
         value = getattr(config, name, None)
         if isinstance(value, int) and value > 0:

@@ -1,5 +1,6 @@
 """MLP neurons as the TinyStories paper studied them (Li et al. 2016: the tokens where a neuron fires most),
-plus word-class selectivity from the story generator's classes and a neuron followed across checkpoints."""
+plus word-class selectivity (words classed in context by `lab.tagger`, on generated or real text) and a neuron
+followed across checkpoints."""
 
 from __future__ import annotations
 
@@ -10,9 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .inspect import Activations, mlp_activations
-from .stories import word_spans
-
-WORD_CLASSES = ("name", "pronoun", "verb", "noun", "adjective", "function", "punctuation", "other")
+from .tagger import WORD_CLASSES, word_spans
 
 
 def context_of(acts: Activations, row: int, width: int = 40) -> tuple[str, str, str]:

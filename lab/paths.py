@@ -6,22 +6,18 @@ Anything else is refused with one message that depends only on what was typed, n
 nobody can probe the server's files or open another student's work by its path. Links are followed before
 the check, so a link inside a workspace that points out of it is refused too, and so is a model folder holding
 such a link. Hub ids (``owner/name``) stay allowed unless the teacher turns the hub off. A single user on
-their own machine is not confined (`Confinement.open`).
-
-Upload names are file names from a browser: `upload_name` makes one a safe workspace name.
+their own machine is not confined (`Confinement.open`). (Upload names: `lab.workspace.upload_name`.)
 """
 
 from __future__ import annotations
 
 import os
-import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
 from .runs import HUB_ID_RE
-from .workspace import MAX_NAME_CHARS, is_inside, validate_name
+from .workspace import is_inside
 
 MAX_SCAN = 10_000  # entries looked at for links inside a model folder (a checkpoint holds a dozen)
 
@@ -67,7 +63,7 @@ class Confinement:
         roots = [Path(home), Path(assets)] + [Path(p).expanduser() for p in extra if str(p).strip()]
         flag = os.environ.get("TINYLAB_HUB", settings.get("hub", True))
         hub = str(flag).strip().lower() not in ("0", "false", "no", "off")
-        if hub:  # what the hub gave this machine (`lab.models.hub_folder`) is public: anyone may open it
+        if hub:  # what the hub gave this machine (`lab.hub.hub_folder`) is public: anyone may open it
             from huggingface_hub import constants
 
             roots.append(Path(constants.HF_HUB_CACHE))
@@ -100,7 +96,7 @@ class Confinement:
 
     def model_source(self, typed: str) -> Path | str:
         """A model folder (see `folder`) or, when no such folder exists here, a hub id: a str, to be fetched with
-        ``lab.models.hub_folder`` (or loaded with ``load_model(..., hub=True)``), never read as a local path."""
+        ``lab.hub.hub_folder`` (or loaded with ``load_model(..., hub=True)``), never read as a local path."""
         text = (typed or "").strip()
         if not text:
             raise ValueError("Type a model folder or a hub id.")
@@ -117,12 +113,3 @@ class Confinement:
                 return text
             raise
 
-
-def upload_name(filename: str, prefix: str = "upload-") -> str:
-    """A workspace name for an uploaded file: its base name without the extension, letters (any alphabet), digits
-    and "-_." kept, anything else turned into "-"; e.g. "../../Zoë's stories.txt" -> "upload-Zoë-s-stories"."""
-    base = re.split(r"[\\/]", unicodedata.normalize("NFKC", filename or ""))[-1]
-    stem = base.rsplit(".", 1)[0] if "." in base.lstrip(".") else base
-    safe = "".join(c if c.isalnum() or c in "-_" or unicodedata.category(c).startswith("M") else "-" for c in stem)
-    safe = re.sub(r"-{2,}", "-", safe).strip("-_") or "stories"
-    return validate_name((prefix + safe)[:MAX_NAME_CHARS].rstrip("-_."), "upload name")

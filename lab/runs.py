@@ -18,6 +18,7 @@ from typing import Callable
 
 import pandas as pd
 
+from .models import released_trained_length
 from .train_config import TrainConfig
 from .train_data import load_source
 from .workspace import atomic_write_text, name_key, validate_name
@@ -134,14 +135,17 @@ def resolve_model(source: str | Path) -> ResolvedModel:
 
 
 def trained_length(model_dir: str | Path | None) -> int | None:
-    """The window length the model's run trained on (``seq_len`` in its config.json), or None. Positions beyond
-    it were never trained: their activations mean nothing."""
+    """The window length the model's run trained on (``seq_len`` in its config.json), 512 for a released
+    TinyStories checkpoint (`lab.models.RELEASED`), or None. Positions beyond it were never trained: their
+    activations mean nothing."""
     run = run_dir_of(model_dir)
     try:
         seq_len = read_run_config(run).get("seq_len") if run else None
     except (OSError, ValueError):
-        return None
-    return int(seq_len) if isinstance(seq_len, int) and seq_len > 0 else None
+        seq_len = None
+    if isinstance(seq_len, int) and seq_len > 0:
+        return int(seq_len)
+    return released_trained_length(model_dir) if model_dir is not None else None
 
 
 # ---- The data a run trained on -------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 
+from .constants import EOS
 from .warping import SamplingSettings
 
 KEPT, CHOSEN, CUT_P, CUT_K, RAW = "#2a9d8f", "#e76f51", "#c9c9c9", "#e4e4e4", "#264653"
@@ -128,3 +129,40 @@ def colour_legend(by_model: bool = False) -> str:
     )
     what = "the model's probability of the token" if by_model else "probability the token was drawn with"
     return f'<div style="font-size:0.8rem;color:#666">colour = {what}: {stops}</div>'
+
+
+# ---- Words about decoding results: the page's captions and downloads --------------------------------------
+def describe(s: SamplingSettings) -> str:
+    """Settings in a few words: ``greedy`` or ``T=0.7, top-p 0.9``."""
+    if s.greedy:
+        return "greedy"
+    parts = [f"T={s.temperature:g}"] + ([f"top-k {s.top_k}"] if s.top_k else []) + ([f"top-p {s.top_p:g}"] if s.top_p < 1 else [])
+    return ", ".join(parts) + (f", penalty {s.repetition_penalty:g}" if s.repetition_penalty != 1 else "")
+
+
+def token_rows(steps) -> list[tuple[str, float, float]]:
+    """(text, probability drawn with, model probability) per generated step; ⏹ marks <|endoftext|>."""
+    return [("⏹" if s.is_end else s.text, s.probability, s.raw_probability) for s in steps]
+
+
+def summary(result: dict) -> str:
+    """Tokens written, their mean model probability, the share of distinct words, whether it ended.
+
+    ``result``: ``rows`` (`token_rows`) and ``text``, the generated text."""
+    probs = [raw for _, _, raw in result["rows"]]
+    words = result["text"].split()
+    ended = f" · ended with {EOS}" if result["rows"] and result["rows"][-1][0] == "⏹" else ""
+    distinct = f" · {len(set(words)) / len(words):.0%} distinct words" if words else ""
+    mean = f" · mean model probability {sum(probs) / len(probs):.2f}" if probs else ""
+    return f"{len(probs)} tokens{mean}{distinct}{ended}"
+
+
+def tokens_csv(results: list[dict]) -> str:
+    """One CSV row per generated token of every result (``settings``, ``seed``, ``table``: `Generation.table`)."""
+    frames = []
+    for r in results:
+        df = r["table"].copy()
+        df.insert(0, "settings", describe(r["settings"]))
+        df.insert(1, "seed", r["seed"])
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True).to_csv(index=False)

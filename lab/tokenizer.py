@@ -56,6 +56,25 @@ def train_tokenizer(texts: Iterable[str], kind: str = "bpe", vocab_size: int = 5
     raise ValueError(f"Unknown tokenizer kind {kind!r}; choose one of {KINDS}.")
 
 
+def gpt2_sized_bpe(texts: Iterable[str], learned: int = 1000, size: int = 50257) -> PreTrainedTokenizerFast:
+    """A byte-level BPE with GPT-2's id layout: ``learned`` tokens trained on ``texts``, unused fillers up to
+    ``size`` - 1, and ``<|endoftext|>`` last (50,256). With random weights of a released TinyStories config it
+    makes a stand-in of that checkpoint that needs no download (tests, benchmarks)."""
+    import json
+
+    trained = train_tokenizer(texts, "bpe", learned).backend_tokenizer
+    spec = json.loads(trained.to_str())["model"]
+    vocab = {t: i for t, i in spec["vocab"].items() if t != EOS}
+    vocab = {t: n for n, t in enumerate(sorted(vocab, key=vocab.get))}  # renumbered without the eos gap
+    vocab |= {f"<|unused{i}|>": i for i in range(len(vocab), size - 1)} | {EOS: size - 1}
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in spec["merges"]]
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens([EOS])
+    return _wrap(tok, unk=False)
+
+
 def save_tokenizer(tokenizer: PreTrainedTokenizerFast, folder: Path) -> None:
     tokenizer.save_pretrained(str(folder))
 

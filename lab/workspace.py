@@ -13,6 +13,7 @@ differ only in case are refused as the same name too (`Workspace.new_path`), sin
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import unicodedata
@@ -53,6 +54,15 @@ def validate_name(name: str, what: str = "name") -> str:
             "or '.', starting with a letter or digit (no spaces, no slashes, no '..')."
         )
     return name
+
+def upload_name(filename: str, prefix: str = "upload-") -> str:
+    """A workspace name for an uploaded file: its base name without the extension, letters (any alphabet), digits
+    and "-_." kept, anything else turned into "-"; e.g. "../../Zoë's stories.txt" -> "upload-Zoë-s-stories"."""
+    base = re.split(r"[\\/]", unicodedata.normalize("NFKC", filename or ""))[-1]
+    stem = base.rsplit(".", 1)[0] if "." in base.lstrip(".") else base
+    safe = "".join(c if c.isalnum() or c in "-_" or unicodedata.category(c).startswith("M") else "-" for c in stem)
+    safe = re.sub(r"-{2,}", "-", safe).strip("-_") or "stories"
+    return validate_name((prefix + safe)[:MAX_NAME_CHARS].rstrip("-_."), "upload name")
 
 
 def is_inside(path: Path | str, roots: Iterable[Path]) -> bool:

@@ -1,28 +1,39 @@
 """Data: the unary-counting task, a story corpus, and a tokenizer trained on them."""
 
 import html
-import json
 
 import pandas as pd
 import streamlit as st
 
 import ui
-from lab import corpus, data, stories, tokenizer as tok
-from lab.constants import EOS
-
-ui.require_app()
-
-st.title("🗂️ Data")
-st.caption("Build the data a tiny model learns from. Everything you save here appears on the Train page.")
-
-unary_tab, stories_tab, tok_tab = st.tabs(["Unary counting task", "Story corpus", "Tokenizer"])
+from lab import corpus, data, stories, story_files, tokenizer as tok
+from lab.constants import HUB_DATASET
 
 CLASS_COLOURS = {
     "name": "#f4a261", "pronoun": "#e9c46a", "verb": "#2a9d8f", "noun": "#8ab17d",
     "adjective": "#b388eb", "function": "#e5e5e5", "punctuation": "#ffffff", "other": "#ffffff",
 }
+TOKEN_COLOURS = ["#ffd6a5", "#caffbf", "#9bf6ff", "#bdb2ff", "#ffc6ff", "#fdffb6"]
+STORY_SOURCES = ["Generator (offline)", "TinyStories from the hub", "Upload a file"]
+LAYOUT_LABELS = {"auto": "detected from the file", "eos": "between <|endoftext|> lines",
+                 "blank-line": "between blank lines", "one-per-line": "one per line",
+                 "whole-file": "the whole file: one story"}
 
 
+def main() -> None:
+    ui.require_app()
+    st.title("🗂️ Data")
+    st.caption("Build the data a tiny model learns from. Everything you save here appears on the Train page.")
+    unary_tab, stories_tab, tok_tab = st.tabs(["Unary counting task", "Story corpus", "Tokenizer"])
+    with unary_tab:
+        unary_task()
+    with stories_tab:
+        story_corpus()
+    with tok_tab:
+        tokenizer_trainer()
+
+
+# ---- Cached computation ----------------------------------------------------------------------------------
 @st.cache_data(show_spinner=False)
 def make_split(n: int, residues: tuple, variant: str, seed: int):
     return data.unary_split(n, residues, variant, seed)
@@ -39,128 +50,123 @@ def make_stories(n: int, seed: int) -> list[str]:
     return stories.generate_stories(n, seed)
 
 
-def save_box(key: str, default: str, content, meta: dict) -> None:
-    with st.form(f"save_{key}", border=False):
-        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-        name = c1.text_input("Save to workspace as", default, help="Letters, digits, '-', '_' and '.'.")
-        overwrite = c1.checkbox("Replace a data set of that name", key=f"ow_{key}")
-        if c2.form_submit_button("💾 Save", use_container_width=True):
-            try:
-                ws = ui.workspace()
-                folder = ws.path("datasets", name) if overwrite else ws.new_path("datasets", name)
-                corpus.save_dataset(folder, content, meta, overwrite=overwrite)
-                st.success(f"Saved as **{name}**.")
-            except (ValueError, FileExistsError) as exc:
-                ui.show_error(exc)
-
-
-# ---- Unary ---------------------------------------------------------------------------------------------
-with unary_tab:
+# ---- Tabs ------------------------------------------------------------------------------------------------
+def unary_task() -> None:
     st.markdown(
         "Each example asks the model to count in **unary** up to *i*: prompt "
-        f"`{data.unary_example(3)['prompt']}` and completion "
-        f"`{data.unary_example(3)['completion']}`. Examples whose last digit is held out form the **test** set: a model that "
-        "only memorised the training numbers fails there."
+        f"`{data.unary_example(3)['prompt']}` and completion `{data.unary_example(3)['completion']}`. Examples "
+        "whose last digit is held out form the **test** set: a model that only memorised the training numbers "
+        "fails there."
     )
     c1, c2, c3, c4 = st.columns(4)
-    n = c1.number_input("Examples (i = 1..n)", 1, 1000, 100, help="How many examples in total, i = 1..n.")
+    n = c1.number_input("Examples (i = 1..n)", 1, 1000, 100, **ui.keep("data_n"),
+                        help="How many examples in total, i = 1..n.")
     residues = c2.multiselect(
-        "Held-out last digits", list(range(10)), [1, 3, 7],
+        "Held-out last digits", list(range(10)), [1, 3, 7], **ui.keep("data_residues"),
         help="Examples whose i ends in these digits go to the test set (the exercise uses 1, 3 and 7).",
     )
-    variant = c3.selectbox(
-        "Variant", list(data.VARIANTS), format_func=lambda v: v, help="\n\n".join(f"**{k}**: {v}" for k, v in data.VARIANTS.items()),
-    )
-    seed = c4.number_input("Seed", 0, 10**6, 0, help="Chooses the wordings, typos or start numbers of a variant.")
+    variant = c3.selectbox("Variant", list(data.VARIANTS), **ui.keep("data_variant"),
+                           help="\n\n".join(f"**{k}**: {v}" for k, v in data.VARIANTS.items()))
+    seed = c4.number_input("Seed", 0, 10**6, 0, **ui.keep("data_seed"),
+                           help="Chooses the wordings, typos or start numbers of a variant.")
     st.caption(f"**{variant}** — {data.VARIANTS[variant]}")
     try:
         split = make_split(int(n), tuple(residues), variant, int(seed))
     except ValueError as exc:
         ui.show_error(exc)
-        st.stop()
+        return
     st.session_state["unary_split"] = split
-    all_texts = tuple(corpus.texts_of(split))
-    stats = data.split_stats(split, quick_bpe(all_texts))
-    st.dataframe(stats.round(1), hide_index=True, use_container_width=True)
+    stats = data.split_stats(split, quick_bpe(tuple(corpus.texts_of(split))))
+    st.dataframe(stats.round(1), hide_index=True, width="stretch")
     st.caption("Token counts use a 512-token byte-level BPE trained on these examples.")
     left, right = st.columns(2)
     for col, name in ((left, "train"), (right, "test")):
         df = split[name].to_pandas()
         col.subheader(f"{name.title()} ({len(df)})")
-        col.dataframe(df, hide_index=True, height=260, use_container_width=True,
+        col.dataframe(df, hide_index=True, height=260, width="stretch",
                       column_config={"completion": st.column_config.TextColumn(width="large")})
         d1, d2 = col.columns(2)
         d1.download_button("⬇️ CSV", df.to_csv(index=False), f"unary_{name}.csv", "text/csv", key=f"csv_{name}",
-                           use_container_width=True)
+                           width="stretch")
         d2.download_button("⬇️ JSONL", df.to_json(orient="records", lines=True), f"unary_{name}.jsonl",
-                           "application/json", key=f"jsonl_{name}", use_container_width=True)
-    save_box("unary", "unary", split, {"n": int(n), "test_residues": list(residues), "variant": variant, "seed": int(seed)})
+                           "application/json", key=f"jsonl_{name}", width="stretch")
+    save_box("unary", split, {"n": int(n), "test_residues": list(residues), "variant": variant, "seed": int(seed)})
 
-# ---- Stories -------------------------------------------------------------------------------------------
-with stories_tab:
-    source = st.radio(
-        "Source", ["Generator (offline)", "TinyStories from the hub", "Upload a file"], horizontal=True,
-        help="The generator writes TinyStories-like stories here, no internet needed.",
-    )
+
+def story_corpus() -> None:
+    source = st.radio("Source", STORY_SOURCES, horizontal=True, **ui.keep("data_story_source"),
+                      help="The generator writes TinyStories-like stories here, no internet needed.")
     story_list: list[str] | None = None
-    if source == "Generator (offline)":
+    loaded = None  # a StoryFile: what the loader read, shown above the preview
+    if source == STORY_SOURCES[0]:
         c1, c2 = st.columns(2)
-        count = c1.number_input("Stories", 1, 50_000, 2000, help="About 100 words each.")
-        sseed = c2.number_input("Seed ", 0, 10**6, 0, help="The same seed always gives the same stories.")
-        story_list = make_stories(int(count), int(sseed))
-        meta = {"source": "generator", "n": int(count), "seed": int(sseed)}
-    elif source == "TinyStories from the hub":
-        limit = st.number_input("Stories to download", 1, 100_000, 2000, help="Streamed: only these rows download.")
+        count = c1.number_input("Stories", 1, 50_000, 2000, **ui.keep("data_story_n"), help="About 100 words each.")
+        seed = c2.number_input("Seed", 0, 10**6, 0, **ui.keep("data_story_seed"),
+                               help="The same seed always gives the same stories.")
+        story_list = make_stories(int(count), int(seed))
+        meta = {"source": "generator", "n": int(count), "seed": int(seed)}
+    elif source == STORY_SOURCES[1]:
+        limit = st.number_input("Stories to download", 1, 100_000, 2000, **ui.keep("data_hub_n"),
+                                help="Streamed: only these rows download.")
         if st.button("Load from the hub", help="Needs internet; set HF_HUB_OFFLINE=1 to never try."):
             try:
                 with st.spinner("Loading TinyStories…"):
-                    st.session_state["hub_stories"] = stories.load_tinystories(int(limit))
+                    st.session_state["hub_stories"] = story_files.load_tinystories(int(limit))
             except (ConnectionError, ValueError) as exc:
                 ui.show_error(exc)
-        story_list = st.session_state.get("hub_stories")
-        meta = {"source": stories.HUB_DATASET}
+        loaded = st.session_state.get("hub_stories")
+        meta = {"source": HUB_DATASET}
     else:
-        # No type= filter: our parser names the supported types in its message, for any file dropped here.
-        up = st.file_uploader(
-            "Story file",
-            help=f".txt with stories separated by {EOS} or blank lines; .jsonl/.json/.csv/.parquet with a 'text' column.",
-        )
+        c1, c2 = st.columns([3, 1])
+        with c1:
+            # No type= filter: the reader names the supported types in its message, for any file dropped here.
+            up = ui.kept_upload("Story file", "data_upload", help=ui.STORY_FILE_HELP)
+        layout = c2.selectbox("Stories in a .txt are", story_files.LAYOUTS, format_func=LAYOUT_LABELS.get,
+                              **ui.keep("data_txt_layout"),
+                              help="auto: <|endoftext|> lines if any, else blank lines, else one story per line "
+                              "when the lines are long (80+ words), else the whole file is one story.")
         if up is not None:
             try:
                 ui.limits().check_upload(up.size)
-                story_list = stories.parse_corpus(up.name, up.getvalue())
+                loaded = ui.read_story_upload(up.name, up.getvalue(), None, layout)
             except ValueError as exc:
-                ui.show_error(exc)
+                ui.show_error(exc)  # the stories shown before stay in the session: nothing is lost
         meta = {"source": f"upload:{up.name}" if up else "upload"}
+    if loaded is not None:
+        story_list = loaded.stories
+        loader_report(loaded)
     if story_list:
         st.session_state["stories"] = story_list
-        st.dataframe(pd.DataFrame([stories.corpus_stats(story_list)]), hide_index=True, use_container_width=True)
-        i = st.slider("Preview story", 0, len(story_list) - 1, 0, help="Words are coloured by word class.")
-        spans = stories.word_spans(story_list[i])
-        text, out, last = story_list[i], [], 0
-        for a, b, word, cls in spans:
-            out.append(html.escape(text[last:a]))
-            out.append(f'<span style="background:{CLASS_COLOURS[cls]};border-radius:3px;padding:0 2px" '
-                       f'title="{cls}">{html.escape(word)}</span>')
-            last = b
-        st.html('<div style="line-height:2;font-size:1.05rem">' + "".join(out) + "</div>")
-        st.html(" ".join(f'<span style="background:{c};padding:2px 6px;border-radius:3px;margin-right:4px">{k}</span>'
-                         for k, c in CLASS_COLOURS.items() if k not in ("other", "punctuation")))
-        st.download_button("⬇️ stories.txt", f"\n{stories.EOS}\n".join(story_list), "stories.txt", "text/plain")
-        save_box("stories", "stories", story_list, meta)
+        story_preview(story_list)
+        st.download_button("⬇️ stories.txt", story_files.stories_text(story_list), "stories.txt", "text/plain")
+        save_box("stories", story_list, meta)
 
-# ---- Tokenizer -----------------------------------------------------------------------------------------
-with tok_tab:
+
+def loader_report(loaded) -> None:
+    """What the loader did: the one-line summary, its format, notes and the fragments it dropped."""
+    st.success(f"**{loaded.summary}** · {loaded.format}")
+    for note in loaded.notes:
+        st.info(f"{note}.")
+    if loaded.fragments:
+        with st.expander(f"{len(loaded.fragments)} fragment(s) dropped: the file was cut mid-story"):
+            for piece in loaded.fragments:
+                st.text(piece[:200] + ("…" if len(piece) > 200 else ""))
+
+
+def tokenizer_trainer() -> None:
     st.markdown("A tokenizer turns text into the integer ids a model reads. Train one on your corpus.")
-    sources = {"Unary task (above)": st.session_state.get("unary_split"), "Story corpus (above)": st.session_state.get("stories")}
+    sources = {"Unary task (above)": st.session_state.get("unary_split"),
+               "Story corpus (above)": st.session_state.get("stories")}
     for name in ui.workspace().names("datasets"):
         sources[f"Saved: {name}"] = name
     c1, c2, c3 = st.columns(3)
-    src = c1.selectbox("Train on", [k for k, v in sources.items() if v is not None], help="The text the vocabulary is learned from.")
-    kind = c2.selectbox("Kind", tok.KINDS, index=1, help="char: one token per character. bpe: byte-level BPE; frequent "
+    src = c1.selectbox("Train on", [k for k, v in sources.items() if v is not None], **ui.keep("data_tok_source"),
+                       help="The text the vocabulary is learned from.")
+    kind = c2.selectbox("Kind", tok.KINDS, index=1, **ui.keep("data_tok_kind"),
+                        help="char: one token per character. bpe: byte-level BPE; frequent "
                         "pieces (like long runs of 1s) become single tokens.")
     vocab = c3.number_input("Vocabulary size (BPE)", 260, 32_000, 1024, step=64, disabled=kind == "char",
-                            help="More tokens = shorter sequences but a bigger embedding table.")
+                            **ui.keep("data_tok_vocab"), help="More tokens = shorter sequences but a bigger embedding table.")
     if st.button("Train tokenizer", type="primary"):
         try:
             content = sources[src]
@@ -171,26 +177,67 @@ with tok_tab:
         except ValueError as exc:
             ui.show_error(exc)
     trained = st.session_state.get("tokenizer")
-    if trained is not None:
-        st.success(f"{len(trained)} tokens, trained on {st.session_state.get('tokenizer_source')}.")
-        if kind == "bpe" and len(trained) < vocab:
-            st.caption(f"Fewer than the {int(vocab)} asked for: this corpus has no more frequent pairs to merge.")
-        sample = st.text_area("Try a text", "".join(data.unary_example(4)[k] for k in ("prompt", "completion")),
-                              help="See how it splits into tokens; hover a token for its id.")
-        pieces = tok.show_tokens(trained, sample)
-        palette = ["#ffd6a5", "#caffbf", "#9bf6ff", "#bdb2ff", "#ffc6ff", "#fdffb6"]
-        st.html("".join(f'<span title="id {i}" style="background:{palette[n % 6]};padding:2px 1px;margin:1px;'
-                        f'border-radius:3px;font-family:monospace;white-space:pre">{html.escape(t)}</span>'
-                        for n, (i, t) in enumerate(pieces)))
-        roundtrip = trained.decode(trained(sample)["input_ids"]) == sample
-        st.caption(f"{len(pieces)} tokens for {len(sample)} characters · round trip exact: {'yes' if roundtrip else 'no'}")
-        with st.form("save_tok", border=False):
-            c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-            tname = c1.text_input("Save tokenizer as", f"{kind}-{len(trained)}")
-            if c2.form_submit_button("💾 Save", use_container_width=True):
-                try:
-                    folder = ui.workspace().new_path("tokenizers", tname)  # refuses look-alike names too
-                    tok.save_tokenizer(trained, folder)
-                    st.success(f"Saved as **{tname}**.")
-                except (ValueError, FileExistsError) as exc:
-                    ui.show_error(exc)
+    if trained is None:
+        return
+    st.success(f"{len(trained)} tokens, trained on {st.session_state.get('tokenizer_source')}.")
+    if kind == "bpe" and len(trained) < vocab:
+        st.caption(f"Fewer than the {int(vocab)} asked for: this corpus has no more frequent pairs to merge.")
+    sample = st.text_area("Try a text", "".join(data.unary_example(4)[k] for k in ("prompt", "completion")),
+                          **ui.keep("data_tok_text"),
+                          help="See how it splits into tokens; hover a token for its id.")
+    pieces = tok.show_tokens(trained, sample)
+    st.html("".join(f'<span title="id {i}" style="background:{TOKEN_COLOURS[n % 6]};padding:2px 1px;margin:1px;'
+                    f'border-radius:3px;font-family:monospace;white-space:pre">{html.escape(t)}</span>'
+                    for n, (i, t) in enumerate(pieces)))
+    roundtrip = trained.decode(trained(sample)["input_ids"]) == sample
+    st.caption(f"{len(pieces)} tokens for {len(sample)} characters · round trip exact: {'yes' if roundtrip else 'no'}")
+    with st.form("save_tok", border=False):
+        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+        name = c1.text_input("Save tokenizer as", f"{kind}-{len(trained)}")
+        if c2.form_submit_button("💾 Save", width="stretch"):
+            try:
+                folder = ui.workspace().new_path("tokenizers", name)  # refuses look-alike names too
+                tok.save_tokenizer(trained, folder)
+                st.success(f"Saved as **{name}**.")
+            except (ValueError, FileExistsError) as exc:
+                ui.show_error(exc)
+
+
+# ---- View helpers ----------------------------------------------------------------------------------------
+def story_preview(story_list: list[str]) -> None:
+    """Corpus statistics and one story with its words coloured by word class."""
+    st.dataframe(pd.DataFrame([stories.corpus_stats(story_list)]), hide_index=True, width="stretch")
+    highest = len(story_list) - 1
+    i = st.slider("Preview story", 0, highest, 0, **ui.keep("data_story_preview", within=(0, highest)),
+                  help="Words are coloured by word class.") if highest else 0
+    text, out, last = story_list[i], [], 0
+    for a, b, word, cls in stories.word_spans(text):
+        out.append(html.escape(text[last:a]))
+        out.append(f'<span style="background:{CLASS_COLOURS[cls]};border-radius:3px;padding:0 2px" '
+                   f'title="{cls}">{html.escape(word)}</span>')
+        last = b
+    st.html('<div style="line-height:2;font-size:1.05rem">' + "".join(out) + "</div>")
+    st.html(" ".join(f'<span style="background:{c};padding:2px 6px;border-radius:3px;margin-right:4px">{k}</span>'
+                     for k, c in CLASS_COLOURS.items() if k not in ("other", "punctuation")))
+    st.caption(f"Word classes: {ui.coverage_caption(story_list[:200])} in the first {min(len(story_list), 200)} "
+               "stories; unclassed words are left white.")
+
+
+def save_box(kind: str, content, meta: dict) -> None:
+    """Save a data set to the workspace under a name the student types (the kind is the default name)."""
+    with st.form(f"save_{kind}", border=False):
+        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+        name = c1.text_input("Save to workspace as", kind, **ui.keep(f"data_save_{kind}"),
+                             help="Letters of any alphabet, digits, '-', '_' and '.'.")
+        overwrite = c1.checkbox("Replace a data set of that name", key=f"ow_{kind}")
+        if c2.form_submit_button("💾 Save", width="stretch"):
+            try:
+                ws = ui.workspace()
+                folder = ws.path("datasets", name) if overwrite else ws.new_path("datasets", name)
+                corpus.save_dataset(folder, content, meta, overwrite=overwrite)
+                st.success(f"Saved as **{name}**.")
+            except (ValueError, FileExistsError) as exc:
+                ui.show_error(exc)
+
+
+main()

@@ -1,9 +1,8 @@
 """Evaluate: teacher-forced exact match, token accuracy and perplexity; ROUGE and BLEU of generated answers;
 metrics across checkpoints and runs; the TinyStories probes; a story-grading sheet."""
 
-import difflib
 import html
-import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -13,23 +12,77 @@ import streamlit as st
 import ui
 from lab import eval_sets, evaluate as ev, probes, scoring
 from lab.constants import EOS
+from lab.evaluate_view import diff_html
 from lab.runs import list_checkpoints, read_run_config, run_dir_of
 from lab.train_config import TrainConfig
 
-ui.require_app()
-
-st.title("📏 Evaluate")
-st.caption(
-    "Teacher forcing: the expected answer is fed in and one forward pass per batch reads the model's prediction "
-    "for every answer token at once — no `generate()` loop. **Exact match**: every token of the answer is the "
-    "model's top choice. Compare **train** with **test**: a model that only memorised fails on held-out numbers."
-)
+SPLIT_COLOURS = {"train": "#8ab17d", "test": "#e76f51"}
+EXACT_COLOURS = {True: "#2a9d8f", False: "#e76f51"}
 
 
-def progress_callback(bar, prefix: str):
-    return lambda fraction, message: bar.progress(min(1.0, fraction), text=f"{prefix}: {message}")
+@dataclass
+class Choice:
+    """What the inputs above the tabs chose: the model, the data and how to score."""
+
+    model_path: Path | str | None
+    source: object  # what `sets_for` reads
+    source_label: str
+    batch_size: int
+    limit: int
+    generate: bool
+    max_new: int
+
+    def sets(self) -> dict:
+        return sets_for(self.source, self.limit)
 
 
+def main() -> None:
+    ui.require_app()
+    st.title("📏 Evaluate")
+    st.caption(
+        "Teacher forcing: the expected answer is fed in and one forward pass per batch reads the model's prediction "
+        "for every answer token at once — no `generate()` loop. **Exact match**: every token of the answer is the "
+        "model's top choice. Compare **train** with **test**: a model that only memorised fails on held-out numbers."
+    )
+    choice = inputs()
+    scores_tab, ckpt_tab, probe_tab, grade_tab = st.tabs(
+        ["📊 Scores", "📈 Across checkpoints and runs", "🔎 Probes", "📝 Grading sheet"])
+    with scores_tab:
+        scores(choice)
+    with ckpt_tab:
+        across_checkpoints_and_runs(choice)
+    with probe_tab:
+        probe_list(choice.model_path)
+    with grade_tab:
+        grading_sheet(choice.model_path)
+
+
+def inputs() -> Choice:
+    c1, c2 = st.columns([3, 2])
+    with c1:
+        model_path = ui.model_picker()
+    sources = data_sources(model_path)
+    source_label = c2.selectbox(
+        "Data set", list(sources), **ui.keep(f"evaluate_data:{model_path}"),  # one per model: its best data first
+        help="The unary split is scored as prompt → completion. A story corpus is cut at the sentence end nearest "
+        "each story's middle: beginning → ending (the paper's *** split). A run's own data is rebuilt from its "
+        "settings, with the same held-out part the trainer validated on.",
+    )
+    c1, c2, c3, c4 = st.columns(4)
+    batch_size = c1.number_input("Batch size", 1, 256, 16, **ui.keep("evaluate_batch"),
+                                 help="Examples per forward pass. The scores do not depend on it; speed does.")
+    limit = c2.number_input("Examples per split (max)", 1, 5000, 100, **ui.keep("evaluate_limit"),
+                            help="Caps how many train and test examples are scored, for big story corpora.")
+    generate = c3.toggle("Generate too", True, **ui.keep("evaluate_generate"),
+                         help="Free-running greedy answers, scored with ROUGE-1/2/L and BLEU against the expected "
+                         "ones. Slower than teacher forcing: one forward pass per generated token.")
+    max_new = c4.number_input("Max new tokens", 1, 1024, 256, **ui.keep("evaluate_max_new"), disabled=not generate,
+                              help=f"Longest generated answer (it also stops at {EOS}); capped at the longest "
+                              "expected answer plus two.")
+    return Choice(model_path, sources[source_label], source_label, int(batch_size), int(limit), generate, int(max_new))
+
+
+# ---- Computation ------------------------------------------------------------------------------------------
 def data_sources(model_path) -> dict[str, object]:
     """Label -> what `sets_for` reads: "unary", "stories", a run or data set folder, or data from the Data page.
 
@@ -58,161 +111,112 @@ def sets_for(source, limit: int) -> dict:
     return eval_sets.eval_sets_of("stories" if isinstance(source, list) else "unary", source, limit)
 
 
-def diff_html(expected: str, answer: str, name: str = "model") -> str:
-    """Expected and answer with the differing words marked (green: expected, red: the model's).
+def progress_callback(bar, prefix: str):
+    return lambda fraction, message: bar.progress(min(1.0, fraction), text=f"{prefix}: {message}")
 
-    Compared word by word (spaces kept), which stays fast on answers thousands of characters long."""
-    def words(text: str) -> list[str]:
-        return [w for w in re.split(rf"(\s+|{re.escape(EOS)})", text) if w]
-
-    def show(pieces: list[str]) -> str:
-        return html.escape("".join(pieces).replace(EOS, "⏎"))
-
-    a, b = words(expected), words(answer)
-    left, right = [], []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        x, y = show(a[i1:i2]), show(b[j1:j2])
-        if op == "equal":
-            left.append(x)
-            right.append(y)
-        else:
-            left.append(f'<span style="background:#b7f0c0">{x}</span>' if x else "")
-            right.append(f'<span style="background:#ffc2c2">{y}</span>' if y else "")
-    style = ("font-family:monospace;white-space:pre-wrap;overflow-wrap:anywhere;line-height:1.7;font-size:0.9rem;"
-             "max-height:12rem;overflow-y:auto;border:1px solid #eee;border-radius:6px;padding:6px;margin-bottom:6px")
-    return (f'<div style="{style}"><b>expected</b> {"".join(left)}<br><b>{name:<8}</b> {"".join(right)}</div>')
-
-
-def highlight_wrong(table: pd.DataFrame):
-    return table.style.apply(
-        lambda row: ["background-color:#ffe3e3" if not row["exact match"] and c == "answer" else "" for c in row.index], axis=1
-    ).format(precision=3)
-
-
-# ---- Inputs ---------------------------------------------------------------------------------------------
-c1, c2 = st.columns([3, 2])
-with c1:
-    model_path = ui.model_picker("evaluate")
-sources = data_sources(model_path)
-source_label = c2.selectbox(
-    "Data set", list(sources), key=f"evaluate_data:{model_path}",  # one per model: its best-fitting data first
-    help="The unary split is scored as prompt → completion. A story corpus is cut at the sentence end nearest "
-    "each story's middle: beginning → ending (the paper's *** split). A run's own data is rebuilt from its "
-    "settings, with the same held-out part the trainer validated on.",
-)
-c1, c2, c3, c4 = st.columns(4)
-batch_size = c1.number_input("Batch size", 1, 256, 16, key="evaluate_batch",
-                             help="Examples per forward pass. The scores do not depend on it; speed does.")
-limit = c2.number_input("Examples per split (max)", 1, 5000, 100, key="evaluate_limit",
-                        help="Caps how many train and test examples are scored, for big story corpora.")
-do_generate = c3.toggle("Generate too", True, key="evaluate_generate",
-                        help="Free-running greedy answers, scored with ROUGE-1/2/L and BLEU against the expected ones. "
-                        "Slower than teacher forcing: one forward pass per generated token.")
-max_new = c4.number_input("Max new tokens", 1, 1024, 256, key="evaluate_max_new", disabled=not do_generate,
-                          help=f"Longest generated answer (it also stops at {EOS}); capped at the longest "
-                          "expected answer plus two.")
-
-scores_tab, ckpt_tab, probe_tab, grade_tab = st.tabs(
-    ["📊 Scores", "📈 Across checkpoints and runs", "🔎 Probes", "📝 Grading sheet"]
-)
 
 # ---- Scores ---------------------------------------------------------------------------------------------
-with scores_tab:
-    if st.button("Evaluate", type="primary", disabled=model_path is None, key="evaluate_go",
+def scores(choice: Choice) -> None:
+    if st.button("Evaluate", type="primary", disabled=choice.model_path is None, key="evaluate_go",
                  help="Score the model on the train and the test split of the chosen data set."):
         bar = st.progress(0.0, text="Loading…")
         try:
-            model, tokenizer = ui.load_model(model_path)
-            sets = sets_for(sources[source_label], int(limit))
-            results = scoring.score_splits(model, tokenizer, sets, int(batch_size), generate=do_generate,
-                                           max_new_tokens=int(max_new),
-                                           progress=lambda f, message: bar.progress(min(1.0, f), text=message))
-            bar.empty()
-            st.session_state["evaluate_results"] = {"model": str(model_path), "data": source_label, "splits": results}
+            model, tokenizer = ui.load_model(choice.model_path)
+            splits = scoring.score_splits(model, tokenizer, choice.sets(), choice.batch_size, generate=choice.generate,
+                                          max_new_tokens=choice.max_new,
+                                          progress=lambda f, message: bar.progress(min(1.0, f), text=message))
+            st.session_state["evaluate_results"] = {"model": str(choice.model_path), "data": choice.source_label,
+                                                    "splits": splits}
         except (ValueError, OSError, RuntimeError) as exc:
-            bar.empty()
             ui.show_error(exc)
-
+        bar.empty()
     saved = st.session_state.get("evaluate_results")
     if saved is None:
         st.info("Pick a model and a data set, then press **Evaluate**.", icon="👆")
-    else:
-        splits = saved["splits"]
-        st.caption(f"Model `{saved['model']}` on **{saved['data']}**.")
-        notes = [f"**{split}**: {w}" for split, res in splits.items() for w in res["warnings"]]
-        if notes:
-            st.warning("\n\n".join(notes), icon="✂️")
-        summary = pd.DataFrame({k: v["summary"] for k, v in splits.items()}).T
-        test = splits.get("test", next(iter(splits.values())))["summary"]
-        train = splits["train"]["summary"] if "train" in splits else test
-        m = st.columns(4)
-        m[0].metric("Exact match (test)", f"{test['exact match']:.1%}",
-                    f"{test['exact match'] - train['exact match']:+.1%} vs train", delta_color="normal",
-                    help="Share of test answers where every token is the model's top choice. The delta is the "
-                    "generalisation gap: test minus train.")
-        m[1].metric("Token accuracy (test)", f"{test['token accuracy']:.1%}",
-                    f"{test['token accuracy'] - train['token accuracy']:+.1%} vs train",
-                    help="Share of answer tokens that are the model's top choice.")
-        m[2].metric("Perplexity (test)", f"{test['perplexity']:.3g}", f"{test['perplexity'] - train['perplexity']:+.3g} vs train",
-                    delta_color="inverse", help="exp(mean loss per answer token): 1 is certain, vocabulary size is guessing.")
-        m[3].metric("Loss (test)", f"{test['loss']:.3f}", help="Mean negative log-likelihood per answer token, in nats.")
-        if "rouge1" in test:
-            g = st.columns(5)
-            for col, key, label in zip(g, ("generated exact match", "rouge1", "rouge2", "rougeL", "bleu"),
-                                       ("Generated exact match", "ROUGE-1", "ROUGE-2", "ROUGE-L", "BLEU")):
-                value = f"{test[key]:.1f}" if key == "bleu" else f"{test[key]:.3f}"
-                col.metric(f"{label} (test)", value, help="Of the free-running greedy answers against the expected "
-                           "ones. ROUGE: mean F-measure 0-1 (rouge-score, stemmed); BLEU: sacrebleu corpus score 0-100.")
-        st.subheader("Train next to test")
-        st.dataframe(summary, width="stretch", column_config={
-            c: st.column_config.NumberColumn(format="%.3f") for c in summary.columns if c not in ("examples", "tokens", "truncated")
-        })
-        bars = [c for c in ("exact match", "token accuracy", "generated exact match", "rouge1", "rouge2", "rougeL") if c in summary]
-        long = summary[bars].reset_index(names="split").melt("split", var_name="metric", value_name="score")
-        fig = px.bar(long, x="metric", y="score", color="split", barmode="group", range_y=[0, 1],
-                     title="Train vs test (the generalisation gap)", color_discrete_map={"train": "#8ab17d", "test": "#e76f51"})
-        fig.update_layout(height=340, margin=dict(t=50, b=10))
-        st.plotly_chart(fig, width="stretch")
+        return
+    splits = saved["splits"]
+    st.caption(f"Model `{saved['model']}` on **{saved['data']}**.")
+    notes = [f"**{split}**: {w}" for split, res in splits.items() for w in res["warnings"]]
+    if notes:
+        st.warning("\n\n".join(notes), icon="✂️")
+    summary = pd.DataFrame({k: v["summary"] for k, v in splits.items()}).T
+    headline(splits)
+    st.subheader("Train next to test")
+    st.dataframe(summary, width="stretch", column_config={
+        c: st.column_config.NumberColumn(format="%.3f") for c in summary.columns if c not in ("examples", "tokens", "truncated")
+    })
+    bars = [c for c in ("exact match", "token accuracy", "generated exact match", "rouge1", "rouge2", "rougeL") if c in summary]
+    long = summary[bars].reset_index(names="split").melt("split", var_name="metric", value_name="score")
+    fig = px.bar(long, x="metric", y="score", color="split", barmode="group", range_y=[0, 1],
+                 title="Train vs test (the generalisation gap)", color_discrete_map=SPLIT_COLOURS)
+    fig.update_layout(height=340, margin=dict(t=50, b=10))
+    st.plotly_chart(fig, width="stretch")
+    per_example(splits)
 
-        st.subheader("Per example")
-        pick = st.radio("Split", list(splits), horizontal=True, index=len(splits) - 1, key="evaluate_split_pick",
-                        help="Whose examples the table and charts show.")
-        table = splits[pick]["table"]
-        shown = table.drop(columns=[c for c in ("correct tokens",) if c in table])
-        st.dataframe(highlight_wrong(shown), width="stretch", height=300, column_config={
-            "prompt": st.column_config.TextColumn(width="medium"),
-            "expected": st.column_config.TextColumn(width="medium"),
-            "answer": st.column_config.TextColumn("answer (argmax)", width="medium",
-                                                  help="The model's top token at each answer position, decoded."),
-        })
-        st.caption("Answers that are not an exact match are shaded red.")
-        wrong = table.index[~table["exact match"]].tolist()
-        labels = {f"{i}: …{table.at[i, 'prompt'][-50:]}" + ("" if table.at[i, "exact match"] else "  ✗"): i for i in table.index}
-        first_wrong = next((n for n, i in enumerate(labels.values()) if not table.at[i, "exact match"]), 0)
-        label = st.selectbox("Show the differences of example", list(labels), index=first_wrong, key=f"evaluate_diff_{pick}",
-                             help=f"Green: what was expected; red: what the model predicted instead. ⏎ is {EOS}.")
-        idx = labels[label]
-        st.html(diff_html(table.at[idx, "expected"], table.at[idx, "answer"]))
-        if "generated" in table:
-            st.html(diff_html(table.at[idx, "expected"], table.at[idx, "generated"], "generated"))
-        c1, c2 = st.columns(2)
-        x = table.index
-        fig = px.bar(table, x=x, y="token accuracy", color="exact match", title="Token accuracy per example",
-                     color_discrete_map={True: "#2a9d8f", False: "#e76f51"}, hover_data=["tokens"])
-        fig.update_layout(height=300, margin=dict(t=50, b=10), xaxis_title="example")
-        c1.plotly_chart(fig, width="stretch")
-        fig = px.scatter(table, x="tokens", y="loss", color="exact match", title="Loss per token vs answer length",
-                         color_discrete_map={True: "#2a9d8f", False: "#e76f51"})
-        fig.update_layout(height=300, margin=dict(t=50, b=10))
-        c2.plotly_chart(fig, width="stretch")
-        everything = pd.concat([v["table"].assign(split=k) for k, v in splits.items()], ignore_index=True)
-        st.download_button("⬇️ Per-example results (CSV)", everything.to_csv(index=False), "evaluation.csv", "text/csv",
-                           key="evaluate_csv", help="Both splits, one row per example, with answers and scores.")
+
+def headline(splits: dict) -> None:
+    """The test split's main scores, each with its gap to train."""
+    test = splits.get("test", next(iter(splits.values())))["summary"]
+    train = splits["train"]["summary"] if "train" in splits else test
+    m = st.columns(4)
+    m[0].metric("Exact match (test)", f"{test['exact match']:.1%}",
+                f"{test['exact match'] - train['exact match']:+.1%} vs train", delta_color="normal",
+                help="Share of test answers where every token is the model's top choice. The delta is the "
+                "generalisation gap: test minus train.")
+    m[1].metric("Token accuracy (test)", f"{test['token accuracy']:.1%}",
+                f"{test['token accuracy'] - train['token accuracy']:+.1%} vs train",
+                help="Share of answer tokens that are the model's top choice.")
+    m[2].metric("Perplexity (test)", f"{test['perplexity']:.3g}", f"{test['perplexity'] - train['perplexity']:+.3g} vs train",
+                delta_color="inverse", help="exp(mean loss per answer token): 1 is certain, vocabulary size is guessing.")
+    m[3].metric("Loss (test)", f"{test['loss']:.3f}", help="Mean negative log-likelihood per answer token, in nats.")
+    if "rouge1" in test:
+        for col, key, label in zip(st.columns([1.5, 1, 1, 1, 1]), ("generated exact match", "rouge1", "rouge2", "rougeL", "bleu"),
+                                   ("Generated exact match", "ROUGE-1", "ROUGE-2", "ROUGE-L", "BLEU")):
+            value = f"{test[key]:.1f}" if key == "bleu" else f"{test[key]:.3f}"
+            col.metric(f"{label} (test)", value, help="Of the free-running greedy answers against the expected "
+                       "ones. ROUGE: mean F-measure 0-1 (rouge-score, stemmed); BLEU: sacrebleu corpus score 0-100.")
+
+
+def per_example(splits: dict) -> None:
+    st.subheader("Per example")
+    pick = st.radio("Split", list(splits), horizontal=True, index=len(splits) - 1, **ui.keep("evaluate_split_pick"),
+                    help="Whose examples the table and charts show.")
+    table = splits[pick]["table"]
+    shown = table.drop(columns=[c for c in ("correct tokens",) if c in table])
+    st.dataframe(highlight_wrong(shown), width="stretch", height=300, column_config={
+        "prompt": st.column_config.TextColumn(width="medium"),
+        "expected": st.column_config.TextColumn(width="medium"),
+        "answer": st.column_config.TextColumn("answer (argmax)", width="medium",
+                                              help="The model's top token at each answer position, decoded."),
+    })
+    st.caption("Answers that are not an exact match are shaded red.")
+    labels = {f"{i}: …{table.at[i, 'prompt'][-50:]}" + ("" if table.at[i, "exact match"] else "  ✗"): i for i in table.index}
+    first_wrong = next((n for n, i in enumerate(labels.values()) if not table.at[i, "exact match"]), 0)
+    label = st.selectbox("Show the differences of example", list(labels), index=first_wrong,
+                         **ui.keep(f"evaluate_diff_{pick}"),
+                         help=f"Green: what was expected; red: what the model predicted instead. ⏎ is {EOS}.")
+    idx = labels[label]
+    st.html(diff_html(table.at[idx, "expected"], table.at[idx, "answer"]))
+    if "generated" in table:
+        st.html(diff_html(table.at[idx, "expected"], table.at[idx, "generated"], "generated"))
+    c1, c2 = st.columns(2)
+    fig = px.bar(table, x=table.index, y="token accuracy", color="exact match", title="Token accuracy per example",
+                 color_discrete_map=EXACT_COLOURS, hover_data=["tokens"])
+    fig.update_layout(height=300, margin=dict(t=50, b=10), xaxis_title="example")
+    c1.plotly_chart(fig, width="stretch")
+    fig = px.scatter(table, x="tokens", y="loss", color="exact match", title="Loss per token vs answer length",
+                     color_discrete_map=EXACT_COLOURS)
+    fig.update_layout(height=300, margin=dict(t=50, b=10))
+    c2.plotly_chart(fig, width="stretch")
+    everything = pd.concat([v["table"].assign(split=k) for k, v in splits.items()], ignore_index=True)
+    st.download_button("⬇️ Per-example results (CSV)", everything.to_csv(index=False), "evaluation.csv", "text/csv",
+                       key="evaluate_csv", help="Both splits, one row per example, with answers and scores.")
+
 
 # ---- Across checkpoints and runs ---------------------------------------------------------------------------
-with ckpt_tab:
+def across_checkpoints_and_runs(choice: Choice) -> None:
     st.markdown("When does the skill appear during training, and does it appear at all in a smaller model?")
-    run_dir = run_dir_of(model_path)
+    run_dir = run_dir_of(choice.model_path)
     checkpoints = list_checkpoints(run_dir) if run_dir else []
     if len(checkpoints) < 2:
         st.info("Pick a checkpoint of a run with two or more checkpoints (Train page) to chart metrics against steps.")
@@ -220,18 +224,17 @@ with ckpt_tab:
                    help="Loads each checkpoint and scores the train and test split (teacher forcing only)."):
         bar = st.progress(0.0)
         try:
-            sets = sets_for(sources[source_label], int(limit))
             st.session_state["evaluate_ckpt_table"] = scoring.evaluate_checkpoints(
-                checkpoints, sets, int(batch_size), progress_callback(bar, "checkpoints"))
+                checkpoints, choice.sets(), choice.batch_size, progress_callback(bar, "checkpoints"))
         except (ValueError, OSError, RuntimeError) as exc:
             ui.show_error(exc)
         bar.empty()
     table = st.session_state.get("evaluate_ckpt_table")
     if table is not None:
         metric = st.radio("Metric", list(scoring.CURVE), horizontal=True,
-                          key="evaluate_ckpt_metric", help="Which score to plot against the training step.")
+                          **ui.keep("evaluate_ckpt_metric"), help="Which score to plot against the training step.")
         fig = px.line(table, x="step", y=metric, color="split", markers=True, title=f"{metric} vs training step",
-                      color_discrete_map={"train": "#8ab17d", "test": "#e76f51"})
+                      color_discrete_map=SPLIT_COLOURS)
         fig.update_layout(height=340, margin=dict(t=50, b=10))
         st.plotly_chart(fig, width="stretch")
         st.download_button("⬇️ Checkpoint table (CSV)", table.to_csv(index=False), "checkpoints.csv", "text/csv",
@@ -240,67 +243,72 @@ with ckpt_tab:
     st.divider()
     ws = ui.workspace()
     runs = [name for name in ws.names("runs") if list_checkpoints(ws.path("runs", name))]
-    chosen = st.multiselect("Compare runs (last checkpoint of each)", runs, key="evaluate_runs",
-                            help="Runs of different sizes on the same data: TinyStories saw consistency appear between 1M and 3M parameters.")
+    chosen = st.multiselect("Compare runs (last checkpoint of each)", runs, **ui.keep("evaluate_runs"),
+                            help="Runs of different sizes on the same data: TinyStories saw consistency appear "
+                            "between 1M and 3M parameters.")
     if st.button("Compare runs", disabled=len(chosen) < 1, key="evaluate_runs_go",
                  help="Scores each run's last checkpoint on the chosen data set."):
         bar = st.progress(0.0)
         try:
-            sets = sets_for(sources[source_label], int(limit))
             st.session_state["evaluate_runs_table"] = scoring.evaluate_runs(
-                [ws.path("runs", n) for n in chosen], sets, int(batch_size), progress_callback(bar, "runs"))
+                [ws.path("runs", n) for n in chosen], choice.sets(), choice.batch_size, progress_callback(bar, "runs"))
         except (ValueError, OSError, RuntimeError) as exc:
             ui.show_error(exc)
         bar.empty()
     runs_table = st.session_state.get("evaluate_runs_table")
     if runs_table is not None:
         fig = px.line(runs_table, x="parameters", y="exact match", color="split", markers=True, hover_data=["run", "loss"],
-                      log_x=True, title="Exact match vs model size", color_discrete_map={"train": "#8ab17d", "test": "#e76f51"})
+                      log_x=True, title="Exact match vs model size", color_discrete_map=SPLIT_COLOURS)
         fig.update_layout(height=340, margin=dict(t=50, b=10))
         st.plotly_chart(fig, width="stretch")
         st.dataframe(runs_table, hide_index=True, width="stretch")
 
+
 # ---- Probes --------------------------------------------------------------------------------------------
-with probe_tab:
+def probe_list(model_path) -> None:
     st.markdown("The TinyStories paper's probes: the model completes each prompt greedily and a **keyword** decides "
                 "whether it answered right (factual knowledge, reasoning, context tracking). Edit, add or delete rows.")
-    edited = st.data_editor(pd.DataFrame(probes.PROBES), num_rows="dynamic", width="stretch", key="evaluate_probe_list",
-                            column_config={"prompt": st.column_config.TextColumn(width="large", help="Completed greedily."),
-                                           "keyword": st.column_config.TextColumn(help="A right completion contains it (whole words, any case)."),
-                                           "kind": st.column_config.TextColumn(help="What the probe tests (free text).")})
-    n_probe = st.columns([1, 3])[0].number_input("Tokens to generate", 1, 200, 20, key="evaluate_probe_tokens",
-                              help="How far the model writes after each prompt.")
+    edited = ui.kept_editor(
+        pd.DataFrame(probes.PROBES), "evaluate_probe_list", num_rows="dynamic", width="stretch",
+        column_config={"prompt": st.column_config.TextColumn(width="large", help="Completed greedily."),
+                       "keyword": st.column_config.TextColumn(help="A right completion contains it (whole words, any case)."),
+                       "kind": st.column_config.TextColumn(help="What the probe tests (free text).")})
+    n_tokens = st.columns([1, 3])[0].number_input("Tokens to generate", 1, 200, 20, **ui.keep("evaluate_probe_tokens"),
+                                                  help="How far the model writes after each prompt.")
     if st.button("Run probes", type="primary", disabled=model_path is None, key="evaluate_probe_go",
                  help="Greedy completion of every prompt in the list."):
         try:
             with st.spinner("Completing the prompts…"):
                 model, tokenizer = ui.load_model(model_path)
-                st.session_state["evaluate_probes"] = probes.run_probes(model, tokenizer, edited.to_dict("records"), int(n_probe))
+                st.session_state["evaluate_probes"] = probes.run_probes(model, tokenizer, edited.to_dict("records"),
+                                                                        int(n_tokens))
         except (ValueError, OSError, RuntimeError) as exc:
             ui.show_error(exc)
     result = st.session_state.get("evaluate_probes")
-    if result is not None:
-        st.metric("Probes passed", f"{int(result['passed'].sum())} / {len(result)}",
-                  help="Completions that contain their keyword.")
-        st.dataframe(result, hide_index=True, width="stretch",
-                     column_order=["passed", "keyword", "completion", "prompt", "kind"], column_config={
-            "passed": st.column_config.CheckboxColumn(help="The keyword appears in the completion."),
-            "completion": st.column_config.TextColumn(width="large"),
-            "prompt": st.column_config.TextColumn(width="medium")})
-        st.download_button("⬇️ Probe results (CSV)", result.to_csv(index=False), "probes.csv", "text/csv",
-                           key="evaluate_probe_csv", help="Prompts, keywords, completions and pass/fail.")
+    if result is None:
+        return
+    st.metric("Probes passed", f"{int(result['passed'].sum())} / {len(result)}", help="Completions that contain their keyword.")
+    st.dataframe(result, hide_index=True, width="stretch", column_order=["passed", "keyword", "completion", "prompt", "kind"],
+                 column_config={"passed": st.column_config.CheckboxColumn(help="The keyword appears in the completion."),
+                                "completion": st.column_config.TextColumn(width="large"),
+                                "prompt": st.column_config.TextColumn(width="medium")})
+    st.download_button("⬇️ Probe results (CSV)", result.to_csv(index=False), "probes.csv", "text/csv",
+                       key="evaluate_probe_csv", help="Prompts, keywords, completions and pass/fail.")
+
 
 # ---- Grading sheet -------------------------------------------------------------------------------------
-with grade_tab:
+def grading_sheet(model_path) -> None:
     st.markdown("Grade story completions as the paper's GPT-4 rubric does, 1 (poor) to 10 (excellent):\n\n"
                 + "\n".join(f"- **{k}**: {v}" for k, v in probes.RUBRIC.items()))
     beginnings = st.text_area("Story beginnings (one per line)", "\n".join(probes.STORY_BEGINNINGS), height=130,
-                              key="evaluate_beginnings", help="The model continues each line; you grade the continuation.")
+                              **ui.keep("evaluate_beginnings"),
+                              help="The model continues each line; you grade the continuation.")
     c1, c2, c3 = st.columns(3)
-    g_tokens = c1.number_input("Tokens to write", 1, 400, 80, key="evaluate_grade_tokens", help="Length of each continuation.")
-    temperature = c2.slider("Temperature", 0.0, 2.0, 0.0, 0.1, key="evaluate_grade_temp",
+    n_tokens = c1.number_input("Tokens to write", 1, 400, 80, **ui.keep("evaluate_grade_tokens"),
+                               help="Length of each continuation.")
+    temperature = c2.slider("Temperature", 0.0, 2.0, 0.0, 0.1, **ui.keep("evaluate_grade_temp"),
                             help="0 = greedy (always the most likely token); higher = more varied stories.")
-    g_seed = c3.number_input("Seed", 0, 10**6, 0, key="evaluate_grade_seed", help="Makes sampled stories repeatable.")
+    seed = c3.number_input("Seed", 0, 10**6, 0, **ui.keep("evaluate_grade_seed"), help="Makes sampled stories repeatable.")
     if st.button("Write completions", type="primary", disabled=model_path is None, key="evaluate_grade_go",
                  help="The model continues every beginning; then fill in the grades below."):
         lines = [b.strip() for b in beginnings.splitlines() if b.strip()]
@@ -309,39 +317,54 @@ with grade_tab:
                 raise ValueError("Type at least one story beginning.")
             with st.spinner("Writing…"):
                 model, tokenizer = ui.load_model(model_path)
-                texts = ev.generate_completions(model, tokenizer, lines, int(g_tokens), do_sample=temperature > 0,
-                                                temperature=max(temperature, 1e-3), seed=int(g_seed))
+                texts = ev.generate_completions(model, tokenizer, lines, int(n_tokens), do_sample=temperature > 0,
+                                                temperature=max(temperature, 1e-3), seed=int(seed))
             st.session_state["evaluate_sheet"] = probes.grading_sheet(lines, [t.replace(EOS, "") for t in texts])
             st.session_state["evaluate_sheet_model"] = str(model_path)
         except (ValueError, OSError, RuntimeError) as exc:
             ui.show_error(exc)
     sheet = st.session_state.get("evaluate_sheet")
     if sheet is not None:
-        for n, row in sheet.iterrows():
-            st.markdown(f"**{n + 1}.** {html.escape(row['beginning'])} ***{html.escape(row['completion'].strip())}***")
-        st.caption("The model's continuation is in italics. Grade each story below, 1 (poor) to 10 (excellent).")
-        grade_col = lambda name: st.column_config.NumberColumn(name, min_value=1, max_value=10, step=1,  # noqa: E731
-                                                               help=probes.RUBRIC[name])
-        graded = st.data_editor(sheet.set_index(sheet.index + 1), width="stretch", key="evaluate_sheet_editor",
-                                column_order=[*probes.GRADE_COLUMNS, "notes"],
-                                column_config={"notes": st.column_config.TextColumn(width="large", help="Anything worth remembering."),
-                                               **{c: grade_col(c) for c in probes.GRADE_COLUMNS}}).reset_index(drop=True)
-        try:
-            checked = probes.check_grades(graded).assign(model=st.session_state.get("evaluate_sheet_model", ""))
-            means = checked[list(probes.GRADE_COLUMNS)].apply(pd.to_numeric, errors="coerce").mean()
-            if means.notna().any():
-                st.caption("Mean grades: " + " · ".join(f"{k} {v:.1f}" for k, v in means.items() if pd.notna(v)))
-            c1, c2 = st.columns(2)
-            c1.download_button("⬇️ Grading sheet (CSV)", checked.to_csv(index=False), "grading_sheet.csv", "text/csv",
-                               key="evaluate_sheet_csv", help="Beginnings, completions, your grades and the model's name.",
-                               width="stretch")
-            sheet_model = Path(st.session_state.get("evaluate_sheet_model", ""))
-            sheet_run = run_dir_of(sheet_model)
-            if sheet_run and list_checkpoints(sheet_run) and c2.button(
-                    "💾 Save beside the run", key="evaluate_sheet_save", width="stretch",
-                    help=f"Writes the sheet to {sheet_run.name}/gradings/ in your workspace."):
-                stamp = pd.Timestamp.now().strftime("%Y%m%d-%H%M%S")
-                path = probes.save_grading_sheet(checked, sheet_run / "gradings" / f"{sheet_model.name}-{stamp}.csv")
-                st.success(f"Saved `{path.name}` in {sheet_run.name}/gradings/.")
-        except ValueError as exc:
-            ui.show_error(exc)
+        grades(sheet)
+
+
+def grades(sheet: pd.DataFrame) -> None:
+    """The written stories, an editable grade table (kept across page switches), its CSV, and saving it."""
+    for n, row in sheet.iterrows():
+        st.markdown(f"**{n + 1}.** {html.escape(row['beginning'])} ***{html.escape(row['completion'].strip())}***")
+    st.caption("The model's continuation is in italics. Grade each story below, 1 (poor) to 10 (excellent).")
+    grade_col = lambda name: st.column_config.NumberColumn(name, min_value=1, max_value=10, step=1,  # noqa: E731
+                                                           help=probes.RUBRIC[name])
+    graded = ui.kept_editor(sheet.set_index(sheet.index + 1), "evaluate_sheet_editor", width="stretch",
+                            column_order=[*probes.GRADE_COLUMNS, "notes"],
+                            column_config={"notes": st.column_config.TextColumn(width="large", help="Anything worth remembering."),
+                                           **{c: grade_col(c) for c in probes.GRADE_COLUMNS}}).reset_index(drop=True)
+    try:
+        checked = probes.check_grades(graded).assign(model=st.session_state.get("evaluate_sheet_model", ""))
+        means = checked[list(probes.GRADE_COLUMNS)].apply(pd.to_numeric, errors="coerce").mean()
+        if means.notna().any():
+            st.caption("Mean grades: " + " · ".join(f"{k} {v:.1f}" for k, v in means.items() if pd.notna(v)))
+        c1, c2 = st.columns(2)
+        c1.download_button("⬇️ Grading sheet (CSV)", checked.to_csv(index=False), "grading_sheet.csv", "text/csv",
+                           key="evaluate_sheet_csv", help="Beginnings, completions, your grades and the model's name.",
+                           width="stretch")
+        sheet_model = Path(st.session_state.get("evaluate_sheet_model", ""))
+        sheet_run = run_dir_of(sheet_model)
+        if sheet_run and list_checkpoints(sheet_run) and c2.button(
+                "💾 Save beside the run", key="evaluate_sheet_save", width="stretch",
+                help=f"Writes the sheet to {sheet_run.name}/gradings/ in your workspace."):
+            stamp = pd.Timestamp.now().strftime("%Y%m%d-%H%M%S")
+            path = probes.save_grading_sheet(checked, sheet_run / "gradings" / f"{sheet_model.name}-{stamp}.csv")
+            st.success(f"Saved `{path.name}` in {sheet_run.name}/gradings/.")
+    except ValueError as exc:
+        ui.show_error(exc)
+
+
+# ---- View helpers ----------------------------------------------------------------------------------------
+def highlight_wrong(table: pd.DataFrame):
+    return table.style.apply(
+        lambda row: ["background-color:#ffe3e3" if not row["exact match"] and c == "answer" else "" for c in row.index], axis=1
+    ).format(precision=3)
+
+
+main()

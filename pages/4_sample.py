@@ -8,12 +8,9 @@ import streamlit as st
 import torch
 
 import ui
-from lab import batching
-from lab import sampling as smp, warping as wp
+from lab import batching, sampling as smp, warping as wp
 from lab.constants import EOS
-from lab.sampling_view import coloured_text, colour_legend, distribution_chart
-
-ui.require_app()
+from lab.sampling_view import coloured_text, colour_legend, describe, distribution_chart, summary, token_rows, tokens_csv
 
 ss = st.session_state
 TOP_N = 25
@@ -27,18 +24,6 @@ DEFAULTS = {
     "s4_c1_strategy": "sample", "s4_c1_temperature": 0.7, "s4_c1_top_k": 0, "s4_c1_top_p": 0.9,
     "s4_c2_strategy": "sample", "s4_c2_temperature": 1.5, "s4_c2_top_k": 0, "s4_c2_top_p": 1.0,
 }
-# Streamlit forgets a widget's value when its page is left; shadow copies bring the settings back.
-for key, default in DEFAULTS.items():
-    if key not in ss:
-        ss[key] = ss.get("_keep_" + key, default)
-
-
-def remember() -> None:
-    for key in DEFAULTS:
-        if key in ss:
-            ss["_keep_" + key] = ss[key]
-
-
 HELP = {
     "strategy": "Greedy always takes the most likely token (same text every time). Sampling draws a token at "
                 "random, in proportion to its probability.",
@@ -56,42 +41,284 @@ HELP = {
 }
 
 
-def token_rows(steps) -> list[tuple[str, float, float]]:
-    return [("⏹" if s.is_end else s.text, s.probability, s.raw_probability) for s in steps]
+# ---- Page -----------------------------------------------------------------------------------------------
+def main() -> None:
+    ui.require_app()
+    for key, default in DEFAULTS.items():  # every setting readable from the first run on, in any mode
+        ss.setdefault(key, default)
+    st.title("🎲 Sample")
+    st.caption("Watch a model write, one token at a time, and see how greedy decoding, temperature, top-k and top-p "
+               "reshape the next-token distribution it draws from.")
+    top = st.columns([2, 3])
+    with top[0]:
+        path = ui.model_picker()
+    with top[1]:
+        st.segmented_control(
+            "Mode", ["Generate", "Step by step", "Compare"], **ui.keep("s4_mode"),
+            help="Generate: write whole texts. Step by step: you pick each next token. Compare: two or three "
+                 "settings side by side on the same prompt and seed.",
+        )
+    if not path:
+        st.info("Pick a model above: the demo story model, a checkpoint of a run you trained, or any local "
+                "GPT-Neo / GPT-2 folder saved with `save_pretrained` (safetensors).", icon="👆")
+        return
+    try:
+        model, tokenizer = ui.load_model(path)
+    except (ValueError, OSError) as exc:
+        ui.show_error(exc)
+        return
+    st.caption(f"`{path}` · {type(model).__name__} · {model.config.num_hidden_layers} layers · "
+               f"vocabulary {model.config.vocab_size} · context {smp.context_size(model)} tokens · device {model.device}")
+    st.text_area("Prompt", height=80, **ui.keep("s4_prompt"), help="The beginning of a text; the model continues it.")
+    mode = ss.s4_mode or "Generate"
+    left, right = st.columns([1.3, 4])
+    with left:
+        settings_panel(comparing=mode == "Compare")
+    with right:
+        view = {"Generate": generate, "Step by step": step_by_step, "Compare": compare}[mode]
+        view(model, tokenizer, path, ss.s4_prompt)
 
 
+# ---- Generate -------------------------------------------------------------------------------------------
+def generate(model, tokenizer, path, prompt: str) -> None:
+    vocab = model.config.vocab_size
+    go_btn = st.button("▶ Generate", type="primary", help="Write with the settings on the left.")
+    text_col, chart_col = st.columns([1, 1])
+    if go_btn:
+        ss.pop("s4_results", None)
+        # Streamed into placeholders that the finished view then replaces, in this same run: a rerun
+        # would redraw the whole page for nothing.
+        live_text, live_chart = text_col.empty(), chart_col.empty()
+        try:
+            base = current_settings()
+            results = []
+            started = start(model, tokenizer, prompt, [replace(base, seed=base.seed + i) for i in range(int(ss.s4_samples))])
+            with live_text.container():
+                for i, (gen, steps) in enumerate(started):
+                    label = f"Sample {i + 1}: " if ss.s4_samples > 1 else ""
+                    if label:
+                        st.markdown(f"**{label.rstrip(': ')}** · seed {base.seed + i}")
+                    r = stream(gen, steps, st.empty(), live_chart, label)
+                    st.caption(summary(r))
+                    results.append(r)
+            ss.s4_results = {"path": str(path), "results": results}
+            live_text.empty()
+            live_chart.empty()
+        except ValueError as exc:
+            ui.show_error(exc)
+    if ss.get("s4_results"):
+        show_results(ss.s4_results, text_col, chart_col, tokenizer, path, vocab)
+    elif not go_btn:
+        text_col.info("Press **Generate**. Each token appears as it is drawn, coloured by its probability; "
+                      "hover a token to see the number.", icon="✍️")
+        try:  # the first step's distribution right away, so the sliders can be explored before generating
+            settings = smp.check_settings(current_settings(), vocab)[0]
+            ids = smp.prepare(model, tokenizer, prompt, settings).ids
+            first = smp.warp(first_logits(str(path), ui.model_stamp(path), tuple(ids)), settings, torch.tensor(ids))
+            chart_col.plotly_chart(
+                chart_for(first.table(tokenizer, TOP_N), settings, None, "The first token will be drawn from",
+                          {"n_kept": first.n_kept, "kept_mass": first.kept_mass}, vocab),
+                width="stretch", config={"displayModeBar": False})
+        except ValueError as exc:
+            ui.show_error(exc)
+
+
+def show_results(saved: dict, text_col, chart_col, tokenizer, path, vocab: int) -> None:
+    """The texts written, their downloads, and a step browser over the distributions they were drawn from."""
+    results = saved["results"]
+    with text_col:
+        for i, r in enumerate(results):
+            if len(results) > 1:
+                st.markdown(f"**Sample {i + 1}** · seed {r['seed']}")
+            for note in r["notes"] if i == 0 else []:
+                st.info(note, icon="ℹ️")
+            st.markdown(coloured_text(r["prompt"], r["rows"], r["settings"].greedy), unsafe_allow_html=True)
+            st.caption(summary(r))
+        st.markdown(colour_legend(results[0]["settings"].greedy), unsafe_allow_html=True)
+        if results[0]["settings"].greedy and len(results) > 1:
+            st.caption("Greedy decoding ignores the seed: every sample is the same text.")
+        if saved["path"] != str(path):
+            st.caption("These texts came from another model: generate again to use this one.")
+        downloads(results, "samples", "gen")
+    with chart_col:
+        which = 0
+        if len(results) > 1:
+            which = st.selectbox("Sample", range(len(results)), format_func=lambda i: f"Sample {i + 1}",
+                                 help="Whose distributions to show.")
+        r = results[which]
+        n = len(r["records"])
+        k = st.slider("Step", 1, n, n, help="Browse the distribution each token was drawn from.") if n > 1 else 1
+        _, p, raw = r["rows"][k - 1]
+        chosen = int(r["table"].token_id[k - 1])
+        how = f"taken (model p = {raw:.2f})" if r["settings"].greedy else f"drawn (p = {p:.2f})"
+        st.plotly_chart(chart_for(r["records"][k - 1]["table"], r["settings"], chosen,
+                                  f"Step {k}: {wp.token_label(tokenizer, chosen)!r} {how}",
+                                  r["records"][k - 1], vocab),
+                        width="stretch", config={"displayModeBar": False})
+
+
+# ---- Step by step ---------------------------------------------------------------------------------------
+def step_by_step(model, tokenizer, path, prompt: str) -> None:
+    vocab = model.config.vocab_size
+    state = ss.get("s4_step")
+    fresh = not state or state["path"] != str(path) or state["prompt"] != prompt
+    try:
+        if fresh:
+            ready = smp.prepare(model, tokenizer, prompt, replace(current_settings(), max_new_tokens=1))
+            state = ss.s4_step = {
+                "path": str(path), "prompt": prompt, "decoder": smp.Decoder(model, ready.ids), "rows": [],
+                "n_prompt": len(ready.ids), "notes": ready.notes, "seed": int(ss.s4_seed),
+                "rng": torch.Generator(device=model.device).manual_seed(int(ss.s4_seed)),
+            }
+        settings, notes = smp.check_settings(current_settings(), vocab)
+    except ValueError as exc:
+        ui.show_error(exc)
+        return
+    decoder = state["decoder"]
+    for note in state["notes"] + notes:
+        st.info(note, icon="ℹ️")
+    dist = decoder.distribution(settings)
+    table = dist.table(tokenizer, TOP_N)
+
+    def take(token_id: int, p: float, raw: float) -> None:
+        text = tokenizer.decode([token_id])
+        state["rows"].append(("⏹" if token_id == tokenizer.eos_token_id else text, p, raw))
+        decoder.push(token_id)
+
+    full = len(decoder.ids) >= smp.context_size(model)
+    b1, b2, b3, b4 = st.columns(4)
+    if b1.button("🎲 Draw next", type="primary", disabled=full, width="stretch",
+                 help="Draw the next token with the settings on the left (seeded)."):
+        t = smp.choose(dist, settings, state["rng"])
+        take(t, float(dist.final[t]), float(dist.raw[t]))
+        st.rerun()
+    if b2.button("⬆ Most likely", disabled=full, width="stretch",
+                 help="Take the token with the highest probability (one greedy step)."):
+        t = int(dist.tempered.argmax())
+        take(t, float(dist.final[t]), float(dist.raw[t]))
+        st.rerun()
+    if b3.button("↩ Undo", disabled=not state["rows"], width="stretch", help="Remove the last token."):
+        decoder.undo()
+        state["rows"].pop()
+        st.rerun()
+    if b4.button("⟲ Restart", width="stretch", help="Back to the prompt; the seed starts over."):
+        ss.pop("s4_step")
+        st.rerun()
+    text_col, chart_col = st.columns([1, 1])
+    with text_col:
+        st.markdown(coloured_text(tokenizer.decode(decoder.ids[:state["n_prompt"]]), state["rows"],
+                                  settings.greedy), unsafe_allow_html=True)
+        st.markdown(colour_legend(settings.greedy), unsafe_allow_html=True)
+        if full:
+            st.warning("The context is full: undo or restart to go on.")
+        survivors = table[table.kept]
+        labels = {str(r.token_id): f"{r.token} · {r.final:.0%}" for r in survivors.itertuples()}
+        pick = st.pills("Choose the next token yourself", list(labels), format_func=labels.get,
+                        key=f"s4_pick_{len(decoder.ids)}", disabled=full, wrap=True,
+                        help="Only tokens that survive top-k and top-p (the coloured bars) can be chosen. "
+                             "You can also click a bar in the chart.")
+        if state["rows"]:
+            table_rows = pd.DataFrame(state["rows"], columns=["token", "probability", "raw_probability"])
+            st.download_button("⬇️ Tokens and probabilities (CSV)", table_rows.to_csv(index_label="step"),
+                               "steps.csv", "text/csv", help="One row per token you added.")
+    with chart_col:
+        event = st.plotly_chart(
+            chart_for(table, settings, None, f"Next token after {len(state['rows'])} step(s)",
+                      {"n_kept": dist.n_kept, "kept_mass": dist.kept_mass}, vocab),
+            width="stretch", on_select="rerun", selection_mode="points",
+            key=f"s4_chart_{len(decoder.ids)}", config={"displayModeBar": False},
+        )
+        st.caption("Move the sliders on the left: the chart updates for this very step.")
+    clicked = None
+    points = (event.get("selection") or {}).get("points") if event else None
+    if points:
+        clicked = int(table.token_id[int(points[0]["y"])])
+    choice = int(pick) if pick is not None else clicked
+    if choice is not None and not full:
+        if bool(dist.kept[choice]):
+            take(choice, float(dist.final[choice]), float(dist.raw[choice]))
+            st.rerun()
+        st.warning(f"{wp.token_label(tokenizer, choice)!r} is cut by top-k/top-p: it cannot be drawn with "
+                   "these settings. Pick a coloured bar.")
+
+
+# ---- Compare --------------------------------------------------------------------------------------------
+def compare(model, tokenizer, path, prompt: str) -> None:
+    n = int(ss.s4_n_compare or 3)
+    cols = st.columns(n)
+    for i, col in enumerate(cols):
+        with col.container(border=True):
+            p = f"s4_c{i}"
+            st.segmented_control("Strategy", ["greedy", "sample"], **ui.keep(f"{p}_strategy"), help=HELP["strategy"],
+                                 format_func=lambda s: {"greedy": "Greedy", "sample": "Sampling"}[s])
+            off = ss[f"{p}_strategy"] == "greedy"
+            st.slider("Temperature", 0.0, 2.0, step=0.05, **ui.keep(f"{p}_temperature"), help=HELP["temperature"], disabled=off)
+            a, b = st.columns(2)
+            a.number_input("Top-k", 0, 100_000, step=1, **ui.keep(f"{p}_top_k"), help=HELP["top_k"], disabled=off)
+            b.slider("Top-p", 0.01, 1.0, step=0.01, **ui.keep(f"{p}_top_p"), help=HELP["top_p"], disabled=off)
+    go_btn = st.button("▶ Compare", type="primary", help="Write with each setting, same prompt and seed.")
+    outs = st.columns(n)
+    if go_btn:
+        ss.pop("s4_compare", None)
+        lives = [col.empty() for col in outs]  # replaced by the finished view in this same run
+        try:
+            started = start(model, tokenizer, prompt, [current_settings(f"s4_c{i}") for i in range(n)])
+            results = []
+            for live, (gen, steps) in zip(lives, started):
+                with live.container():
+                    st.markdown(f"**{describe(gen.settings)}**")
+                    results.append(stream(gen, steps, st.empty(), None, "", by_model=True))
+            ss.s4_compare = results
+            for live in lives:
+                live.empty()
+        except ValueError as exc:
+            ui.show_error(exc)
+    if ss.get("s4_compare"):
+        results = ss.s4_compare
+        for col, r in zip(outs, results):
+            with col:
+                st.markdown(f"**{describe(r['settings'])}** · seed {r['seed']}")
+                for note in r["notes"]:
+                    st.info(note, icon="ℹ️")
+                st.markdown(coloured_text(r["prompt"], r["rows"], by_model=True), unsafe_allow_html=True)
+                st.caption(summary(r))
+        st.markdown(colour_legend(by_model=True), unsafe_allow_html=True)
+        st.caption("Coloured by the model's own probability, so the columns compare: greener text is what "
+                   "the model finds likely; red marks the risks sampling took.")
+        downloads(results, "compare", "cmp")
+    elif not go_btn:
+        st.info("Set up each column and press **Compare**: same prompt, same seed, different decoding.", icon="⚖️")
+
+
+# ---- Settings, decoding and drawing ----------------------------------------------------------------------
 def chart_for(table: pd.DataFrame | dict, settings, chosen, title, info, vocab) -> object:
     return distribution_chart(table, settings, chosen, title, info.get("n_kept"), info.get("kept_mass"), vocab,
                               log_scale=bool(ss.s4_log))
 
 
-def step_record(step) -> dict:
-    return {"table": step.top, "n_kept": step.tokens_kept, "kept_mass": step.kept_mass}
-
-
-def settings_panel(compare: bool) -> None:
+def settings_panel(comparing: bool) -> None:
     """Shared settings; in compare mode the per-column ones live above each column instead."""
     with st.container(border=True):
         st.markdown("**Decoding settings**")
-        if not compare:
-            st.segmented_control("Strategy", ["greedy", "sample"], key="s4_strategy", help=HELP["strategy"],
+        if not comparing:
+            st.segmented_control("Strategy", ["greedy", "sample"], **ui.keep("s4_strategy"), help=HELP["strategy"],
                                  format_func=lambda s: {"greedy": "Greedy", "sample": "Sampling"}[s])
             greedy = ss.s4_strategy == "greedy"
-            st.slider("Temperature", 0.0, 2.0, step=0.05, key="s4_temperature", help=HELP["temperature"], disabled=greedy)
-            st.number_input("Top-k", 0, 100_000, step=1, key="s4_top_k", help=HELP["top_k"], disabled=greedy)
-            st.slider("Top-p", 0.01, 1.0, step=0.01, key="s4_top_p", help=HELP["top_p"], disabled=greedy)
-        st.slider("Repetition penalty", 0.5, 2.0, step=0.05, key="s4_penalty", help=HELP["penalty"])
-        st.number_input("Max new tokens", 1, 100_000, step=10, key="s4_max_new", help=HELP["max_new"])
-        if compare:
-            st.segmented_control("Settings to compare", [2, 3], key="s4_n_compare",
+            st.slider("Temperature", 0.0, 2.0, step=0.05, **ui.keep("s4_temperature"), help=HELP["temperature"], disabled=greedy)
+            st.number_input("Top-k", 0, 100_000, step=1, **ui.keep("s4_top_k"), help=HELP["top_k"], disabled=greedy)
+            st.slider("Top-p", 0.01, 1.0, step=0.01, **ui.keep("s4_top_p"), help=HELP["top_p"], disabled=greedy)
+        st.slider("Repetition penalty", 0.5, 2.0, step=0.05, **ui.keep("s4_penalty"), help=HELP["penalty"])
+        st.number_input("Max new tokens", 1, 100_000, step=10, **ui.keep("s4_max_new"), help=HELP["max_new"])
+        if comparing:
+            st.segmented_control("Settings to compare", [2, 3], **ui.keep("s4_n_compare"),
                                  help="Run two or three settings on the same prompt and seed.")
         elif ss.s4_mode == "Generate":
-            st.number_input("Samples", 1, 5, step=1, key="s4_samples", help=HELP["samples"])
-        st.number_input("Seed", 0, 2**31 - 1, step=1, key="s4_seed", help=HELP["seed"])
+            st.number_input("Samples", 1, 5, step=1, **ui.keep("s4_samples"), help=HELP["samples"])
+        st.number_input("Seed", 0, 2**31 - 1, step=1, **ui.keep("s4_seed"), help=HELP["seed"])
         if ss.s4_mode != "Step by step":
-            st.slider("Pause per token (s)", 0.0, 0.5, step=0.05, key="s4_delay", help=HELP["delay"])
-        if not compare:
-            st.toggle("Log-scale chart", key="s4_log", help="A logarithmic probability axis shows the unlikely "
+            st.slider("Pause per token (s)", 0.0, 0.5, step=0.05, **ui.keep("s4_delay"), help=HELP["delay"])
+        if not comparing:
+            st.toggle("Log-scale chart", **ui.keep("s4_log"), help="A logarithmic probability axis shows the unlikely "
                       "tokens too: watch temperature lift them and top-k / top-p cut them.")
 
 
@@ -110,13 +337,6 @@ def first_logits(path: str, stamp: float, prompt_ids: tuple[int, ...]) -> torch.
     page on the same default prompt, and moving a slider only re-warps them."""
     model, _ = ui.load_model(path)
     return smp.Decoder(model, list(prompt_ids)).logits
-
-
-def describe(s: smp.SamplingSettings) -> str:
-    if s.greedy:
-        return "greedy"
-    parts = [f"T={s.temperature:g}"] + ([f"top-k {s.top_k}"] if s.top_k else []) + ([f"top-p {s.top_p:g}"] if s.top_p < 1 else [])
-    return ", ".join(parts) + (f", penalty {s.repetition_penalty:g}" if s.repetition_penalty != 1 else "")
 
 
 def start(model, tokenizer, prompt, settings_list: list) -> list[tuple]:
@@ -152,7 +372,7 @@ def stream(gen: smp.Generation, steps, text_box, chart_box, label: str, by_model
 
     next_draw, step = 0.0, None
     for step in steps:
-        records.append(step_record(step))
+        records.append({"table": step.top, "n_kept": step.tokens_kept, "kept_mass": step.kept_mass})
         if watch:
             draw(step, chart=True)
             time.sleep(ss.s4_delay)
@@ -163,19 +383,8 @@ def stream(gen: smp.Generation, steps, text_box, chart_box, label: str, by_model
             next_draw = now + max(REDRAW_S, 9 * (now - started))
     if step is not None and not watch:  # the text's last tokens; the finished view draws the chart
         draw(step, chart=False)
-    table = gen.table()
     return {"prompt": prompt, "settings": gen.settings, "seed": gen.settings.seed, "text": gen.text,
-            "rows": token_rows(gen.steps), "records": records, "table": table, "notes": gen.notes}
-
-
-def tokens_csv(results: list[dict]) -> str:
-    frames = []
-    for r in results:
-        df = r["table"].copy()
-        df.insert(0, "settings", describe(r["settings"]))
-        df.insert(1, "seed", r["seed"])
-        frames.append(df)
-    return pd.concat(frames, ignore_index=True).to_csv(index=False)
+            "rows": token_rows(gen.steps), "records": records, "table": gen.table(), "notes": gen.notes}
 
 
 def downloads(results: list[dict], name: str, key: str) -> None:
@@ -188,257 +397,4 @@ def downloads(results: list[dict], name: str, key: str) -> None:
                        width="stretch", help="The prompt and what the model wrote.")
 
 
-def summary(r: dict) -> str:
-    probs = [raw for _, _, raw in r["rows"]]
-    words = r["text"].split()
-    ended = f" · ended with {EOS}" if r["rows"] and r["rows"][-1][0] == "⏹" else ""
-    distinct = f" · {len(set(words)) / len(words):.0%} distinct words" if words else ""
-    mean = f" · mean model probability {sum(probs) / len(probs):.2f}" if probs else ""
-    return f"{len(probs)} tokens{mean}{distinct}{ended}"
-
-
-# ---- page -----------------------------------------------------------------------------------------------
-st.title("🎲 Sample")
-st.caption("Watch a model write, one token at a time, and see how greedy decoding, temperature, top-k and top-p "
-           "reshape the next-token distribution it draws from.")
-
-top = st.columns([2, 3])
-with top[0]:
-    path = ui.model_picker("sample")
-with top[1]:
-    st.segmented_control(
-        "Mode", ["Generate", "Step by step", "Compare"], key="s4_mode",
-        help="Generate: write whole texts. Step by step: you pick each next token. Compare: two or three "
-             "settings side by side on the same prompt and seed.",
-    )
-if not path:
-    st.info("Pick a model above: the demo story model, a checkpoint of a run you trained, or any local "
-            "GPT-Neo / GPT-2 folder saved with `save_pretrained` (safetensors).", icon="👆")
-    remember()
-    st.stop()
-try:
-    model, tokenizer = ui.load_model(path)
-except (ValueError, OSError) as exc:
-    ui.show_error(exc)
-    remember()
-    st.stop()
-vocab = model.config.vocab_size
-st.caption(f"`{path}` · {type(model).__name__} · {model.config.num_hidden_layers} layers · "
-           f"vocabulary {vocab} · context {smp.context_size(model)} tokens · device {model.device}")
-st.text_area("Prompt", key="s4_prompt", height=80, help="The beginning of a text; the model continues it.")
-prompt = ss.s4_prompt
-mode = ss.s4_mode or "Generate"
-left, right = st.columns([1.3, 4])
-with left:
-    settings_panel(compare=mode == "Compare")
-remember()
-
-# ---- Generate -------------------------------------------------------------------------------------------
-def show_results(saved: dict, text_col, chart_col) -> None:
-    """The texts written, their downloads, and a step browser over the distributions they were drawn from."""
-    results = saved["results"]
-    with text_col:
-        for i, r in enumerate(results):
-            if len(results) > 1:
-                st.markdown(f"**Sample {i + 1}** · seed {r['seed']}")
-            for note in r["notes"] if i == 0 else []:
-                st.info(note, icon="ℹ️")
-            st.markdown(coloured_text(r["prompt"], r["rows"], r["settings"].greedy), unsafe_allow_html=True)
-            st.caption(summary(r))
-        st.markdown(colour_legend(results[0]["settings"].greedy), unsafe_allow_html=True)
-        if results[0]["settings"].greedy and len(results) > 1:
-            st.caption("Greedy decoding ignores the seed: every sample is the same text.")
-        if saved["path"] != str(path):
-            st.caption("These texts came from another model: generate again to use this one.")
-        downloads(results, "samples", "gen")
-    with chart_col:
-        which = 0
-        if len(results) > 1:
-            which = st.selectbox("Sample", range(len(results)), format_func=lambda i: f"Sample {i + 1}",
-                                 help="Whose distributions to show.")
-        r = results[which]
-        n = len(r["records"])
-        k = st.slider("Step", 1, n, n, help="Browse the distribution each token was drawn from.") if n > 1 else 1
-        _, p, raw = r["rows"][k - 1]
-        chosen = int(r["table"].token_id[k - 1])
-        how = f"taken (model p = {raw:.2f})" if r["settings"].greedy else f"drawn (p = {p:.2f})"
-        st.plotly_chart(chart_for(r["records"][k - 1]["table"], r["settings"], chosen,
-                                  f"Step {k}: {wp.token_label(tokenizer, chosen)!r} {how}",
-                                  r["records"][k - 1], vocab),
-                        width="stretch", config={"displayModeBar": False})
-
-
-if mode == "Generate":
-    with right:
-        go_btn = st.button("▶ Generate", type="primary", help="Write with the settings on the left.")
-        text_col, chart_col = st.columns([1, 1])
-        if go_btn:
-            ss.pop("s4_results", None)
-            # Streamed into placeholders that the finished view then replaces, in this same run: a rerun
-            # would redraw the whole page for nothing.
-            live_text, live_chart = text_col.empty(), chart_col.empty()
-            try:
-                base = current_settings()
-                results = []
-                started = start(model, tokenizer, prompt, [replace(base, seed=base.seed + i) for i in range(int(ss.s4_samples))])
-                with live_text.container():
-                    for i, (gen, steps) in enumerate(started):
-                        label = f"Sample {i + 1}: " if ss.s4_samples > 1 else ""
-                        if label:
-                            st.markdown(f"**{label.rstrip(': ')}** · seed {base.seed + i}")
-                        r = stream(gen, steps, st.empty(), live_chart, label)
-                        st.caption(summary(r))
-                        results.append(r)
-                ss.s4_results = {"path": str(path), "results": results}
-                live_text.empty()
-                live_chart.empty()
-            except ValueError as exc:
-                ui.show_error(exc)
-        if ss.get("s4_results"):
-            show_results(ss.s4_results, text_col, chart_col)
-        elif not go_btn:
-            text_col.info("Press **Generate**. Each token appears as it is drawn, coloured by its probability; "
-                          "hover a token to see the number.", icon="✍️")
-            try:  # the first step's distribution right away, so the sliders can be explored before generating
-                settings = smp.check_settings(current_settings(), vocab)[0]
-                ids = smp.prepare(model, tokenizer, prompt, settings).ids
-                first = smp.warp(first_logits(str(path), ui.model_stamp(path), tuple(ids)), settings, torch.tensor(ids))
-                chart_col.plotly_chart(
-                    chart_for(first.table(tokenizer, TOP_N), settings, None, "The first token will be drawn from",
-                              {"n_kept": first.n_kept, "kept_mass": first.kept_mass}, vocab),
-                    width="stretch", config={"displayModeBar": False})
-            except ValueError as exc:
-                ui.show_error(exc)
-
-# ---- Step by step ---------------------------------------------------------------------------------------
-elif mode == "Step by step":
-    with right:
-        state = ss.get("s4_step")
-        fresh = not state or state["path"] != str(path) or state["prompt"] != prompt
-        try:
-            if fresh:
-                ready = smp.prepare(model, tokenizer, prompt, replace(current_settings(), max_new_tokens=1))
-                state = ss.s4_step = {
-                    "path": str(path), "prompt": prompt, "decoder": smp.Decoder(model, ready.ids), "rows": [],
-                    "n_prompt": len(ready.ids), "notes": ready.notes, "seed": int(ss.s4_seed),
-                    "rng": torch.Generator(device=model.device).manual_seed(int(ss.s4_seed)),
-                }
-            settings, notes = smp.check_settings(current_settings(), vocab)
-        except ValueError as exc:
-            ui.show_error(exc)
-            st.stop()
-        decoder = state["decoder"]
-        for note in state["notes"] + notes:
-            st.info(note, icon="ℹ️")
-        dist = decoder.distribution(settings)
-        table = dist.table(tokenizer, TOP_N)
-
-        def take(token_id: int, p: float, raw: float) -> None:
-            text = tokenizer.decode([token_id])
-            state["rows"].append(("⏹" if token_id == tokenizer.eos_token_id else text, p, raw))
-            decoder.push(token_id)
-
-        full = len(decoder.ids) >= smp.context_size(model)
-        b1, b2, b3, b4 = st.columns(4)
-        if b1.button("🎲 Draw next", type="primary", disabled=full, width="stretch",
-                     help="Draw the next token with the settings on the left (seeded)."):
-            t = smp.choose(dist, settings, state["rng"])
-            take(t, float(dist.final[t]), float(dist.raw[t]))
-            st.rerun()
-        if b2.button("⬆ Most likely", disabled=full, width="stretch",
-                     help="Take the token with the highest probability (one greedy step)."):
-            t = int(dist.tempered.argmax())
-            take(t, float(dist.final[t]), float(dist.raw[t]))
-            st.rerun()
-        if b3.button("↩ Undo", disabled=not state["rows"], width="stretch", help="Remove the last token."):
-            decoder.undo()
-            state["rows"].pop()
-            st.rerun()
-        if b4.button("⟲ Restart", width="stretch", help="Back to the prompt; the seed starts over."):
-            ss.pop("s4_step")
-            st.rerun()
-        text_col, chart_col = st.columns([1, 1])
-        with text_col:
-            st.markdown(coloured_text(tokenizer.decode(decoder.ids[:state["n_prompt"]]), state["rows"],
-                                      settings.greedy), unsafe_allow_html=True)
-            st.markdown(colour_legend(settings.greedy), unsafe_allow_html=True)
-            if full:
-                st.warning("The context is full: undo or restart to go on.")
-            survivors = table[table.kept]
-            labels = {str(r.token_id): f"{r.token} · {r.final:.0%}" for r in survivors.itertuples()}
-            pick = st.pills("Choose the next token yourself", list(labels), format_func=labels.get,
-                            key=f"s4_pick_{len(decoder.ids)}", disabled=full, wrap=True,
-                            help="Only tokens that survive top-k and top-p (the coloured bars) can be chosen. "
-                                 "You can also click a bar in the chart.")
-            if state["rows"]:
-                table_rows = pd.DataFrame(state["rows"], columns=["token", "probability", "raw_probability"])
-                st.download_button("⬇️ Tokens and probabilities (CSV)", table_rows.to_csv(index_label="step"),
-                                   "steps.csv", "text/csv", help="One row per token you added.")
-        with chart_col:
-            event = st.plotly_chart(
-                chart_for(table, settings, None, f"Next token after {len(state['rows'])} step(s)",
-                          {"n_kept": dist.n_kept, "kept_mass": dist.kept_mass}, vocab),
-                width="stretch", on_select="rerun", selection_mode="points",
-                key=f"s4_chart_{len(decoder.ids)}", config={"displayModeBar": False},
-            )
-            st.caption("Move the sliders on the left: the chart updates for this very step.")
-        clicked = None
-        points = (event.get("selection") or {}).get("points") if event else None
-        if points:
-            clicked = int(table.token_id[int(points[0]["y"])])
-        choice = int(pick) if pick is not None else clicked
-        if choice is not None and not full:
-            if bool(dist.kept[choice]):
-                take(choice, float(dist.final[choice]), float(dist.raw[choice]))
-                st.rerun()
-            st.warning(f"{wp.token_label(tokenizer, choice)!r} is cut by top-k/top-p: it cannot be drawn with "
-                       "these settings. Pick a coloured bar.")
-
-# ---- Compare --------------------------------------------------------------------------------------------
-else:
-    with right:
-        n = int(ss.s4_n_compare or 3)
-        cols = st.columns(n)
-        for i, col in enumerate(cols):
-            with col.container(border=True):
-                p = f"s4_c{i}"
-                st.segmented_control("Strategy", ["greedy", "sample"], key=f"{p}_strategy", help=HELP["strategy"],
-                                     format_func=lambda s: {"greedy": "Greedy", "sample": "Sampling"}[s])
-                off = ss[f"{p}_strategy"] == "greedy"
-                st.slider("Temperature", 0.0, 2.0, step=0.05, key=f"{p}_temperature", help=HELP["temperature"], disabled=off)
-                a, b = st.columns(2)
-                a.number_input("Top-k", 0, 100_000, step=1, key=f"{p}_top_k", help=HELP["top_k"], disabled=off)
-                b.slider("Top-p", 0.01, 1.0, step=0.01, key=f"{p}_top_p", help=HELP["top_p"], disabled=off)
-        remember()
-        go_btn = st.button("▶ Compare", type="primary", help="Write with each setting, same prompt and seed.")
-        outs = st.columns(n)
-        if go_btn:
-            ss.pop("s4_compare", None)
-            lives = [col.empty() for col in outs]  # replaced by the finished view in this same run
-            try:
-                started = start(model, tokenizer, prompt, [current_settings(f"s4_c{i}") for i in range(n)])
-                results = []
-                for live, (gen, steps) in zip(lives, started):
-                    with live.container():
-                        st.markdown(f"**{describe(gen.settings)}**")
-                        results.append(stream(gen, steps, st.empty(), None, "", by_model=True))
-                ss.s4_compare = results
-                for live in lives:
-                    live.empty()
-            except ValueError as exc:
-                ui.show_error(exc)
-        if ss.get("s4_compare"):
-            results = ss.s4_compare
-            for col, r in zip(outs, results):
-                with col:
-                    st.markdown(f"**{describe(r['settings'])}** · seed {r['seed']}")
-                    for note in r["notes"]:
-                        st.info(note, icon="ℹ️")
-                    st.markdown(coloured_text(r["prompt"], r["rows"], by_model=True), unsafe_allow_html=True)
-                    st.caption(summary(r))
-            st.markdown(colour_legend(by_model=True), unsafe_allow_html=True)
-            st.caption("Coloured by the model's own probability, so the columns compare: greener text is what "
-                       "the model finds likely; red marks the risks sampling took.")
-            downloads(results, "compare", "cmp")
-        elif not go_btn:
-            st.info("Set up each column and press **Compare**: same prompt, same seed, different decoding.", icon="⚖️")
+main()

@@ -11,19 +11,22 @@ from lab import identity
 from lab.jobs import JOBS
 from lab.workspace import default_root
 
-ui.require_app()
 
-st.title("🧑‍🏫 Teacher")
-st.caption("The whole class at a glance: active sessions, the training queue, and the limits this machine enforces.")
+def main() -> None:
+    ui.require_app()
+    st.title("🧑‍🏫 Teacher")
+    st.caption("The whole class at a glance: active sessions, the training queue, and the limits this machine enforces.")
+    if not ui_access.teacher_gate():  # refused when shared without a password; else asks for it once
+        return
+    class_view()
+    limits_in_force()
+    if ui.classroom_mode() and not ui_access.oidc_configured():
+        names()
 
 
 def ago(t: float) -> str:
     s = int(time.time() - t)
     return f"{s} s ago" if s < 120 else f"{s // 60} min ago"
-
-
-if not ui_access.teacher_gate():  # refused when shared without a password; else asks for it once
-    st.stop()
 
 
 @st.fragment(run_every=2.0)
@@ -75,23 +78,22 @@ def class_view() -> None:
             st.rerun()
 
 
-class_view()
-
-st.subheader("Limits in force")
-try:
-    limits = ui.limits()
-    st.dataframe(pd.DataFrame([
-        {"limit": "training jobs at once", "value": JOBS.max_running, "set by": "[limits] max_jobs / TINYLAB_MAX_JOBS"},
-        {"limit": "largest model (parameters)", "value": limits.max_params, "set by": "[limits] max_params / TINYLAB_MAX_PARAMS"},
-        {"limit": "longest run (steps)", "value": limits.max_steps, "set by": "[limits] max_steps / TINYLAB_MAX_STEPS"},
-        {"limit": "largest upload (MB)", "value": limits.max_upload_mb, "set by": "[limits] max_upload_mb / TINYLAB_MAX_UPLOAD_MB"},
-    ]), hide_index=True, width="stretch")
-except ValueError as exc:
-    ui.show_error(exc)
-st.caption(f"Classroom mode (a guest workspace per browser session, names opened with their secret, typed paths "
-           f"confined): **{'on' if ui.classroom_mode() else 'off'}**. Set `classroom = true` in "
-           "`.streamlit/secrets.toml` or `TINYLAB_CLASSROOM=1`; it is always on when the lab is served beyond this "
-           f"machine (this one listens on `{ui_access.bind_address() or 'every interface'}`).")
+def limits_in_force() -> None:
+    st.subheader("Limits in force")
+    try:
+        limits = ui.limits()
+        rows = [("training jobs at once", JOBS.max_running, "max_jobs"),
+                ("largest model (parameters)", limits.max_params, "max_params"),
+                ("longest run (steps)", limits.max_steps, "max_steps"),
+                ("largest upload (MB)", limits.max_upload_mb, "max_upload_mb")]
+        st.dataframe(pd.DataFrame([{"limit": what, "value": value, "set by": f"[limits] {name} / TINYLAB_{name.upper()}"}
+                                   for what, value, name in rows]), hide_index=True, width="stretch")
+    except ValueError as exc:
+        ui.show_error(exc)
+    st.caption(f"Classroom mode (a guest workspace per browser session, names opened with their secret, typed "
+               f"paths confined): **{'on' if ui.classroom_mode() else 'off'}**. Set `classroom = true` in "
+               "`.streamlit/secrets.toml` or `TINYLAB_CLASSROOM=1`; it is always on when the lab is served beyond "
+               f"this machine (this one listens on `{ui_access.bind_address() or 'every interface'}`).")
 
 
 @st.fragment
@@ -113,5 +115,4 @@ def names() -> None:
         st.success(f"New secret for **{who}**: `{new}` (give it to the student; it is not shown again).", icon="🔑")
 
 
-if ui.classroom_mode() and not ui_access.oidc_configured():
-    names()
+main()

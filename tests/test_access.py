@@ -68,10 +68,10 @@ def test_student_b_cannot_list_open_rename_or_delete_a_s_work_without_a_s_secret
     bob.switch_page("pages/2_train.py").run()
     assert "ann-run" not in options(bob) and not any("ann-run" in str(df.value) for df in bob.dataframe)  # list
     bob.switch_page("pages/4_sample.py").run()
-    bob.selectbox(key="sample_model").set_value(OTHER).run()
+    bob.selectbox(key="model").set_value(OTHER).run()
     refusals = []
     for typed in (str(run / "step-000001"), "../ann/runs/ann-run/step-000001", str(run / "step-999999")):  # open
-        bob.text_input(key="sample_other").set_value(typed).run()
+        bob.text_input(key="model_other").set_value(typed).run()
         assert not bob.exception and len(errors(bob)) == 1 and "not something you can open here" in errors(bob)[0]
         refusals.append(errors(bob)[0].replace(repr(typed), "X"))
     assert len(set(refusals)) == 1  # one message whether or not the folder exists
@@ -138,7 +138,7 @@ def test_a_unicode_name_and_a_run_name_that_collides_after_normalisation(classro
     at.switch_page("pages/2_train.py").run()
     before = snapshot(classroom)
     for typed in ("Zoe\u0308-run", "zo\u00eb-RUN"):  # the same name decomposed, and in other case
-        at.text_input(key="tr_name").set_value(typed).run()
+        at.text_input(key="tr_run_name").set_value(typed).run()
         at.button(key="tr_go").click().run()
         assert any("already exists" in e or "is the same name" in e for e in errors(at)), errors(at)
     assert snapshot(classroom) == before and [p.name for p in runs.iterdir()] == ["Zo\u00eb-run"]

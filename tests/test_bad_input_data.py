@@ -26,9 +26,11 @@ class Evil:  # unpickling this would run code: the lab must never unpickle uploa
     "filename, payload, message",
     [
         ("model.pkl", pickle.dumps(Evil()), "unsupported file type"),
-        ("stories.txt", pickle.dumps(Evil()), "not UTF-8"),
-        ("stories.csv", b"title,body\nx,y\n", "no 'text' column"),
-        ("stories.jsonl", b'{"text": "ok"}\n{broken', "could not be parsed"),
+        ("stories.txt", pickle.dumps(Evil()), "binary file"),
+        ("photo.txt", bytes(range(256)) * 8, "binary file"),
+        ("stories.csv", b"title,body\nx,y\n", "no 'text' or 'story' column"),
+        ("stories.json", b'[{"title": "x", "body": "y"}]', "no 'text' or 'story' column"),
+        ("stories.jsonl", b'{"text": "ok"}\n{broken\n', "could not be parsed"),
         ("stories.parquet", b"PAR1 not really", "could not be read"),
         ("empty.txt", b"\n\n   \n", "no stories"),
         ("big.txt", b"Once upon a time. " * 120_000, "limited to 1 MB"),
@@ -71,3 +73,26 @@ def test_existing_data_set_is_not_overwritten(workspace_dir):
     at.button(key="FormSubmitter:save_unary-💾 Save").click().run()
     assert "already exists" in at.error[0].value
     assert saved.stat().st_mtime_ns == stamp
+
+
+def test_one_story_and_mixed_encodings_load_with_a_report(workspace_dir):
+    at = stories_upload_page()
+    at.file_uploader[0].set_value(("one.txt", b"Tom found a red ball. He was happy.\n", "text/plain")).run()
+    assert not at.exception and not at.error  # no preview slider for one story (min == max used to raise)
+    assert any(s.value.startswith("**1 story, median 8 words**") for s in at.success)
+    mixed = "Zoë ate a crêpe.\n\n".encode() + "Tom went to the café.\n".encode("latin-1")
+    at.file_uploader[0].set_value(("mixed.txt", mixed, "text/plain")).run()
+    assert not at.exception and not at.error
+    assert any("2 stories" in s.value for s in at.success)
+    assert any("not UTF-8, read as Windows-1252" in i.value for i in at.info)
+
+
+def test_a_cut_file_says_how_many_fragments_it_dropped(workspace_dir):
+    from lab.story_files import stories_text
+    from lab.stories import generate_stories
+
+    text = stories_text(generate_stories(5, 3))
+    at = stories_upload_page()
+    at.file_uploader[0].set_value(("cut.txt", text[10:-30].encode(), "text/plain")).run()
+    assert not at.exception and not at.error
+    assert any(s.value.startswith("**3 stories, 2 fragments dropped") for s in at.success)

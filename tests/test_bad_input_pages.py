@@ -76,7 +76,7 @@ def bad_models(tmp_path):
 def test_train_refuses_bad_run_names(jobs, workspace_dir, name, message):
     at = open_page("pages/2_train.py")
     before = snapshot(workspace_dir.parent)
-    at.text_input(key="tr_name").set_value(name)
+    at.text_input(key="tr_run_name").set_value(name)
     at.button(key="tr_go").click().run()
     assert not at.exception
     assert any(message in e.value for e in at.error), [e.value for e in at.error]
@@ -89,7 +89,7 @@ def test_train_refuses_an_existing_run_name(jobs, workspace_dir):
     (run / "config.json").write_text('{"total_steps": 5}')
     at = open_page("pages/2_train.py")
     before = snapshot(workspace_dir)
-    at.text_input(key="tr_name").set_value("mine")
+    at.text_input(key="tr_run_name").set_value("mine")
     at.button(key="tr_go").click().run()
     assert not at.exception
     assert "already exists" in at.error[0].value
@@ -99,7 +99,7 @@ def test_train_refuses_an_existing_run_name(jobs, workspace_dir):
 def test_train_refuses_an_impossible_model_shape(jobs, workspace_dir):
     at = open_page("pages/2_train.py")
     at.toggle(key="tr_custom").set_value(True).run()
-    at.number_input(key="tr_heads").set_value(7).run()  # 64 is not divisible by 7
+    at.number_input(key="tr_n_head").set_value(7).run()  # 64 is not divisible by 7
     assert not at.exception
     assert "not divisible" in at.error[0].value
     assert at.button(key="tr_go").disabled
@@ -126,8 +126,8 @@ def test_model_folders_that_must_not_load(workspace_dir, bad_models, key, case):
     folder, message = bad_models[case]
     at = open_page(MODEL_PAGES[key])
     before = snapshot(workspace_dir, bad_models["pickle"][0].parent)
-    at.selectbox(key=f"{key}_model").set_value("Other folder or hub id…").run()
-    at.text_input(key=f"{key}_other").set_value(str(folder)).run()
+    at.selectbox(key="model").set_value("Other folder or hub id…").run()
+    at.text_input(key="model_other").set_value(str(folder)).run()
     if key == "evaluate":  # this page loads the model when asked to evaluate
         at.button(key="evaluate_go").click().run()
     assert not at.exception, at.exception

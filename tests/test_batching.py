@@ -116,7 +116,7 @@ def test_room_for_keeps_rows_inside_the_context_and_local_attention_unpadded(dem
                           num_heads=2, attention_types=[[["global", "local"], 1]], window_size=8,
                           bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)
     local = GPTNeoForCausalLM(config).eval()
-    a, b, c = (Generation(local, tok, p, SamplingSettings(max_new_tokens=5)) for p in ("The cat", "The dog", "The sun"))
+    a, b, c = (Generation(local, tok, p, SamplingSettings(max_new_tokens=5)) for p in ("The cat", "The dog", "The big sun"))
     local_batch = Batch(local)
     assert len(a.prompt_ids) == len(b.prompt_ids) != len(c.prompt_ids)
     assert local_batch.room_for([a, b]) and not local_batch.room_for([a, c])  # equal prompt lengths only

@@ -84,7 +84,7 @@ def test_whole_flow_in_chromium(tmp_path):
         pick_option(page, "Data set", "The data run run-1 trained on")
         page.get_by_role("button", name="Evaluate", exact=True).click()
         wait_idle(page, 120_000)
-        page.get_by_text("Exact match (test)").wait_for(timeout=60_000)
+        page.get_by_text("Exact match (test)", exact=True).wait_for(timeout=60_000)  # not "Generated exact match"
         no_errors(page, "evaluate")
         with page.expect_download() as download:
             page.get_by_role("button", name="⬇️ Per-example results (CSV)").click()

@@ -224,11 +224,28 @@ def test_head_stats_find_a_previous_token_head(tok):
 
 
 def test_head_kinds_follow_the_documented_rule():
-    row = {"first share": 0.1, "r2 position": 0.8, "r2 token": 0.9}
+    row = {"first share": 0.1, "relative entropy": 0.5, "r2 position": 0.8, "r2 token": 0.9}
     assert heads.classify(row) == "positional"  # position explains most: positional, whatever the key fit
     assert heads.classify({**row, "r2 position": 0.2}) == "semantic"
     assert heads.classify({**row, "r2 position": 0.3}) == "mixed"
     assert heads.classify({**row, "first share": 0.7}) == "first-token"
+    # Close to uniform: diffuse, decided before positional vs semantic.
+    assert heads.classify({**row, "relative entropy": 0.9, "r2 position": 0.0}) == "diffuse"
+    assert heads.classify({**row, "relative entropy": heads.DIFFUSE_ENTROPY}) == "diffuse"
+
+
+def test_uniform_attention_makes_every_head_diffuse(tok):
+    """With query and key weights zeroed every score is 0, so each query attends uniformly to all the tokens it
+    can see (the window is wider than the texts): relative entropy 1, every head diffuse."""
+    model = build_model(ModelShape(n_layer=2, d_model=32, n_head=4, d_mlp=64, context=128, window=128),
+                        len(tok), seed=1).eval()
+    with torch.no_grad():
+        for block in model.transformer.h:
+            block.attn.attention.q_proj.weight.zero_()
+            block.attn.attention.k_proj.weight.zero_()
+    table = heads.head_stats(model, tok, generate_stories(6, 3))
+    np.testing.assert_allclose(table["relative entropy"], 1.0, atol=1e-4)
+    assert (table["kind"] == "diffuse").all()
 
 
 def test_group_fit_prefers_the_factor_that_decides_the_weights():
@@ -310,6 +327,48 @@ def test_cli_inspect_writes_the_tables(neo, tok, tmp_path, capsys):
     assert len(heads_csv) == 1 + 8 and "r2 position" in heads_csv[0]
     assert (tmp_path / "out" / "selectivity.csv").exists() and (tmp_path / "out" / "neurons.csv").exists()
     assert "L1H3" in capsys.readouterr().out  # the table is printed
+
+
+def test_cli_inspect_on_a_corpus_file_or_saved_data_set(neo, tok, tmp_path, capsys):
+    import json
+
+    from lab.cli import main
+    from lab.corpus import save_dataset
+
+    neo.save_pretrained(tmp_path / "model")
+    tok.save_pretrained(tmp_path / "model")
+    stories = generate_stories(6, 9)
+    (tmp_path / "stories.jsonl").write_text("\n".join(json.dumps({"text": s}) for s in stories))
+    args = ["inspect", str(tmp_path / "model"), "--stories", "5", "--out", str(tmp_path / "out")]
+    assert main(args + ["--corpus", str(tmp_path / "stories.jsonl")]) == 0
+    out = capsys.readouterr().out
+    assert "jsonl, 'text' column; 5 stories, 1 more left out by the limit" in out
+    assert "100% of the words of the 5 stories classed" in out and "relative entropy" in out
+    save_dataset(tmp_path / "saved", stories[:3])
+    assert main(args + ["--corpus", str(tmp_path / "saved")]) == 0
+    assert "saved data set; 3 stories" in capsys.readouterr().out
+    # Bad corpora: one sentence on stderr, exit 2, nothing written.
+    (tmp_path / "bad.json").write_text(json.dumps([{"title": "x"}]))
+    for bad in ("bad.json", "missing.txt"):
+        assert main(["inspect", str(tmp_path / "model"), "--corpus", str(tmp_path / bad),
+                     "--out", str(tmp_path / "bad-out")]) == 2
+        assert capsys.readouterr().err.splitlines()[-1].startswith("error: ")
+    assert not (tmp_path / "bad-out").exists()
+
+
+def test_cli_inspect_on_the_shared_real_sample(neo, tok, tmp_path, capsys):
+    from pathlib import Path
+
+    from lab.cli import main
+
+    sample = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tinystories-valid-head.txt"
+    if not sample.exists():
+        pytest.skip(f"the shared TinyStories sample is absent ({sample}); a clone of the lab alone has no ../shared")
+    neo.save_pretrained(tmp_path / "model")
+    tok.save_pretrained(tmp_path / "model")
+    assert main(["inspect", str(tmp_path / "model"), "--corpus", str(sample), "--stories", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "txt, <|endoftext|> between stories; 4 stories, 1 fragment dropped, 1,202 more left out by the limit" in out
 
 
 def test_runs_trained_on_short_windows_are_read_only_that_far(neo, tok, tmp_path):

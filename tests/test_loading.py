@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
-from lab import models
+from lab import hub, models
 from lab.models import load_model
 
 DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo-model"
@@ -76,7 +76,7 @@ def test_a_hub_id_fails_in_one_sentence_under_two_seconds_and_is_not_asked_again
     asked = []
     real = HfApi.model_info
     monkeypatch.setattr(HfApi, "model_info", lambda self, *a, **kw: asked.append(a) or real(self, *a, **kw))
-    models._HUB_FAILURES.clear()
+    hub._HUB_FAILURES.clear()
     t0 = time.perf_counter()
     with pytest.raises(ValueError) as first:
         load_model("someone/tiny-model")
@@ -87,7 +87,7 @@ def test_a_hub_id_fails_in_one_sentence_under_two_seconds_and_is_not_asked_again
     with pytest.raises(ValueError, match="cannot be reached"):
         load_model("someone/tiny-model")  # the next page: refused at once, the network not asked again
     assert time.perf_counter() - t0 < 0.5 and len(asked) == 1
-    monkeypatch.setattr(models, "FAILURE_MEMORY_S", 0.0)  # after a while it is tried again
+    monkeypatch.setattr(hub, "FAILURE_MEMORY_S", 0.0)  # after a while it is tried again
     with pytest.raises(ValueError, match="cannot be reached"):
         load_model("someone/tiny-model")
     assert len(asked) == 2
@@ -97,7 +97,7 @@ def test_offline_and_malformed_hub_ids_fail_at_once(monkeypatch):
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    models._HUB_FAILURES.clear()
+    hub._HUB_FAILURES.clear()
     with pytest.raises(ValueError, match=r"^'someone/other' is not a folder on this machine nor in its hub cache, "
                                          r"and the hub is turned off here \(HF_HUB_OFFLINE\)\.$"):
         load_model("someone/other")

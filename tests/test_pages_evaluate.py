@@ -11,7 +11,7 @@ def test_evaluate_page_scores_train_and_test(workspace_dir):
     make_run(workspace_dir / "default" / "runs" / "tiny", steps=(0, 40))
     at = open_page(PAGE)
     assert not at.exception
-    at.selectbox(key="evaluate_model").set_value("tiny / step-000040").run()
+    at.selectbox(key="model").set_value("tiny / step-000040").run()
     at.button(key="evaluate_go").click().run()
     assert not at.exception and not at.error
     labels = [m.label for m in at.metric]
@@ -33,7 +33,7 @@ def test_evaluate_page_scores_train_and_test(workspace_dir):
 def test_probes_and_grading_sheet(workspace_dir):
     make_run(workspace_dir / "default" / "runs" / "tiny", steps=(0,))
     at = open_page(PAGE)
-    at.selectbox(key="evaluate_model").set_value("tiny / step-000000").run()
+    at.selectbox(key="model").set_value("tiny / step-000000").run()
     at.button(key="evaluate_probe_go").click().run()
     assert not at.exception and not at.error
     result = at.session_state["evaluate_probes"]
@@ -55,8 +55,8 @@ def test_evaluate_page_without_models_explains(workspace_dir):
     at = open_page(PAGE)
     assert not at.exception
     # No run and no demo model: the picker offers only a free path; evaluating an empty path is disabled.
-    at.selectbox(key="evaluate_model").set_value("Other folder or hub id…").run()
-    at.text_input(key="evaluate_other").set_value(str(workspace_dir / "missing")).run()
+    at.selectbox(key="model").set_value("Other folder or hub id…").run()
+    at.text_input(key="model_other").set_value(str(workspace_dir / "missing")).run()
     at.button(key="evaluate_go").click().run()
     assert not at.exception
     assert at.error and "missing" in at.error[0].value
@@ -65,7 +65,7 @@ def test_evaluate_page_without_models_explains(workspace_dir):
 def test_too_long_examples_show_a_warning(workspace_dir):
     make_run(workspace_dir / "default" / "runs" / "short", steps=(0,), context=32)
     at = open_page(PAGE)
-    at.selectbox(key="evaluate_model").set_value("short / step-000000").run()
+    at.selectbox(key="model").set_value("short / step-000000").run()
     at.toggle(key="evaluate_generate").set_value(False).run()
     at.button(key="evaluate_go").click().run()
     assert not at.exception and not at.error
@@ -76,7 +76,7 @@ def test_too_long_examples_show_a_warning(workspace_dir):
 @pytest.mark.skipif(not (ROOT / "assets" / "demo-model" / "config.json").exists(), reason="no demo model yet")
 def test_demo_story_model_defaults_to_stories(workspace_dir):
     at = open_page(PAGE)
-    at.selectbox(key="evaluate_model").set_value("Demo story model (assets)").run()
+    at.selectbox(key="model").set_value("Demo story model (assets)").run()
     assert at.selectbox(key=f"evaluate_data:{ROOT / 'assets' / 'demo-model'}").value.startswith("Generated stories")
     at.number_input(key="evaluate_limit").set_value(8).run()
     at.button(key="evaluate_go").click().run()

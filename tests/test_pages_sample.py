@@ -24,7 +24,7 @@ def saved_run(workspace_dir):
 
 def open_sample_page():
     at = open_page(PAGE)
-    at.selectbox(key="sample_model").set_value(RUN).run()
+    at.selectbox(key="model").set_value(RUN).run()
     assert not at.exception
     return at
 
@@ -118,8 +118,8 @@ def test_bad_input_gives_messages_not_tracebacks(saved_run):
 def test_page_without_a_model_explains_what_to_do(workspace_dir):
     at = open_page(PAGE)
     assert not at.exception
-    if at.selectbox(key="sample_model").value.startswith("Other"):
+    if at.selectbox(key="model").value.startswith("Other"):
         assert "Pick a model" in at.info[0].value
-    at.selectbox(key="sample_model").set_value("Other folder or hub id…").run()
-    at.text_input(key="sample_other").set_value(str(workspace_dir / "nothing-here")).run()
+    at.selectbox(key="model").set_value("Other folder or hub id…").run()
+    at.text_input(key="model_other").set_value(str(workspace_dir / "nothing-here")).run()
     assert not at.exception and at.error

@@ -12,13 +12,13 @@ PAGE = "pages/2_train.py"
 
 def tiny_page(name: str, steps: int):
     at = open_page(PAGE)
-    at.text_input(key="tr_name").set_value(name)
-    at.number_input(key="tr_n").set_value(30)
+    at.text_input(key="tr_run_name").set_value(name)
+    at.number_input(key="tr_unary_n").set_value(30)
     at.toggle(key="tr_custom").set_value(True).run()
-    for key, value in {"tr_layers": 1, "tr_dmodel": 32, "tr_heads": 2, "tr_dmlp": 64, "tr_context": 128}.items():
+    for key, value in {"tr_n_layer": 1, "tr_d_model": 32, "tr_n_head": 2, "tr_d_mlp": 64, "tr_context": 128}.items():
         at.number_input(key=key).set_value(value)
-    for key, value in {"tr_vocab": 300, "tr_steps": steps, "tr_batch": 8, "tr_warmup": 2, "tr_eval": 2, "tr_ckpt": 3,
-                       "tr_sample": 3}.items():
+    for key, value in {"tr_vocab_size": 300, "tr_steps": steps, "tr_batch_size": 8, "tr_warmup": 2, "tr_eval_every": 2,
+                       "tr_checkpoint_every": 3, "tr_sample_every": 3}.items():
         at.number_input(key=key).set_value(value)
     return at.run()
 
@@ -37,7 +37,7 @@ def test_train_page_opens_with_live_size_estimates(workspace_dir):
 def test_impossible_shape_is_explained_before_anything_starts(workspace_dir):
     at = open_page(PAGE)
     at.toggle(key="tr_custom").set_value(True).run()
-    at.number_input(key="tr_heads").set_value(3).run()
+    at.number_input(key="tr_n_head").set_value(3).run()
     assert not at.exception
     assert "not divisible" in at.error[0].value
     assert at.button(key="tr_go").disabled
@@ -96,8 +96,8 @@ def test_existing_run_name_is_refused(workspace_dir):
 
 def test_a_context_too_short_for_the_data_is_reported_on_the_spot(workspace_dir):
     at = tiny_page("too-long", 3)
-    at.selectbox(key="tr_tok").set_value("char").run()
-    at.number_input(key="tr_n").set_value(100)
+    at.selectbox(key="tr_tokenizer").set_value("char").run()
+    at.number_input(key="tr_unary_n").set_value(100)
     at.button(key="tr_go").click().run()
     assert not at.exception
     assert any("context is 128" in e.value for e in at.error)

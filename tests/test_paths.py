@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.paths import Confinement, upload_name
+from lab.paths import Confinement
+from lab.workspace import upload_name
 from lab.workspace import Workspace
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
