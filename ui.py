@@ -235,6 +235,13 @@ def confinement():
     return ui_access.confinement(workspace().home)
 
 
+def confined_folder(path: Path | str) -> Path:
+    """A folder of this user's (a saved data set, tokenizer or run) as it is about to be read: in classroom mode
+    refused, with the one refusal message, when anything in it links out of the confined folders."""
+    conf = confinement()
+    return conf.folder(str(path)) if conf.roots is not None else Path(path)
+
+
 OTHER_MODEL = "Other folder or hub id…"
 
 
@@ -345,7 +352,7 @@ def story_picker(key: str, default_n: int, max_n: int, seed: int = 1) -> tuple[l
                 st.info("No saved story data set yet: save one on the Data page, or pick another source.")
                 return None
             name = c2.selectbox("Data set", names, **keep(f"{key}_dataset"), help="Story data sets you saved.")
-            result = stories_from(ws.path("datasets", name), limit=n)
+            result = stories_from(confined_folder(ws.path("datasets", name)), limit=n)
     except ValueError as exc:
         show_error(exc)
         return None

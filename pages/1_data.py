@@ -171,7 +171,7 @@ def tokenizer_trainer() -> None:
         try:
             content = sources[src]
             if isinstance(content, str):
-                _, content = corpus.load_dataset_folder(ui.workspace().path("datasets", content))
+                _, content = corpus.load_dataset_folder(ui.confined_folder(ui.workspace().path("datasets", content)))
             st.session_state["tokenizer"] = tok.train_tokenizer(corpus.texts_of(content), kind, int(vocab))
             st.session_state["tokenizer_source"] = src
         except ValueError as exc:

@@ -1,6 +1,7 @@
 """Train: pick data, tokenizer and model, train in the background, watch it learn; manage runs; fine-tune."""
 
 import time
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -76,6 +77,10 @@ def new_run(ws) -> None:
                 data_kw["data"] = str(corpus.save_upload(ws.folder("datasets"), upload.name, upload.getvalue()))
             if "data" not in data_kw:
                 raise ValueError("Pick a data set first.")
+            for kw in (data_kw, tok_kw):  # a saved data set or tokenizer: nothing in it may link out (classroom)
+                name = "data" if "data" in kw else "tokenizer"
+                if Path(kw[name]).is_absolute():
+                    kw[name] = str(ui.confined_folder(kw[name]))
             cfg = TrainConfig(run_name=validate_name(run_name, "run name"), **data_kw, **tok_kw, **model_kw, **train_kw)
             ui.limits().check_training(params["total"], cfg.steps)  # a teacher's caps for a shared machine
             start(ws, cfg)

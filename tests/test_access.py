@@ -200,3 +200,29 @@ def test_oidc_login_names_the_workspace_after_the_identity_provider(classroom):
     at.user = {"is_logged_in": True, "iss": "https://id.school", "sub": "abc-123", "name": "Zoë Martín"}
     at.run()
     assert at.session_state["user_name"] == identity.oidc_name(at.user) and at.session_state["user_name"].startswith("Zoë")
+
+
+def test_a_saved_data_set_holding_a_link_out_of_the_workspace_is_refused(classroom, tmp_path):
+    from lab import corpus
+
+    secret = tmp_path / "outside" / "stories.txt"  # a file outside every confined folder
+    secret.parent.mkdir()
+    secret.write_text("Private text.\n\nMore private text.\n", encoding="utf-8")
+    at = open_page()
+    datasets = classroom / at.session_state["user_name"] / "datasets"
+    corpus.save_dataset(datasets / "linked", ["A story.", "Another story."])
+    story_file = next(p for p in (datasets / "linked").iterdir() if p.name != "meta.json")
+    story_file.unlink()
+    story_file.symlink_to(secret)  # made on the server by someone with a shell: the app never makes links
+    at.switch_page("pages/1_data.py").run()
+    at.switch_page("pages/2_train.py").run()  # both pages drawn once (their workspace folders exist)
+    before = snapshot(classroom)
+    at.radio(key="tr_source").set_value("Saved data set").run()
+    at.button(key="tr_go").click().run()
+    assert not at.exception and any("not something you can open here" in e for e in errors(at)), errors(at)
+    at.switch_page("pages/1_data.py").run()
+    at.selectbox(key="data_tok_source").set_value("Saved: linked").run()
+    next(b for b in at.button if b.label == "Train tokenizer").click().run()
+    assert not at.exception and any("not something you can open here" in e for e in errors(at)), errors(at)
+    assert snapshot(classroom) == before  # nothing written: no run, no tokenizer
+    assert "tokenizer" not in at.session_state or at.session_state["tokenizer"] is None

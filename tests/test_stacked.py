@@ -1,7 +1,6 @@
 """lab.stacked: many GPT-Neo models of one shape in one pass give each model's own logits and texts."""
 
 import threading
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,16 +10,9 @@ from lab import batching, stacked
 from lab.batching import SharedDecoder, StackedBatch, decode_together
 from lab.models import load_model
 from lab.sampling import Generation
-from lab.warping import SamplingSettings
 
-DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo-model"
-PROMPTS = ["Once upon a time, there was a little girl named Lily. She", "Tom had a dog.", "The sun",
-           "One day, a big bear went to the park and saw a"]
-
-
-@pytest.fixture(scope="module")
-def demo():
-    return load_model(DEMO, "cpu")
+# The same prompts, demo model, decoding settings and lone-text reference as the single-model batching tests.
+from test_batching import DEMO, PROMPTS, alone, demo, settings  # noqa: E402,F401 - demo is a fixture
 
 
 def neo(vocab: int, seed: int, local: bool = False) -> GPTNeoForCausalLM:
@@ -35,17 +27,6 @@ def neo(vocab: int, seed: int, local: bool = False) -> GPTNeoForCausalLM:
 def own_logits(model, ids: list[int]) -> torch.Tensor:
     with torch.inference_mode():
         return model(input_ids=torch.tensor([ids])).logits[0, -1]
-
-
-def settings(i: int, **over) -> SamplingSettings:
-    base = dict(strategy="greedy" if i % 5 == 4 else "sample", temperature=(1.0, 0.7, 1.4, 1.0)[i % 4],
-                top_k=(0, 12)[i % 2], top_p=(1.0, 0.9, 1.0, 0.6)[i % 4],
-                repetition_penalty=(1.0, 1.3)[i // 3 % 2], max_new_tokens=10 + 4 * (i % 5), seed=200 + i)
-    return SamplingSettings(**{**base, **over})
-
-
-def alone(model, tok, prompt, s) -> list[int]:
-    return [st.token_id for st in Generation(model, tok, prompt, s).run().steps]
 
 
 @pytest.mark.parametrize("local", [False, True])
