@@ -1,9 +1,10 @@
 """A story corpus: an offline generator of TinyStories-like stories (real story files: `lab.story_files`).
 
-The generator (`lab.story_grammar`, with its words in `lab.story_words` and its sentences in
-`lab.story_plots`) writes stories of a few paragraphs: openings, a plot arc, dialogue, an ending, sometimes
-a moral, with a child's vocabulary of a few thousand words. Every word it can write has a word class
-(``WORD_CLASS_NAMES``), so the Neurons page can ask which neurons fire for names, pronouns, verbs, ...
+The generator (`lab.story_grammar`, with its words in `lab.story_words` and its sentences in `lab.story_plots`,
+`lab.story_narration` and `lab.story_sentences`) writes stories of a few paragraphs: openings, a plot arc,
+narration, dialogue, an ending, sometimes a moral, with a child's vocabulary of a few thousand words. Every word
+it can write has a word class (``WORD_CLASS_NAMES``), so the Neurons page can ask which neurons fire for names,
+pronouns, verbs, ...
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """A small grammar that writes TinyStories-like stories from word lists (`lab.story_words`) and sentence
-templates (`lab.story_plots`, `lab.story_sentences`), and knows the word class of every word it can write.
+templates (`lab.story_plots`, `lab.story_sentences`).
 
 A story: an opening and one or two lines about the hero, a day that starts the plot, the beats of one plot
-arc (each beat one of a few sentences) with remarks and small free sentences between them, an ending and
-sometimes a moral, in four paragraphs. Words are drawn with Zipf-like weights (lists are most frequent
-first), so common words are common, as in real text. Everything comes from the ``random.Random`` passed in:
+arc (each beat one of a few sentences) with narration (`lab.story_narration`), remarks and small free
+sentences between them, an ending and sometimes a moral, laid out in as many paragraphs as real stories have
+(`layout`). Words are drawn with Zipf-like weights (lists are most frequent first), so common words are
+common, as in real text. Everything comes from the ``random.Random`` passed in:
 the same seed writes the same stories.
 """
 
@@ -14,6 +15,7 @@ import random
 import re
 from functools import lru_cache
 
+from . import story_narration as N
 from . import story_plots as P
 from . import story_sentences as S
 from . import story_words as W
@@ -69,45 +71,6 @@ def noun_forms(entry: str) -> tuple[str, str]:
         else:
             many = one + "s"
     return one.replace("-", " "), many.replace("-", " ")
-
-
-# ---- Word classes --------------------------------------------------------------------------------------
-NOUN_LISTS = (W.ANIMALS, W.PEOPLE, W.FAMILY, W.TOYS, W.FOODS, W.PLACES, W.HOME_THINGS, W.NATURE, W.CLOTHES,
-              W.BODY, W.TREASURES, W.EVENTS, W.TIME_WORDS, W.FEELINGS_NOUNS, W.NOUN_EXTRAS)
-ADJECTIVE_LISTS = (W.SIZE_ADJ, W.COLOR_ADJ, W.LOOK_ADJ, W.CHARACTER_ADJ, W.GOOD_FEELINGS, W.BAD_FEELINGS,
-                   W.DAY_ADJ, W.TASTE_ADJ, W.ADJECTIVE_EXTRAS)
-FUNCTION_LISTS = (W.FUNCTION_WORDS, W.ADVERBS)
-VERB_LISTS = (W.PASTIMES, W.HANDLE, W.EAT, W.MOVE, W.SAY, W.THINK, W.HELP, W.LOOK_VERBS, W.OTHER_VERBS)
-
-
-@lru_cache(maxsize=1)
-def lexicon() -> dict[str, str]:
-    """Lower-case word -> class for every word the generator can write (names: see `NAMES`).
-
-    A word in two lists keeps the first class set here: pronouns, then verbs, nouns, adjectives, function
-    words ("left", "like", "back" ... are classed by their commonest use in the stories).
-    """
-    classes: dict[str, str] = {}
-
-    def add(words, cls: str) -> None:
-        for w in words:
-            for part in w.lower().split():
-                classes.setdefault(part, cls)
-
-    add(W.PRONOUNS, "pronoun")
-    add(W.VERB_EXTRAS, "verb")
-    for entries in VERB_LISTS:
-        add((f for e in entries for f in verb_forms(e).values()), "verb")
-    for entries in NOUN_LISTS:
-        add((f for e in entries for f in noun_forms(e)), "noun")
-    for words in ADJECTIVE_LISTS:
-        add(words, "adjective")
-    for words in FUNCTION_LISTS:
-        add(words, "function")
-    return classes
-
-
-NAMES = frozenset(W.GIRLS + W.BOYS + W.PET_NAMES)
 
 
 # ---- Drawing words -------------------------------------------------------------------------------------
@@ -203,26 +166,77 @@ def free_sentence(rng: random.Random) -> str:
     return text + "."
 
 
+# How many paragraphs (lines) real TinyStories have: 1, 2, ... 8, per 100 stories (the shared sample: mostly
+# 3-5, some a single block). A line break follows a space in ~30 % of real stories' breaks (". \n", the text's
+# own habit), so generated ones do too: a model trained here then expects both.
+PARAGRAPHS = (6, 2, 32, 26, 18, 7, 5, 4)
+SPACE_BEFORE_BREAK = 0.3
+
+
+def layout(rng: random.Random, units: list[str], first_break: int) -> str:
+    """Join filled sentences into paragraphs, one line each: as many as a real story of this length would have,
+    the first break most often where the plot starts (``first_break``), the others spread with some jitter."""
+    k = min(rng.choices(range(1, len(PARAGRAPHS) + 1), PARAGRAPHS)[0], len(units))
+    breaks: set[int] = set()
+    if k > 1 and rng.random() < 0.8:
+        breaks.add(first_break)
+    while len(breaks) < k - 1:
+        even = round(len(units) * (len(breaks) + 1) / k) + rng.choice((-1, 0, 0, 1))
+        gap = min(max(even, 1), len(units) - 1)
+        breaks.add(gap if gap not in breaks else rng.randrange(1, len(units)))
+    lines, start = [], 0
+    for end in sorted(breaks) + [len(units)]:
+        lines.append(" ".join(units[start:end]))
+        start = end
+    return "".join(line + (" \n" if rng.random() < SPACE_BEFORE_BREAK else "\n") for line in lines[:-1]) + lines[-1]
+
+
+TALKATIVE = 0.5  # about half of real TinyStories have dialogue; the others are told without a quote
+NAME_TO_PRONOUN = 0.35  # real stories open more sentences with "He"/"She" than with the hero's name
+NAME_TO_KIND = 0.08  # ... and some with "The little girl" (or bird, cat ...)
+
+
+def _quiet(options: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(t for t in options if '"' not in t)
+
+
+def _pronoun_for_name(rng: random.Random, template: str) -> str:
+    """``{A} ran`` → ``{He} ran`` now and then, or ``The little {kind} ran`` (not ``{A} and {B}``); ``{A}'s`` →
+    ``{His}``: the hero is named, then often "he"/"she" or "the little girl", as in real stories."""
+    if template.startswith("{A} ") and not template.startswith("{A} and"):
+        r = rng.random()
+        if r < NAME_TO_PRONOUN:
+            return "{He}" + template[3:]
+        if r < NAME_TO_PRONOUN + NAME_TO_KIND:
+            return "The little {kind}" + template[3:]
+    if template.startswith("{A}'s ") and rng.random() < NAME_TO_PRONOUN:
+        return "{His}" + template[5:]
+    return template
+
+
 def generate_story(rng: random.Random) -> str:
     """One story from ``rng``: see the module's docstring for its shape."""
     slots = Slots(rng, cast(rng))
+    talk = rng.random() < TALKATIVE
+    pick = (lambda options: rng.choice(options)) if talk else (lambda options: rng.choice(_quiet(options) or ("",)))
     opening = rng.choices([t for _, t in P.OPENINGS], [w for w, _ in P.OPENINGS])[0]
-    beats = [rng.choice(options) for options in rng.choice(list(P.PLOTS.values()))]
-    for _ in range(rng.choice((0, 1, 1))):  # small sentences, remarks and free ones between the plot's beats
-        beats.insert(rng.randrange(1, len(beats)), rng.choice(S.DETAILS))
-    if rng.random() < 0.6:
+    beats = [pick(options) for options in rng.choice(list(P.PLOTS.values()))]
+    # Between the plot's beats: narration about the story's own people and things, small sentences, remarks
+    # and free ones.
+    narration = (N.HERO, N.HERO, N.OTHERS, N.TURNS) + ((N.SPEECH,) if talk else ())
+    for _ in range(rng.choice((2, 3, 3, 4))):
+        beats.insert(rng.randrange(1, len(beats)), rng.choice(rng.choice(narration)))
+    for _ in range(rng.choice((0, 0, 1))):
+        beats.insert(rng.randrange(1, len(beats)), pick(S.DETAILS))
+    if talk and rng.random() < 0.4:
         beats.insert(rng.randrange(1, len(beats)), rng.choice(P.CHATTER))
-    for _ in range(rng.choice((1, 1, 2))):
+    for _ in range(rng.choice((0, 1, 1))):
         beats.insert(rng.randrange(1, len(beats)), free_sentence(rng))
-    third = (len(beats) + 2) // 3
-    intro, setup = [opening] + rng.sample(P.INTROS, rng.choice((1, 2, 2))), [rng.choice(P.SETUPS)]
+    intro, setup = [opening] + rng.sample(P.INTROS, rng.choice((1, 2, 2))), [pick(P.SETUPS)]
     if "{B}" not in "".join(intro + setup):
         setup.append(rng.choice(P.MEETS))
-    paragraphs = [
-        intro,
-        setup + beats[:third],
-        beats[third:2 * third],
-        beats[2 * third:] + [rng.choice(P.ENDINGS), rng.choice(P.MORALS)],
-    ]
-    lines = (" ".join(t.format_map(slots) for t in p if t) for p in paragraphs)
-    return "\n".join(sentence_case(line) for line in lines if line)
+    told = intro[1:] + setup + beats + [rng.choice(P.ENDINGS + N.CLOSINGS)]
+    templates = intro[:1] + [_pronoun_for_name(rng, t) for t in told]
+    templates.append(pick(P.MORALS))
+    units = [sentence_case(t.format_map(slots)) for t in templates if t]
+    return layout(rng, units, first_break=len(intro))

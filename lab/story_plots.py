@@ -7,17 +7,23 @@ grandparent; ``{thing}``/``{things}`` the object the plot turns on; ``{food}``, 
 ``{animal}``/``{animals}``. Slots drawn afresh at each use: adjectives ``{size} {color} {look} {cadj}
 {good} {bad} {dayadj} {taste}``, nouns ``{toy} {snack} {spot} {home} {nature} {clothes} {body} {event}
 {creature} {person}``, verbs ``{pastime}`` (base), ``{pastime_ed}`` (past), ``{pastime_ing}``, and the same
-four forms of ``handle``, ``move`` and ``say``. A ``|`` starts a new paragraph.
+four forms of ``handle``, ``move`` and ``say``.
 All sentences are the lab's own, written in the manner of TinyStories.
 """
 
-OPENINGS = (  # weights follow how real TinyStories begin: mostly "Once upon a time"
-    (14, "Once upon a time, there was a {cadj} {kind} named {A}."),
-    (4, "Once upon a time, in a {size} {place}, there lived a {cadj} {kind} named {A}."),
-    (3, "Once upon a time, there was a {kind} called {A}. {He} was {size} and {cadj}."),
+OPENINGS = (  # weights follow how real TinyStories begin: most "Once upon a time, there was a little girl"
+    (30, "Once upon a time, there was a little {kind} named {A}."),
+    (8, "Once upon a time there was a little {kind} named {A}."),
+    (6, "Once upon a time, there was a {cadj} {kind} named {A}."),
+    (3, "Once upon a time, there was a {cadj} little {kind} named {A}."),
+    (4, "Once upon a time, there was a {kind} named {A} who loved to {pastime}."),
+    (3, "Once upon a time there was a {kind} named {A}."),
+    (3, "Once upon a time, in a {size} {place}, there lived a {cadj} {kind} named {A}."),
+    (2, "Once upon a time, there was a {kind} called {A}. {He} was {size} and {cadj}."),
     (2, "Once upon a time, {A} and {B} were best friends. They lived near a {look} {place}."),
-    (2, "Once there was a {cadj} {kind} named {A}. {He} lived in a {size} house with {his} {adult}."),
-    (1, "One day, a {cadj} {kind} named {A} went to the {place} with {his} {adult}."),
+    (2, "Once there was a little {kind} named {A}. {He} lived in a {size} house with {his} {adult}."),
+    (2, "Once there was a {cadj} {kind} named {A}."),
+    (2, "One day, a little {kind} named {A} went to the {place} with {his} {adult}."),
     (1, "There was a {size} {kind} named {A}. {He} had a {color} {thing} that {he} loved very much."),
     (1, "{A} was a {cadj} {kind} who lived in a {size} {place}."),
     (1, "It was a {dayadj} day, and {A} wanted to play outside."),

@@ -63,6 +63,16 @@ def test_held_out_split_keeps_the_last_stories():
         evaluate.bits_per_char(None, None, [""])
 
 
+def test_shared_sample_is_read_by_the_story_file_reader(tmp_path):
+    """One owner for reading story files: real_sample goes through lab.story_files, which drops the fragment."""
+    cut = tmp_path / "cut.txt"
+    cut.write_text("the end of a story cut off.\n<|endoftext|>\nOnce upon a time, Tom had a ball.\n<|endoftext|>\n"
+                   "One day, Sue saw a cat. She smiled.\n<|endoftext|>\n")
+    assert real_sample.shared_sample(cut) == ["Once upon a time, Tom had a ball.", "One day, Sue saw a cat. She smiled."]
+    with pytest.raises(FileNotFoundError):
+        real_sample.shared_sample(tmp_path / "absent.txt")
+
+
 def test_demo_model_reads_real_stories_it_never_saw():
     model, tok = load_model(ROOT / "assets" / "demo-model")
     try:
