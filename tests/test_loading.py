@@ -103,3 +103,26 @@ def test_offline_and_malformed_hub_ids_fail_at_once(monkeypatch):
         load_model("someone/other")
     with pytest.raises(ValueError, match="neither a model folder on this machine nor a hub id"):
         load_model("../no/such//place")
+
+
+def test_a_hub_id_in_the_hub_cache_loads_offline_from_there_never_from_a_local_folder_of_that_name(
+        tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.chdir(tmp_path)
+    hub._HUB_FAILURES.clear()
+    pickled_main = cache / "models--someone--tiny" / "snapshots" / "a1"  # main: config and a pickle only
+    pickled_main.mkdir(parents=True)
+    shutil.copy(DEMO / "config.json", pickled_main)
+    (pickled_main / "pytorch_model.bin").write_bytes(b"never read")
+    converted = student_copy(tmp_path, "converted", seed=3)  # the conversion bot's revision: safetensors
+    shutil.copytree(converted, cache / "models--someone--tiny" / "snapshots" / "b2")
+    decoy = student_copy(tmp_path / "someone", "tiny", seed=4)  # ./someone/tiny on the server: not the hub's
+    assert hub.hub_folder("someone/tiny") == cache / "models--someone--tiny" / "snapshots" / "b2"
+    model, _ = load_model("someone/tiny", hub=True)
+    with torch.inference_mode():
+        assert torch.allclose(model(IDS).logits, reference(converted), atol=1e-5)
+        assert not torch.allclose(model(IDS).logits, reference(decoy), atol=1e-3)
