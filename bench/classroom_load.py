@@ -173,7 +173,8 @@ async def main_async(args) -> int:
     if args.own_models:  # each student samples their own run: a copy of the demo model, a model object each
         for n in range(args.sessions):
             shutil.copytree(ROOT / "assets" / "demo-model", workspace / f"student{n:02d}" / "runs" / "own" / "step-000001")
-    with running_app(workspace, env=dict(e.split("=", 1) for e in args.env)) as url:
+    env = dict(e.split("=", 1) for e in args.env)
+    with running_app(workspace, env=env, timeout=max(60.0, args.timeout / 2)) as url:  # a busy machine starts slowly
         if args.train:
             await start_training(url, args.timeout)
         # Warm-up, not counted: the first visit imports torch and loads the demo model once per server.
