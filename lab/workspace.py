@@ -1,6 +1,6 @@
 """Where per-user work lives on disk, and the rules for names and writes.
 
-Layout: ``<root>/<user>/<kind>/<name>/`` with kind one of ``datasets``, ``runs``, ``tokenizers``.
+Layout: ``<root>/<user>/<kind>/<name>/`` with kind one of ``datasets``, ``runs``, ``tokenizers``, ``experiments``.
 The root is ``$TINYLAB_WORKSPACE`` or ``workspace/`` beside the current directory.
 
 Names (users, runs, data sets, tokenizers) may use any alphabet ("Zoë", "Łukasz", "さくら"). A name is
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-KINDS = ("datasets", "runs", "tokenizers")
+KINDS = ("datasets", "runs", "tokenizers", "experiments")
 MAX_NAME_CHARS = 64
 MAX_NAME_BYTES = 128  # UTF-8; a file name holds 255 bytes, and a temp folder beside it adds a prefix
 DEFAULT_USER = "default"
