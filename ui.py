@@ -274,18 +274,41 @@ def typed_model(typed: str) -> Path | str | None:
     """The model a typed folder or hub id names, or None (nothing typed, or refused: the reason is shown)."""
     if not typed.strip():
         return None
-    conf = confinement()
     try:
-        source = conf.model_source(typed)
-        if conf.roots is not None and isinstance(source, str):
-            # A confined hub id becomes its folder in the hub cache, so no page ever reads it as a local path.
-            from lab.hub import hub_folder
-
-            source = hub_folder(source)
-        return source
+        return model_source(typed)
     except ValueError as exc:
         show_error(exc)
         return None
+
+
+def model_source(typed: str) -> Path | str:
+    """The model folder (or, unconfined, the hub id) a typed text names; raises ValueError when refused."""
+    conf = confinement()
+    source = conf.model_source(typed)
+    if conf.roots is not None and isinstance(source, str):
+        # A confined hub id becomes its folder in the hub cache, so no page ever reads it as a local path.
+        from lab.hub import hub_folder
+
+        source = hub_folder(source)
+    return source
+
+
+def confined_spec(spec):
+    """An experiment spec whose folders and files (data, tokenizer, init_from, data set files) pass this session's
+    confinement (`lab.experiments.spec.ExperimentSpec.with_paths`); the lab's own story sample stays allowed."""
+    from lab.real_sample import SHARED_SAMPLE
+
+    if confinement().roots is None:
+        return spec
+
+    def resolve(setting: str, value: str) -> str:
+        if setting == "init_from":
+            return str(model_source(value))
+        if setting == "file" and Path(value) == SHARED_SAMPLE:
+            return value
+        return str(confined_folder(value))
+
+    return spec.with_paths(resolve)
 
 
 def chart_download(fig, name: str, key: str) -> None:

@@ -226,3 +226,28 @@ def test_a_saved_data_set_holding_a_link_out_of_the_workspace_is_refused(classro
     assert not at.exception and any("not something you can open here" in e for e in errors(at)), errors(at)
     assert snapshot(classroom) == before  # nothing written: no run, no tokenizer
     assert "tokenizer" not in at.session_state or at.session_state["tokenizer"] is None
+
+
+def test_paths_in_an_experiment_spec_are_confined(classroom):
+    import json
+
+    from lab.experiments.templates import template
+
+    identity.claim(classroom, "ann", "4711")
+    shutil.copytree(DEMO, classroom / "ann" / "runs" / "ann-run" / "step-000001")
+    at = open_page()
+    at.switch_page("pages/8_experiments.py").run()
+    before = snapshot(classroom)
+    at.selectbox(key="ex_template").set_value("custom").run()
+    for where, typed in [("train", "/etc"), ("train", str(classroom / "ann" / "runs" / "ann-run")),
+                         ("factor", "../ann/runs/ann-run")]:
+        spec = template("counting", "probe").to_dict()
+        spec["pretrain"], spec["factors"] = None, {"init": [{"label": "scratch", "init_from": None}]}
+        if where == "train":
+            spec["train"]["init_from"] = typed
+        else:
+            spec["factors"] = {"init_from": ["scratch", typed]}
+        at.text_area(key="ex_custom_text").set_value(json.dumps(spec)).run()
+        assert not at.exception and any("not something you can open here" in e for e in errors(at)), errors(at)
+        assert not [b for b in at.button if b.key == "ex_start"]  # nothing to start
+    assert snapshot(classroom) == before

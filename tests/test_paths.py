@@ -115,3 +115,19 @@ def test_a_single_user_on_their_own_machine_is_not_confined(classroom):
 ])
 def test_upload_names_become_safe_workspace_names(filename, name):
     assert upload_name(filename) == name
+
+
+def test_an_experiment_spec_maps_every_path_it_names_and_keeps_level_labels():
+    from lab.experiments.spec import ExperimentSpec
+
+    spec = ExperimentSpec.from_dict({
+        "name": "e", "train": {"data": "unary", "tokenizer": "/t", "init_from": "a/b"}, "pretrain": {"data": "/p"},
+        "factors": {"init_from": ["scratch", "/m", {"label": "x", "data": "/d"}], "lr": [0.1]},
+        "datasets": {"real": {"file": "/f.txt"}}, "tokenizer": None})
+    seen = []
+    out = spec.with_paths(lambda setting, value: seen.append((setting, value)) or "R" + value)
+    assert sorted(seen) == [("data", "/d"), ("data", "/p"), ("file", "/f.txt"), ("init_from", "/m"),
+                            ("init_from", "a/b"), ("tokenizer", "/t")]
+    assert out.train == {"data": "unary", "tokenizer": "R/t", "init_from": "Ra/b"} and out.pretrain == {"data": "R/p"}
+    assert out.factors["init_from"] == ["scratch", {"label": "/m", "init_from": "R/m"}, {"label": "x", "data": "R/d"}]
+    assert out.datasets["real"]["file"] == "R/f.txt" and spec.train["tokenizer"] == "/t"  # the original is unchanged
