@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from transformers import DynamicCache
 
 from . import stacked
-from .models import model_lock
+from .models import last_logits_only, model_lock
 from .sampling import Generation, Step, context_size, take_rows
 
 MAX_ROWS = 32  # per batch: beyond this a bigger model's forward pass stops being nearly free
@@ -86,7 +86,7 @@ class Batch:
     def _forward(self, ids, mask, positions, cache) -> torch.Tensor:
         with model_lock(self.model):
             out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                             use_cache=True)
+                             use_cache=True, **last_logits_only(self.model))
         return out.logits[:, -1].float()
 
     def _prefill(self, gens: list[Generation]) -> tuple[DynamicCache, torch.Tensor, torch.Tensor, torch.Tensor]:
