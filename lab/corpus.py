@@ -7,14 +7,13 @@ files (``train.jsonl``/``test.jsonl`` or ``stories.txt``). Nothing is pickled.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 
 from datasets import DatasetDict
 
 from . import data, story_files
-from .workspace import atomic_dir
+from .workspace import atomic_dir, upload_name
 
 
 def save_dataset(folder: Path, content: DatasetDict | list[str], meta: dict | None = None, overwrite: bool = False) -> None:
@@ -86,8 +85,7 @@ def save_upload(datasets_dir: Path, filename: str, content: bytes) -> Path:
 
 def upload_folder(datasets_dir: Path, filename: str) -> Path:
     """The data set folder an upload named ``filename`` is saved as: ``upload-<file name>``."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(filename).stem).strip("-.") or "stories"
-    return Path(datasets_dir) / f"upload-{safe}"[:64]
+    return Path(datasets_dir) / upload_name(filename)  # a browser's file name made a safe workspace name
 
 
 def remove_upload(folder: Path | str | None) -> bool:

@@ -21,7 +21,7 @@ import pandas as pd
 from .models import released_trained_length
 from .train_config import TrainConfig
 from .train_data import load_source
-from .workspace import atomic_write_text, validate_name
+from .workspace import atomic_write_text, name_key, validate_name
 
 CHECKPOINT_RE = re.compile(r"^step-(\d{6,})$")
 HUB_ID_RE = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")  # "gpt2", "roneneldan/TinyStories-1M"
@@ -239,8 +239,9 @@ def rename_run(run_dir: Path, new_name: str, active: ActiveCheck | None = None) 
     run_dir = Path(run_dir)
     _refuse_active(run_dir, active)
     dest = run_dir.parent / validate_name(new_name, "run name")
-    if dest.exists():
-        raise ValueError(f"A run named {new_name!r} already exists.")
+    for other in run_dir.parent.iterdir():  # "Zoë" composed or decomposed, or "zoë": the same name
+        if other != run_dir and name_key(other.name) == name_key(dest.name):
+            raise ValueError(f"A run named {other.name!r} already exists.")
     run_dir.rename(dest)
     return dest
 

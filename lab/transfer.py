@@ -60,9 +60,9 @@ def submit_pair(ws: Workspace, jobs, source: str, name: str, unary_n: int, lr: f
     tuned, scratch, n_params, total = pair_configs(ws, source, name, unary_n, lr, epochs, batch_size)
     if limits is not None:
         limits.check_training(n_params, total)
-    for cfg in (tuned, scratch):
-        if ws.path("runs", cfg.run_name).exists() or jobs.is_active(ws.path("runs", cfg.run_name)):
-            raise ValueError(f"A run named {cfg.run_name!r} already exists: choose another name.")
-    for cfg in (tuned, scratch):
-        jobs.submit(ws.path("runs", cfg.run_name), cfg, ws.user)
+    folders = [ws.new_path("runs", cfg.run_name) for cfg in (tuned, scratch)]  # refuses look-alike names too
+    if any(jobs.is_active(folder) for folder in folders):
+        raise ValueError(f"A run named {name}-finetune or {name}-scratch is queued: choose another name.")
+    for cfg, folder in zip((tuned, scratch), folders):
+        jobs.submit(folder, cfg, ws.user)
     return name

@@ -210,7 +210,7 @@ def tokenizer_trainer() -> None:
         try:
             content = sources[src]
             if isinstance(content, str):
-                _, content = corpus.load_dataset_folder(ui.workspace().path("datasets", content))
+                _, content = corpus.load_dataset_folder(ui.confined_folder(ui.workspace().path("datasets", content)))
             st.session_state["tokenizer"] = tok.train_tokenizer(corpus.texts_of(content), kind, int(vocab))
             st.session_state["tokenizer_source"] = src
         except ValueError as exc:
@@ -235,12 +235,10 @@ def tokenizer_trainer() -> None:
         name = c1.text_input("Save tokenizer as", f"{kind}-{len(trained)}")
         if c2.form_submit_button("💾 Save", width="stretch"):  # Enter in the name box submits too
             try:
-                folder = ui.workspace().path("tokenizers", name)
                 if st.session_state.get("_saved_tokenizer") == (name, id(trained)):  # Enter, then Save
                     st.success(f"Saved as **{name}** (already: this tokenizer, under this name).")
                     return
-                if folder.exists():
-                    raise FileExistsError(f"A tokenizer named {name!r} exists; choose another name.")
+                folder = ui.workspace().new_path("tokenizers", name)  # refuses look-alike names too
                 tok.save_tokenizer(trained, folder)
                 st.session_state["_saved_tokenizer"] = (name, id(trained))
                 st.success(f"Saved as **{name}**.")
@@ -274,7 +272,7 @@ def save_box(kind: str, content, meta: dict) -> None:
     with st.form(f"save_{kind}", border=False):
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
         name = c1.text_input("Save to workspace as", kind, **ui.keep(f"data_save_{kind}"),
-                             help="Letters, digits, '-', '_' and '.'.")
+                             help="Letters of any alphabet, digits, '-', '_' and '.'.")
         overwrite = c1.checkbox("Replace a data set of that name", key=f"ow_{kind}")
         if c2.form_submit_button("💾 Save", width="stretch"):  # Enter in the name box submits too
             try:
@@ -282,7 +280,9 @@ def save_box(kind: str, content, meta: dict) -> None:
                 if st.session_state.get(f"_saved_{kind}") == what and not overwrite:  # Enter, then a click on Save
                     st.success(f"Saved as **{name}** (already: this data set, under this name).")
                     return
-                corpus.save_dataset(ui.workspace().path("datasets", name), content, meta, overwrite=overwrite)
+                ws = ui.workspace()
+                folder = ws.path("datasets", name) if overwrite else ws.new_path("datasets", name)
+                corpus.save_dataset(folder, content, meta, overwrite=overwrite)
                 st.session_state[f"_saved_{kind}"] = what
                 st.success(f"Saved as **{name}**.")
             except (ValueError, FileExistsError) as exc:

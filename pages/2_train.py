@@ -1,6 +1,7 @@
 """Train: pick data, tokenizer and model, train in the background, watch it learn; manage runs; fine-tune."""
 
 import time
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -63,11 +64,14 @@ def new_run(ws) -> None:
             if data_kw.get("data") == "upload":  # saved into the workspace as the data set upload-<file>
                 if upload is None:
                     raise ValueError("Choose a story file to upload first.")
-                folder = corpus.upload_folder(ws.folder("datasets"), upload.name)
-                made = None if folder.exists() else folder
+                made = None if (f := corpus.upload_folder(ws.folder("datasets"), upload.name)).exists() else f
                 data_kw["data"] = str(corpus.save_upload(ws.folder("datasets"), upload.name, upload.getvalue()))
             if "data" not in data_kw:
                 raise ValueError("Pick a data set first.")
+            for kw in (data_kw, tok_kw):  # a saved data set or tokenizer: nothing in it may link out (classroom)
+                name = "data" if "data" in kw else "tokenizer"
+                if Path(kw[name]).is_absolute():
+                    kw[name] = str(ui.confined_folder(kw[name]))
             cfg = TrainConfig(run_name=validate_name(run_name, "run name"), **data_kw, **tok_kw, **model_kw, **train_kw)
             ui.limits().check_training(params["total"], cfg.steps)  # a teacher's caps for a shared machine
             start(ws, cfg, made)
@@ -212,7 +216,7 @@ def training_settings() -> dict:
 
 def start(ws, cfg: TrainConfig, made_upload=None) -> None:
     """Submit the run, wait briefly for bad input to fail (reported here), and point the Live tab at it."""
-    job = JOBS.submit(ws.path("runs", cfg.run_name), cfg, ws.user)
+    job = JOBS.submit(ws.new_path("runs", cfg.run_name), cfg, ws.user)  # refuses look-alike names too
     if made_upload is not None:  # removed again if the run fails before it saves anything (see job_controls)
         st.session_state.setdefault("tr_uploads", {})[cfg.run_name] = str(made_upload)
     with st.spinner("Preparing data, tokenizer and model…"):
@@ -225,8 +229,8 @@ def start(ws, cfg: TrainConfig, made_upload=None) -> None:
     if job.status == "queued":  # not "Started": it waits for another run to finish
         st.info(f"**{cfg.run_name}** waits in the queue (position {JOBS.queue_position(job)}) and starts by itself "
                 "when a training slot frees: watch it in the Live tab.", icon="⏳")
-    else:
-        st.success(f"Started **{cfg.run_name}**: watch it in the Live tab.")
+        return
+    st.success(f"Started **{cfg.run_name}**: watch it in the Live tab.")
 
 
 # ---- Live ----------------------------------------------------------------------------------------------
@@ -277,9 +281,8 @@ def job_controls(ws, run: str) -> None:
         if made and not run_dir.exists() and corpus.remove_upload(made):  # before it saved anything
             st.caption(f"The data set {made.rsplit('/', 1)[-1]} made from your upload for this run was removed.")
     if queued:  # nothing to draw yet: no empty chart, no dashes
-        st.info("Waiting for a training slot: the teacher's limit allows "
-                f"{JOBS.max_running} run(s) at a time. It starts by itself; this panel then fills in.", icon="⏳")
-        return
+        return st.info(f"Waiting for a training slot: the teacher's limit allows {JOBS.max_running} run(s) at a "
+                       "time. It starts by itself; this panel then fills in.", icon="⏳")
     p = job.latest if job else None
     step = p.step if p else summary.step
     st.progress(min(1.0, step / total) if total else 0.0, text=f"step {step:,} / {total:,}")
@@ -306,13 +309,11 @@ def runs_table(ws) -> None:
     folder = ws.folder("runs")
     listed = my_runs(ws)  # queued runs too (their folder comes with their first step)
     if not listed:
-        st.info("No runs yet.")
-        return
+        return st.info("No runs yet.")
     columns = ["run", "status", "data", "parameters", "step", "total steps", "val loss", "checkpoints"]
     table = runs_frame(folder, listed, JOBS)[columns]
     st.dataframe(table, hide_index=True, width="stretch")
-    runs = [r for r in listed if (folder / r).is_dir()]  # what can be overlaid, renamed, deleted
-    if not runs:
+    if not (runs := [r for r in listed if (folder / r).is_dir()]):  # what can be overlaid, renamed, deleted
         return
     st.download_button("⬇️ Runs CSV", table.to_csv(index=False), "runs.csv", "text/csv", help="This table as CSV.")
     chosen = st.multiselect("Overlay curves", runs, runs[:2], **ui.keep("tr_overlay"), help="Compare loss curves of runs.")
@@ -388,9 +389,8 @@ def transfer(ws) -> None:
 # ---- View helpers --------------------------------------------------------------------------------------
 def my_runs(ws) -> list[str]:
     """Saved runs, newest first, plus runs still being set up (their folder appears with the first step)."""
-    saved = ws.names("runs")
-    waiting = [j.name for j in JOBS.jobs(ws.user) if j.active and j.run_dir.parent == ws.folder("runs")]
-    return [name for name in waiting if name not in saved] + saved
+    saved, jobs = ws.names("runs"), JOBS.jobs(ws.user)
+    return [j.name for j in jobs if j.active and j.run_dir.parent == ws.folder("runs") and j.name not in saved] + saved
 
 
 def loss_chart(ws, runs: list[str], title: str = ""):

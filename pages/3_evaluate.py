@@ -106,6 +106,8 @@ def data_sources(model_path) -> dict[str, object]:
 
 
 def sets_for(source, limit: int) -> dict:
+    if isinstance(source, Path):  # a run's or a saved data set's folder: nothing in it may link out (classroom)
+        source = ui.confined_folder(source)
     if isinstance(source, (str, Path)):
         return eval_sets.load_eval_sets(source, limit)
     return eval_sets.eval_sets_of("stories" if isinstance(source, list) else "unary", source, limit)
@@ -262,7 +264,7 @@ def across_checkpoints_and_runs(choice: Choice) -> None:
         bar = st.progress(0.0)
         try:
             st.session_state["evaluate_runs_table"] = scoring.evaluate_runs(
-                [ws.path("runs", n) for n in chosen], choice.sets(), choice.batch_size, progress_callback(bar, "runs"))
+                [ui.confined_folder(ws.path("runs", n)) for n in chosen], choice.sets(), choice.batch_size, progress_callback(bar, "runs"))
         except (ValueError, OSError, RuntimeError) as exc:
             ui.show_error(exc)
         bar.empty()

@@ -93,7 +93,7 @@ def real_file(ws, spec: ExperimentSpec) -> None:
 
 def check_and_start(ws, spec: ExperimentSpec) -> None:
     try:
-        spec.validate(ui.limits())
+        spec = ui.confined_spec(spec.validate(ui.limits()))  # a shared lab: the spec's paths stay confined
         launcher = pick_launcher(None, ray_values())
     except ValueError as exc:
         ui.show_error(exc)
