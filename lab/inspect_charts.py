@@ -215,18 +215,44 @@ def neuron_text_html(tokens: list[str], values, vmax: float | None = None) -> st
     return f'<div style="line-height:1.9;font-size:15px">{"".join(spans)}</div>'
 
 
+def top_contexts_html(top: pd.DataFrame, vmax: float | None = None) -> str:
+    """A neuron's top contexts (`lab.neurons.top_activating`), one line each: the text around the token with the
+    token itself highlighted by its activation, the value at the left."""
+    scale = vmax or float(top["activation"].abs().max() or 1.0)
+    lines = []
+    for row in top.itertuples():
+        a = min(abs(row.activation) / scale, 1.0)
+        colour = f"rgba(244,132,40,{max(a, 0.25):.2f})" if row.activation >= 0 else f"rgba(69,123,157,{a:.2f})"
+        lines.append(
+            f'<div style="white-space:nowrap;overflow:hidden;text-overflow:ellipsis">'
+            f'<code style="display:inline-block;width:4.5em">{row.activation:.2f}</code> '
+            f'<span style="color:#777">{html.escape(row.before)}</span>'
+            f'<b style="background:{colour};border-radius:3px;white-space:pre">{html.escape(row.token)}</b>'
+            f'<span style="color:#777">{html.escape(row.after)}</span></div>')
+    return f'<div style="line-height:1.8;font-size:14px">{"".join(lines)}</div>'
+
+
 def selectivity_heatmap(selectivity: pd.DataFrame, neurons: list[int] | None = None) -> go.Figure:
-    """Word classes (rows) by neurons (columns), the selectivity score as colour."""
+    """Word classes (rows) by neurons (columns), the selectivity score as colour. Each cell carries an invisible
+    marker, so a click on it selects that neuron (Streamlit reports no clicks on heatmaps)."""
     data = selectivity if neurons is None else selectivity[neurons]
     limit = float(np.nanmax(np.abs(data.to_numpy()))) or 1.0
+    x, y = [f"n{c}" for c in data.columns], list(data.index)
     fig = go.Figure(go.Heatmap(
-        z=data.to_numpy(), x=[f"n{c}" for c in data.columns], y=list(data.index), colorscale="RdBu_r",
-        zmin=-limit, zmax=limit, hovertemplate="%{x} on %{y}: %{z:.2f}<extra></extra>",
+        z=data.to_numpy(), x=x, y=y, colorscale="RdBu_r", zmin=-limit, zmax=limit, hoverinfo="skip",
         colorbar={"title": "selectivity", "thickness": 12},
     ))
-    fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 10, "b": 10})
-    fig.update_xaxes(type="category", tickangle=-60, tickfont_size=9)
-    fig.update_yaxes(autorange="reversed")  # names on top, as in WORD_CLASSES
+    cells = [(i, j) for i in range(len(y)) for j in range(len(x))]
+    fig.add_trace(go.Scatter(
+        x=[x[j] for _, j in cells], y=[y[i] for i, _ in cells], mode="markers", showlegend=False,
+        marker={"size": 16, "symbol": "square", "color": "rgba(0,0,0,0)"},  # invisible, yet hit by clicks
+        selected={"marker": {"opacity": 1}}, unselected={"marker": {"opacity": 1}},
+        customdata=[[data.columns[j], data.iat[i, j]] for i, j in cells],
+        hovertemplate="neuron %{customdata[0]} on %{y}: %{customdata[1]:.2f}<br>click: its view<extra></extra>"))
+    fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 10, "b": 10}, hoverdistance=-1, dragmode=False)
+    # Ranges fitted to the cells: the click markers would otherwise pad the axes.
+    fig.update_xaxes(type="category", tickangle=-60, tickfont_size=9, range=[-0.5, len(x) - 0.5])
+    fig.update_yaxes(type="category", range=[len(y) - 0.5, -0.5])  # names on top, as in WORD_CLASSES
     return fig
 
 
@@ -239,7 +265,7 @@ def activation_histogram_figure(hist: pd.DataFrame, marks: list[float] | None = 
     for x in marks or []:
         fig.add_vline(x=x, line={"dash": "dot", "color": "#e76f51", "width": 1})
     fig.update_layout(height=260, margin={"l": 10, "r": 10, "t": 10, "b": 10}, bargap=0,
-                      xaxis_title="activation", yaxis={"title": "tokens", "type": "log"})
+                      xaxis_title="activation", yaxis={"title": "tokens", "type": "log", "dtick": 1})  # ticks at 1, 10, 100
     return fig
 
 

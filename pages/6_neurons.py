@@ -11,6 +11,7 @@ import plotly.express as px
 import streamlit as st
 
 import ui
+import ui_neuron
 from lab import hooks, inspect as lens, inspect_charts as charts, neurons, patching
 from lab.ablation import METHODS, Unit, ablation as ablate, head_ablation_scan
 from lab.logit_lens import logit_lens_table
@@ -58,9 +59,10 @@ def main() -> None:
         return
     st.caption(f"{scan.label} · {len(scan.acts.tokens)} tokens · layer {scan.layer} · {scan.width} "
                "neurons" + (f" · each story cut to the {scan.trained}-token windows this run trained on" if scan.trained else ""))
-    tabs = ui.kept_tabs(["All neurons", "One neuron", "Word classes", "Across checkpoints", "Logit lens", "Ablation",
+    ui_neuron.open_picked(scan)  # a link, a table row or a heatmap cell opens that neuron's view
+    tabs = ui.kept_tabs(["All neurons", ui_neuron.TAB, "Word classes", "Across checkpoints", "Logit lens", "Ablation",
                          "Patching"], "neurons_tabs")  # kept: a rerun, a new model or a page switch keeps the tab
-    views = (all_neurons, one_neuron, word_classes, across_checkpoints, logit_lens, ablation, patching_tab)
+    views = (all_neurons, ui_neuron.neuron_view, word_classes, across_checkpoints, logit_lens, ablation, patching_tab)
     for tab, view in zip(tabs, views):
         with tab:
             view(scan)
@@ -70,6 +72,7 @@ def scan_of_choice() -> Scan | None:
     """Model, stories and layer as chosen above the tabs, and their activations (scanned once per session)."""
     c1, c2 = st.columns([1, 2])
     with c1:
+        ui_neuron.apply_link_model()  # a link to a neuron names its model, layer and neuron
         path = ui.model_picker()
         layer_box = st.container()
     with c2:
@@ -87,6 +90,8 @@ def scan_of_choice() -> Scan | None:
     if picked is None:  # the picker said what is missing
         return None
     texts, texts_label = picked
+    with layer_box:
+        ui_neuron.apply_link_layer(n_layers)
     layer = layer_box.selectbox("Layer", range(n_layers), index=max(n_layers - 2, 0), **ui.keep("neurons_layer"),
                          help="The paper studied layer 7 of 8, one before the last.")
     # Kept in the session under a key naming model, weights, layer and stories: switching tabs or pages does
@@ -119,34 +124,17 @@ def hooked_pass_or_note(scan: Scan, what: str) -> bool:
 
 def all_neurons(scan: Scan) -> None:
     st.markdown("Every neuron with its strongest activation and the tokens where it fires most. "
-                "Click a column header to sort (the paper's *most active neuron* is on top).")
+                "Click a column header to sort (the paper's *most active neuron* is on top); pick a row "
+                "(the box at its left) to open that neuron's view.")
     table = scan.table
-    st.dataframe(table.round(3), hide_index=True, width="stretch", height=420)
+    st.dataframe(table.round(3), hide_index=True, width="stretch", height=420, key="neuron_table",
+                 on_select="rerun", selection_mode="single-row")
     d1, d2 = st.columns([1, 5])
     d1.download_button("⬇️ Table CSV", table.to_csv(index=False), f"neurons-layer{scan.layer}.csv", "text/csv",
                        key="dl_neuron_table", help="One row per neuron, as shown.")
     d2.download_button("⬇️ Activations CSV", data=lambda: neurons.activations_csv(scan.acts), on_click="ignore",
                        file_name=f"activations-layer{scan.layer}.csv", mime="text/csv", key="dl_acts",
                        help="Every token of every story with all neurons' activations (one column per neuron).")
-
-
-def one_neuron(scan: Scan) -> None:
-    acts, texts = scan.acts, scan.texts
-    c1, c2 = st.columns([1, 3])
-    neuron = c1.number_input("Neuron", 0, scan.width - 1, scan.top_neuron, **ui.keep("neurons_one"),
-                             help="Starts on the most active neuron of the layer.")
-    k = c2.slider("Top tokens", 5, 50, 12, **ui.keep("neurons_k"), help="How many of its strongest tokens to list.")
-    top = neurons.top_activating(acts, int(neuron), k=k)
-    st.dataframe(top.round(3), hide_index=True, width="stretch",
-                 column_config={"before": st.column_config.TextColumn(width="medium"),
-                                "after": st.column_config.TextColumn(width="medium")})
-    story = st.selectbox("Story to colour", range(len(texts)), index=int(top["text"].iloc[0]), **ui.keep("neurons_story"),
-                         format_func=lambda i: f"story {i}: {texts[i][:60]}…",
-                         help="Each token's background shows this neuron's activation (orange high, blue negative).")
-    rows = acts.tokens["text"] == story
-    column = acts.values[:, int(neuron)]
-    st.html(charts.neuron_text_html(acts.tokens.loc[rows, "token"].tolist(), column[rows.to_numpy()],
-                                    vmax=float(abs(column).max())))
 
 
 def word_classes(scan: Scan) -> None:
@@ -162,7 +150,9 @@ def word_classes(scan: Scan) -> None:
                      **ui.keep("neurons_show", within=(10, most)),
                      help="The heatmap keeps the neurons with the highest selectivity.")
     fig = charts.selectivity_heatmap(selectivity, best["neuron"].head(show).tolist())
-    st.plotly_chart(fig, key="selectivity")
+    st.caption("Click a cell to open that neuron's view.")
+    st.plotly_chart(fig, key="selectivity", on_select="rerun", selection_mode="points",
+                    config={"displayModeBar": False})  # clicks select; no zoom needed
     ui.chart_download(fig, f"selectivity-layer{scan.layer}", "dl_selectivity")
     counts = best[best["selectivity"] > 1].groupby("class").size().reset_index(name="neurons > 1")
     c1, c2 = st.columns([1, 2])

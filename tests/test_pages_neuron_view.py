@@ -1,0 +1,42 @@
+"""AppTest of the Neurons page's one-neuron view opened by a link (?model=…&layer=L&neuron=N), on `tiny_run`."""
+
+from streamlit.testing.v1 import AppTest
+
+from helpers import ROOT
+
+RUN_CHOICE = "tiny / step-000020"
+
+
+def open_link(**params) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.query_params.update(params)
+    at.switch_page("pages/6_neurons.py")
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_a_link_opens_that_neurons_view(tiny_run):
+    at = open_link(model=RUN_CHOICE, layer="0", neuron="37")
+    assert not at.error, [e.value for e in at.error]
+    assert at.selectbox(key="model").value == RUN_CHOICE and at.selectbox(key="neurons_layer").value == 0
+    assert at.number_input(key="neurons_one").value == 37
+    assert at.tabs[0].label == "All neurons"  # the view's tab is the one the link opens
+    assert at.session_state["neurons_tabs"] == "One neuron"
+    charts = [c.proto.id for c in at.get("plotly_chart")]
+    assert any(i.endswith("neuron_hist") for i in charts) and any(i.endswith("neuron_profile") for i in charts)
+    link = [c.value for c in at.code if "neuron=" in c.value]
+    assert link == ["neurons?model=tiny+%2F+step-000020&layer=0&neuron=37"]
+    at.number_input(key="neurons_one").set_value(5).run()  # the student moves on; the link follows, the URL too
+    assert not at.exception and at.number_input(key="neurons_one").value == 5
+    assert [c.value for c in at.code if "neuron=" in c.value] == ["neurons?model=tiny+%2F+step-000020&layer=0&neuron=5"]
+
+
+def test_a_bad_link_says_what_is_wrong(tiny_run):
+    at = open_link(model=RUN_CHOICE, layer="1", neuron="999")
+    assert any("neuron 999" in e.value and "0..63" in e.value for e in at.error), [e.value for e in at.error]
+    at = open_link(model=RUN_CHOICE, layer="7", neuron="3")
+    assert any("layer 7" in e.value and "0..1" in e.value for e in at.error), [e.value for e in at.error]
+    at = open_link(model="no such run", layer="1", neuron="x")
+    assert any("no such run" in e.value for e in at.error) and any("neuron x" in e.value for e in at.error)
