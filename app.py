@@ -17,6 +17,7 @@ STEPS = [
     ("pages/4_sample.py", "Sample", "🎲", "Greedy, temperature, top-k, top-p: watch the next-token distribution."),
     ("pages/5_attention.py", "Attention", "👀", "Attention maps per layer and head; positional vs semantic heads."),
     ("pages/6_neurons.py", "Neurons", "🧠", "Which tokens make each MLP neuron fire; word-class selectivity."),
+    ("pages/8_experiments.py", "Experiments", "🔬", "A grid of runs x seeds that answers one question, with 95 % CIs."),
     ("pages/7_teacher.py", "Teacher", "🧑‍🏫", "For the teacher: active sessions, the training queue, stop a job, limits."),
 ]
 STEPS = [step for step in STEPS if (HERE / step[0]).exists()]  # pages land one issue at a time

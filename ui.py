@@ -174,6 +174,14 @@ def kept_upload(label: str, key: str, **kwargs):
     return kept["file"] if kept else None
 
 
+def fmt_seconds(s: float | None) -> str:
+    """A duration as the pages show it: "4m 05s", "1h 20m", or "–" when unknown."""
+    if s is None:
+        return "–"
+    s = int(s)
+    return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s"
+
+
 def show_error(exc: BaseException) -> None:
     """A clear message in the page instead of a traceback."""
     st.error(str(exc) or type(exc).__name__, icon="⚠️")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import data, evaluate, inspect, sample, train
+from .commands import data, evaluate, experiment, inspect, sample, train
 
-VERBS = (data, train, evaluate, sample, inspect)  # in the order `--help` lists them
+VERBS = (data, train, evaluate, sample, inspect, experiment)  # in the order `--help` lists them
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,14 +1,24 @@
-"""Background training jobs for the app: a thread per job, a process-wide registry, a queue.
+"""Background training jobs for the app: a process-wide registry, a queue, a thread or a process per job.
 
 Streamlit re-runs page scripts on every click and page switch, but imported modules live as long as the
 server process, so the registry here (``JOBS``) outlives reruns: a student starts a run, goes to another
 page and comes back to it still training. At most ``max_running`` jobs train at once (the teacher's
 ``max_jobs`` limit, `lab.limits`: default half the cores); the rest wait in a queue with a visible position.
+
+A job runs either in a thread of this process (``mode="thread"``: starts at once, reports every step) or as
+child processes (``mode="process"``: ``python -m lab train ...`` and any further ``python -m lab`` commands,
+one after another), so a run that crashes or is killed for memory never takes the server down. A child's
+progress is read from its run folder (`lab.progress.RunTail`), the same way a run on a Ray cluster is watched.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -16,24 +26,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import train as training
-from .train_config import TrainConfig
 from .limits import Limits
+from .progress import RunTail
+from .train_config import TrainConfig, config_args
 
 ACTIVE = ("queued", "running", "stopping")
+MODES = ("thread", "process")
+ROOT = Path(__file__).resolve().parents[1]  # the folder holding `lab`, put on a child's PYTHONPATH
+STOP_GRACE_S = 30.0  # a stopped child saves a checkpoint first; after this long it is killed
 
 
 @dataclass
 class Job:
-    """One training (or resume) request and what it has reported so far."""
+    """One training (or resume, or command-list) request and what it has reported so far."""
 
     id: str
     user: str
     run_dir: Path
-    cfg: TrainConfig | None  # None: resume the run in run_dir
+    cfg: TrainConfig | None  # None: resume the run in run_dir (or run ``commands``)
     status: str = "queued"  # queued, running, stopping, stopped, done, failed, cancelled
     latest: training.Progress | None = None
     error: str | None = None
     created: float = field(default_factory=time.time)
+    mode: str = "thread"
+    commands: list[list[str]] = field(default_factory=list)  # process mode: argv after `python -m lab`, in turn
+    env: dict[str, str] = field(default_factory=dict)  # process mode: extra environment of the children
+    log_path: Path | None = None  # process mode: the children's stdout and stderr
+    phase: str = ""  # process mode: the verb of the command running now ("train", "experiment", ...)
+    pid: int | None = None  # process mode: the child running now
+    started: float | None = None
+    finished: float | None = None
     stop_event: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
@@ -50,26 +72,53 @@ class Job:
         return min(1.0, p.step / p.total_steps) if p and p.total_steps else 0.0
 
 
+def train_commands(run_dir: Path, cfg: TrainConfig | None) -> list[list[str]]:
+    """The `python -m lab` argv that trains ``cfg`` into ``run_dir`` (or resumes it when ``cfg`` is None)."""
+    run_dir = Path(run_dir)
+    head = ["train", run_dir.name, "--runs-dir", str(run_dir.parent)]
+    return [head + (config_args(cfg) if cfg is not None else ["--resume"])]
+
+
 class JobManager:
     """Start, queue, stop and list training jobs; thread-safe."""
 
-    def __init__(self, max_running: int | None = None):
+    def __init__(self, max_running: int | None = None, mode: str = "thread"):
         self.max_running = max_running or Limits.from_mapping().max_jobs
+        self.mode = check_mode(mode)
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
 
-    def submit(self, run_dir: Path, cfg: TrainConfig | None = None, user: str = "default") -> Job:
+    def submit(self, run_dir: Path, cfg: TrainConfig | None = None, user: str = "default",
+               mode: str | None = None) -> Job:
         """Queue a new run (``cfg`` given) or the resumption of ``run_dir`` (``cfg`` None)."""
         run_dir = Path(run_dir)
+        mode = check_mode(mode or self.mode)
+        if cfg is not None:
+            cfg.validate()
+        commands = train_commands(run_dir, cfg) if mode == "process" else []
+        return self._add(Job(id="", user=user, run_dir=run_dir, cfg=cfg, mode=mode, commands=commands),
+                         new_run=cfg is not None)
+
+    def submit_commands(self, run_dir: Path, commands: list[list[str]], user: str = "default",
+                        env: dict[str, str] | None = None, log_path: Path | None = None) -> Job:
+        """Queue ``python -m lab <argv>`` for each argv in turn, in child processes, as one job about ``run_dir``.
+
+        The first command that fails fails the job (the rest are skipped); progress comes from ``run_dir``."""
+        if not commands or not all(isinstance(c, list) and c for c in commands):
+            raise ValueError("A job needs at least one command (a list of arguments after `python -m lab`).")
+        job = Job(id="", user=user, run_dir=Path(run_dir), cfg=None, mode="process", commands=[list(c) for c in commands],
+                  env=dict(env or {}), log_path=Path(log_path) if log_path else None)
+        return self._add(job, new_run=False)
+
+    def _add(self, job: Job, new_run: bool) -> Job:
         with self._lock:
-            if any(j.active and j.run_dir == run_dir for j in self._jobs.values()):
-                raise ValueError(f"Run {run_dir.name!r} is already training or queued.")
-            if cfg is not None:
-                cfg.validate()
-                if run_dir.exists() or any(j.run_dir == run_dir and j.status == "queued" for j in self._jobs.values()):
-                    raise ValueError(f"A run named {run_dir.name!r} already exists: choose another name, or resume it.")
-            job = Job(id=f"job-{next(self._ids)}", user=user, run_dir=run_dir, cfg=cfg)
+            if any(j.active and j.run_dir == job.run_dir for j in self._jobs.values()):
+                raise ValueError(f"Run {job.run_dir.name!r} is already training or queued.")
+            if new_run and (job.run_dir.exists() or any(j.run_dir == job.run_dir and j.status == "queued"
+                                                        for j in self._jobs.values())):
+                raise ValueError(f"A run named {job.run_dir.name!r} already exists: choose another name, or resume it.")
+            job.id = f"job-{next(self._ids)}"
             self._jobs[job.id] = job
         self._start_waiting()
         return job
@@ -131,26 +180,129 @@ class JobManager:
             running = sum(j.status in ("running", "stopping") for j in self._jobs.values())
             waiting = sorted((j for j in self._jobs.values() if j.status == "queued"), key=lambda j: j.created)
             for job in waiting[: max(0, self.max_running - running)]:
-                job.status = "running"
-                threading.Thread(target=self._run, args=(job,), name=f"tinylab-{job.id}", daemon=True).start()
+                job.status, job.started = "running", time.time()
+                target = self._run_processes if job.mode == "process" else self._run
+                threading.Thread(target=target, args=(job,), name=f"tinylab-{job.id}", daemon=True).start()
+
+    def _finish(self, job: Job, status: str, error: str | None = None) -> None:
+        job.status, job.error, job.finished = status, error, time.time()
+        self._start_waiting()
 
     def _run(self, job: Job) -> None:
         def on_progress(p: training.Progress) -> None:
             job.latest = p
 
+        status, error = "failed", None
         try:
             if job.cfg is not None:
                 result = training.train(job.cfg, job.run_dir, on_progress, job.stop_event.is_set)
             else:
                 result = training.resume(job.run_dir, on_progress, job.stop_event.is_set)
-            job.status = "stopped" if result.stopped else "done"
+            status = "stopped" if result.stopped else "done"
         except (ValueError, FileExistsError, FileNotFoundError) as exc:
-            job.status, job.error = "failed", str(exc)
+            error = str(exc)
         except Exception as exc:  # a thread must not die silently: show the page what went wrong
-            job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {exc}"
             traceback.print_exc()
         finally:
-            self._start_waiting()
+            self._finish(job, status, error)
+
+    def _run_processes(self, job: Job) -> None:
+        status, error = "done", None
+        try:
+            tail = RunTail(job.run_dir)
+            for argv in job.commands:
+                if job.stop_event.is_set():
+                    status = "stopped"
+                    break
+                job.phase = argv[0]
+                rc, message = run_child(argv, job, tail)
+                if job.stop_event.is_set():
+                    status = "stopped"
+                    break
+                if rc != 0:
+                    status, error = "failed", message
+                    break
+            job.latest = tail.progress() or job.latest
+        except Exception as exc:  # e.g. the interpreter could not be started: report, never hang the queue
+            status, error = "failed", f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+        finally:
+            self._finish(job, status, error)
+
+
+def run_child(argv: list[str], job: Job, tail: RunTail, poll_s: float = 0.5) -> tuple[int, str]:
+    """Run ``python -m lab <argv>`` for ``job``, updating ``job.latest`` from the run folder; (exit code, reason).
+
+    The child gets its own session (a Ctrl-C in the server's terminal does not reach it) and watches its parent:
+    `lab.progress.stop_requested` stops it gracefully when the server goes away. Stopping sends SIGTERM (the
+    train command saves a checkpoint and exits) and SIGKILL after ``STOP_GRACE_S``."""
+    env = {**os.environ, **job.env, "TINYLAB_PARENT_PID": str(os.getpid())}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    if job.log_path:
+        job.log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(job.log_path, "a+b") if job.log_path else tempfile.TemporaryFile()
+    try:
+        log.write(f"$ python -m lab {' '.join(argv)}\n".encode())
+        log.flush()
+        proc = subprocess.Popen([sys.executable, "-m", "lab", *argv], stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        job.pid = proc.pid
+        term_sent = None
+        while proc.poll() is None:
+            if job.stop_event.is_set() and term_sent is None:
+                term_sent = time.time()
+                proc.send_signal(signal.SIGTERM)
+            elif term_sent is not None and time.time() - term_sent > STOP_GRACE_S:
+                proc.kill()
+            job.latest = tail.progress() or job.latest
+            time.sleep(poll_s)
+        return proc.returncode, failure_reason(proc.returncode, _tail_text(log))
+    finally:
+        log.close()
+
+
+def failure_reason(returncode: int, output: str) -> str:
+    """Why a child failed, in words: its own ``error: ...`` line, the signal that killed it, or its last line."""
+    if returncode < 0:
+        name = signal.Signals(-returncode).name if -returncode in signal.Signals._value2member_map_ else str(-returncode)
+        hint = " (the system may have run out of memory)" if -returncode == signal.SIGKILL else ""
+        return f"The process was killed by {name}{hint}."
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line[len("error:"):].strip() for line in lines if line.startswith("error:")]
+    if errors:
+        return errors[-1]
+    return f"The process exited with code {returncode}: " + (lines[-1] if lines else "no output.")
+
+
+def _tail_text(log, limit: int = 8000) -> str:
+    log.flush()
+    log.seek(0, os.SEEK_END)
+    size = log.tell()
+    log.seek(max(0, size - limit))
+    return log.read().decode("utf-8", errors="replace")
+
+
+def stop_flag():
+    """``should_stop`` for a training command: true once SIGTERM arrived, or once the process that started it
+    (``TINYLAB_PARENT_PID``, set by `run_child`) is gone, so a server that dies never leaves orphans training."""
+    stop = threading.Event()
+    try:
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    except ValueError:  # not the main thread: only the parent check applies
+        pass
+    parent = os.environ.get("TINYLAB_PARENT_PID")
+
+    def should_stop() -> bool:
+        return stop.is_set() or (parent is not None and os.getppid() != int(parent))
+
+    return should_stop
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"Job mode must be one of {MODES}, got {mode!r}.")
+    return mode
 
 
 JOBS = JobManager()

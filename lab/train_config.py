@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from .data import VARIANTS
 from .models import ModelShape, get_shape
 from .tokenizer import KINDS as TOKENIZER_KINDS
 from .workspace import validate_name
 
 SCHEDULES = ("cosine", "constant")
 BUILTIN_DATA = ("unary", "stories")  # data built in code; anything else is a saved data set folder
+SHAPE_FLAGS = ("n_layer", "d_model", "n_head", "d_mlp", "context", "attention", "window")  # `shape` keys as flags
 
 
 def _help(text: str, default=None, factory=None):
@@ -97,6 +99,8 @@ class TrainConfig:
             raise ValueError(f"min_lr_ratio must be between 0 and 1 (got {self.min_lr_ratio!r}).")
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"val_fraction must be between 0 and 1 (got {self.val_fraction!r}).")
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {', '.join(VARIANTS)} (got {self.variant!r}).")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES} (got {self.schedule!r}).")
         if self.attention_impl not in ("sdpa", "eager"):
@@ -113,3 +117,27 @@ class TrainConfig:
 
 
 HELP: dict[str, str] = {f.name: f.metadata["help"] for f in fields(TrainConfig)}  # field name -> help text
+
+
+def flag(name: str) -> str:
+    """The `python -m lab train` flag of a field (or shape key): ``--`` and the name with dashes."""
+    return "--" + name.replace("_", "-")
+
+
+def config_args(cfg: TrainConfig) -> list[str]:
+    """`python -m lab train` options that rebuild ``cfg`` (for a run in a child process); defaults are left out."""
+    defaults = TrainConfig()
+    args: list[str] = []
+    for name, value in vars(cfg).items():
+        if name in ("run_name", "shape") or value is None or value == getattr(defaults, name):
+            continue
+        if isinstance(value, bool):
+            args += [flag(name)] if value else []
+        elif name == "test_residues":
+            args += [flag(name), ",".join(str(r) for r in value)]
+        else:
+            args += [flag(name), str(value)]
+    unknown = set(cfg.shape) - set(SHAPE_FLAGS)
+    if unknown:
+        raise ValueError(f"Unknown model shape field(s) {sorted(unknown)}: use {', '.join(SHAPE_FLAGS)}.")
+    return args + [a for name in SHAPE_FLAGS if name in cfg.shape for a in (flag(name), str(cfg.shape[name]))]

@@ -1,6 +1,6 @@
 """Where per-user work lives on disk, and the rules for names and writes.
 
-Layout: ``<root>/<user>/<kind>/<name>/`` with kind one of ``datasets``, ``runs``, ``tokenizers``.
+Layout: ``<root>/<user>/<kind>/<name>/`` with kind one of ``datasets``, ``runs``, ``tokenizers``, ``experiments``.
 The root is ``$TINYLAB_WORKSPACE`` or ``workspace/`` beside the current directory.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-KINDS = ("datasets", "runs", "tokenizers")
+KINDS = ("datasets", "runs", "tokenizers", "experiments")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_USER = "default"
 

@@ -260,8 +260,8 @@ def job_controls(ws, run: str) -> None:
     k1.metric("Train loss", f"{last_train:.3f}" if last_train is not None else "–", help="The last step's batch loss.")
     k2.metric("Val loss", f"{last_val:.3f}" if last_val is not None else "–", help="On held-out data, every few steps.")
     k3.metric("Tokens/s", f"{tps:,.0f}" if tps else "–", help="Median of the last 20 steps (non-padding tokens).")
-    k4.metric("Elapsed", fmt_seconds(p.elapsed if p else summary.elapsed))
-    k5.metric("ETA", fmt_seconds(p.eta) if p and job and job.active else "–", help="At this session's speed.")
+    k4.metric("Elapsed", ui.fmt_seconds(p.elapsed if p else summary.elapsed))
+    k5.metric("ETA", ui.fmt_seconds(p.eta) if p and job and job.active else "–", help="At this session's speed.")
     st.plotly_chart(loss_chart(ws, [run]), width="stretch", key=f"live_chart_{run}")
     samples_file = run_dir / "samples.jsonl"
     rows = pd.read_json(samples_file, lines=True) if samples_file.exists() and samples_file.stat().st_size else None
@@ -372,13 +372,6 @@ def my_runs(ws) -> list[str]:
     starting = [j.name for j in JOBS.jobs(ws.user)
                 if j.active and j.name not in saved and j.run_dir.parent == ws.folder("runs")]
     return starting + saved
-
-
-def fmt_seconds(s: float | None) -> str:
-    if s is None:
-        return "–"
-    s = int(s)
-    return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s"
 
 
 def loss_chart(ws, runs: list[str], title: str = ""):

@@ -190,3 +190,19 @@ def test_train_page_offers_a_free_run_name_after_starting_one(workspace_dir, no_
     assert [job.name for job in no_training.jobs()] == ["mine"]
     at.run()
     assert at.text_input(key="tr_run_name").value == "run-1"
+
+
+def test_experiments_page_keeps_its_choices(workspace_dir):
+    page = "pages/8_experiments.py"
+    design = [("selectbox", "ex_template", "emergence"), ("text_input", "ex_name_emergence", "sizes"),
+              ("number_input", "ex_seeds_emergence", 4), ("number_input", "ex_steps_emergence", 150),
+              ("multiselect", "ex_levels_emergence_preset", ["micro", "tinystories-1m"])]
+    custom = [("selectbox", "ex_template", "custom"), ("text_area", "ex_custom_text", '{"name": "mine"}')]
+    at = choose(open_page(page), design)
+    assert "**8 runs** (2 preset x 4 seeds)" in " ".join(m.value for m in at.markdown)
+    at = away_and_back(at, page)
+    assert_kept(at, design)
+    at = away_and_back(choose(at, custom), page)
+    assert_kept(at, custom)
+    at = choose(at, [("selectbox", "ex_template", "emergence")])  # the template's choices were kept meanwhile
+    assert_kept(at, design)

@@ -9,10 +9,9 @@ from pathlib import Path
 from ..checkpoints import export_checkpoint
 from ..tokenizer import KINDS as TOKENIZER_KINDS
 from ..train import Progress, resume, train
-from ..train_config import BUILTIN_DATA, HELP, TrainConfig
+from ..jobs import stop_flag
+from ..train_config import BUILTIN_DATA, HELP, SHAPE_FLAGS, TrainConfig, flag
 from ..workspace import Workspace, validate_name
-
-SHAPE_FLAGS = ("n_layer", "d_model", "n_head", "d_mlp", "context", "attention", "window")
 
 
 def register(sub) -> None:
@@ -27,17 +26,16 @@ def register(sub) -> None:
     for f in fields(TrainConfig):
         if f.name in ("run_name", "shape"):
             continue
-        flag = "--" + f.name.replace("_", "-")
         value = getattr(defaults, f.name)
         if f.name == "test_residues":
-            p.add_argument(flag, default=",".join(map(str, value)), help=HELP[f.name] + " Comma separated.")
+            p.add_argument(flag(f.name), default=",".join(map(str, value)), help=HELP[f.name] + " Comma separated.")
         elif isinstance(value, bool):
-            p.add_argument(flag, action="store_true", help=HELP[f.name])
+            p.add_argument(flag(f.name), action="store_true", help=HELP[f.name])
         else:
             kind = {"steps": int, "epochs": float, "seq_len": int, "init_from": str}.get(f.name, type(value))
-            p.add_argument(flag, type=kind, default=value, help=f"{HELP[f.name]} (default: {value})")
+            p.add_argument(flag(f.name), type=kind, default=value, help=f"{HELP[f.name]} (default: {value})")
     for name in SHAPE_FLAGS:
-        p.add_argument("--" + name.replace("_", "-"), type=str if name == "attention" else int,
+        p.add_argument(flag(name), type=str if name == "attention" else int,
                        help=f"Model shape override: {name} (default: the preset's).")
     p.set_defaults(func=run)
 
@@ -52,7 +50,7 @@ def config_from_args(args) -> TrainConfig:
     return TrainConfig(**kw)
 
 
-def _print_progress(p: Progress) -> None:
+def print_progress(p: Progress) -> None:
     if p.done or p.stopped or p.step == 0 or p.val_loss is not None or p.checkpoint or p.sample:
         parts = [f"step {p.step}/{p.total_steps}"]
         if p.train_loss is not None:
@@ -69,13 +67,19 @@ def _print_progress(p: Progress) -> None:
             print("  sample:", p.sample.replace("\n", " ")[:300], flush=True)
 
 
+def _should_stop():
+    """SIGTERM (a job's Stop) ends the run after its step with a checkpoint. Not under torchrun: every rank must
+    stop at the same step, or the others would wait for it forever."""
+    return stop_flag() if int(os.environ.get("WORLD_SIZE", "1")) == 1 else None
+
+
 def run(args) -> int:
     runs = Path(args.runs_dir) if args.runs_dir else Workspace.default(args.user).folder("runs")
     run_dir = runs / validate_name(args.run_name, "run name")
     if args.resume:
-        result = resume(run_dir, _print_progress)
+        result = resume(run_dir, print_progress, _should_stop())
     else:
-        result = train(config_from_args(args), run_dir, _print_progress)
+        result = train(config_from_args(args), run_dir, print_progress, _should_stop())
     if args.export and int(os.environ.get("RANK", "0")) == 0:
         export_checkpoint(result.checkpoint, Path(args.export), overwrite=True)
         print(f"exported {result.checkpoint.name} to {args.export}")
