@@ -150,7 +150,10 @@ async def main_async(args) -> int:
     if args.own_models:  # each student samples their own run: a copy of the demo model, a model object each
         for n in range(args.sessions):
             shutil.copytree(ROOT / "assets" / "demo-model", workspace / f"student{n:02d}" / "runs" / "own" / "step-000001")
-    with running_app(workspace, env=dict(e.split("=", 1) for e in args.env)) as url:
+    env = dict(e.split("=", 1) for e in args.env)
+    if args.device == "cpu":  # the app's "auto" device would take a GPU when there is one
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    with running_app(workspace, env=env) as url:
         if args.train:
             await start_training(url, args.timeout)
         # Warm-up, not counted: the first visit imports torch and loads the demo model once per server.
@@ -187,7 +190,15 @@ def main() -> int:
     parser.add_argument("--no-train", dest="train", action="store_false", help="Measure without the training job.")
     parser.add_argument("--own-models", action="store_true",
                         help="Each student samples their own run (a copy of the demo model) instead of the shared demo model.")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                        help="Where the app computes: auto (its own choice: a GPU when there is one), cpu (GPUs hidden "
+                        "from it) or cuda (a GPU must be there).")
     args = parser.parse_args()
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            parser.error("--device cuda: no GPU is visible to this process.")
     args.sessions = max(1, min(args.sessions, 40))
     return asyncio.run(main_async(args))
 

@@ -1,14 +1,17 @@
 """Milliseconds per generated token: lab.sampling's streaming generator against model.generate().
 
 Both run the same model, prompt and settings in one process, alternating (best of N), and must produce the same tokens.
-Models: the demo model (assets/demo-model, else a random micro model), and random-weight tinystories-1m and
-tinystories-3m presets. Targets: streaming within 1.2x of generate(); under 20 ms/token for 1M on CPU.
+Models: the demo model (assets/demo-model, else a random micro model), and random-weight models of the released
+TinyStories shapes (GPT-Neo, vocabulary 50257, 2048 positions, window 256: 1M, 8M, 33M; nothing is downloaded;
+the prompt is encoded with lab.tokenizer.gpt2_sized_bpe, a small BPE with GPT-2's id layout).
+Targets: streaming <= 1.0x generate(); under 20 ms/token for 1M on CPU.
 
 Then the shared decoder the Sample page uses (`lab.batching`): one text through it against `Generation` alone
 (the cost of the hand-off to its thread), and 20 texts (20 seeds, 4 prompts) decoded together against one after
 another, with the same tokens either way.
 
-    .venv/bin/python bench/sample_speed.py [--tokens 100] [--repeats 5] [--threads 1]
+    .venv/bin/python bench/sample_speed.py [--tokens 100] [--repeats 7] [--threads 1] [--released 1m,8m,33m]
+    .venv/bin/python bench/sample_speed.py --device cuda
 """
 
 from __future__ import annotations
@@ -24,10 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lab.batching import SharedDecoder, decode_together  # noqa: E402
-from lab.models import build_model, load_model  # noqa: E402
+from lab.models import RELEASED, build_model, load_model  # noqa: E402
 from lab.sampling import Generation, prepare  # noqa: E402
 from lab.stories import generate_stories  # noqa: E402
-from lab.tokenizer import train_tokenizer  # noqa: E402
+from lab.tokenizer import gpt2_sized_bpe, train_tokenizer  # noqa: E402
 from lab.warping import SamplingSettings  # noqa: E402
 
 PROMPT = "Once upon a time, there was a little girl named Lily. She loved to play outside. One day,"
@@ -37,36 +40,45 @@ SETTINGS = {
 }
 
 
-def models(vocab: int):
+def models(args, device):
     demo = ROOT / "assets" / "demo-model"
-    tok = train_tokenizer(generate_stories(300, 0), "bpe", vocab)
+    tok = train_tokenizer(generate_stories(300, 0), "bpe", args.vocab)
     if (demo / "config.json").exists():
-        yield "demo model", *load_model(demo)
+        model, demo_tok = load_model(demo, device)
+        yield "demo model", model, demo_tok
     else:
-        yield "micro (random; no demo model yet)", build_model("micro", len(tok), tok.eos_token_id, seed=0).eval(), tok
-    for preset in ("tinystories-1m", "tinystories-3m"):
-        yield f"{preset} (random)", build_model(preset, len(tok), tok.eos_token_id, seed=0).eval(), tok
+        yield "micro (random; no demo model yet)", build_model("micro", len(tok), tok.eos_token_id, seed=0).to(device).eval(), tok
+    for preset in filter(None, args.presets.split(",")):
+        yield f"{preset} preset (random)", build_model(preset, len(tok), tok.eos_token_id, seed=0).to(device).eval(), tok
+    released_tok = gpt2_sized_bpe(generate_stories(300, 0)) if args.released else None
+    for size in filter(None, args.released.split(",")):
+        released = RELEASED[f"TinyStories-{size.upper()}"]
+        model = build_model(released.shape, released.vocab_size, released.eos_token_id, seed=0).to(device).eval()
+        yield f"TinyStories-{size.upper()} shape (random)", model, released_tok
+
+
+CLOCK = time.process_time  # on a CPU: this process's CPU time, which others' jobs on a shared machine do not stretch
 
 
 def time_stream(model, tok, settings) -> tuple[float, list[int]]:
-    t = time.perf_counter()
+    t = CLOCK()
     gen = Generation(model, tok, PROMPT, settings).run()
     ids = [s.token_id for s in gen.steps]
-    return (time.perf_counter() - t) * 1000 / len(ids), ids
+    return (CLOCK() - t) * 1000 / len(ids), ids
 
 
 @torch.inference_mode()
 def time_generate(model, tok, settings) -> tuple[float, list[int]]:
     ready = prepare(model, tok, PROMPT, settings)  # the same prompt and token budget the generator uses
-    ids, settings = torch.tensor([ready.ids]), ready.settings
+    ids, settings = torch.tensor([ready.ids], device=model.device), ready.settings
     sample = not settings.greedy
-    t = time.perf_counter()
-    torch.manual_seed(settings.seed)
+    t = CLOCK()
+    torch.manual_seed(settings.seed)  # generate() draws from the global generator (of the model's device)
     kw = dict(temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p) if sample else {}
     out = model.generate(ids, do_sample=sample, max_new_tokens=settings.max_new_tokens,
                          pad_token_id=tok.eos_token_id, **kw)
     new = out[0, ids.shape[1]:].tolist()
-    return (time.perf_counter() - t) * 1000 / len(new), new
+    return (CLOCK() - t) * 1000 / len(new), new
 
 
 def main() -> None:
@@ -74,14 +86,24 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--vocab", type=int, default=2048, help="BPE vocabulary of the random-weight models.")
+    ap.add_argument("--vocab", type=int, default=2048, help="BPE vocabulary of the prompt's tokenizer (and of --presets).")
+    ap.add_argument("--presets", default="", help="Lab presets to add, random weights with that vocabulary, e.g. "
+                    "tinystories-1m,tinystories-3m.")
+    ap.add_argument("--released", default="1m,8m,33m", help="Released TinyStories shapes (random weights): 1m,3m,8m,33m.")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda.")
+    ap.add_argument("--no-shared", action="store_true", help="Skip the shared-decoder part.")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.tokens} new tokens, "
+    device = torch.device(args.device)
+    global CLOCK
+    if device.type != "cpu":  # the GPU works while the process waits: wall time
+        CLOCK = time.perf_counter
+    print(f"torch {torch.__version__}, {device}, {args.threads} thread(s), {args.tokens} new tokens, "
+          f"{'process CPU' if CLOCK is time.process_time else 'wall'} time, "
           f"best of {args.repeats} (min: the least disturbed run on a shared machine)")
     print(f"{'model':36s} {'settings':26s} {'stream ms/tok':>13s} {'generate ms/tok':>15s} {'ratio':>6s} "
           f"{'tokens':>6s}  same tokens")
-    for name, model, tok in models(args.vocab):
+    for name, model, tok in models(args, device):
         for label, s in SETTINGS.items():
             s = SamplingSettings(**{**s.__dict__, "max_new_tokens": args.tokens})
             time_stream(model, tok, s), time_generate(model, tok, s)  # warm-up
@@ -93,39 +115,40 @@ def main() -> None:
                 theirs.append(ms)
                 same &= a == b
             o, g = min(ours), min(theirs)
-            print(f"{name:36s} {label:26s} {o:13.2f} {g:15.2f} {o / g:6.2f} {len(a):6d}  {same}")
-    shared(args)
+            print(f"{name:36s} {label:26s} {o:13.2f} {g:15.2f} {o / g:6.2f} {len(a):6d}  {same}", flush=True)
+    if not args.no_shared:
+        shared(args, device)
 
 
 PROMPTS = [PROMPT, "Tom had a big red ball.", "One day, a cat and a dog went to the park. The dog", "The sun was hot, so"]
 
 
-def shared(args) -> None:
+def shared(args, device) -> None:
     """The Sample page's path: one text through the decoder thread, and twenty texts decoded together."""
-    name, model, tok = next(models(args.vocab))
+    name, model, tok = next(models(args, device))
     decoder = SharedDecoder()
     texts = [(PROMPTS[i % 4], SamplingSettings(max_new_tokens=50, seed=i)) for i in range(20)]
 
     def one_alone() -> tuple[float, list[int]]:
-        t = time.perf_counter()
+        t = CLOCK()
         ids = [st.token_id for st in Generation(model, tok, *texts[0]).run().steps]
-        return time.perf_counter() - t, ids
+        return CLOCK() - t, ids
 
     def one_shared() -> tuple[float, list[int]]:
-        t = time.perf_counter()
+        t = CLOCK()
         ids = [st.token_id for st in decoder.submit(Generation(model, tok, *texts[0]))]
-        return time.perf_counter() - t, ids
+        return CLOCK() - t, ids
 
     def all_in_turn() -> tuple[float, list[list[int]]]:
-        t = time.perf_counter()
+        t = CLOCK()
         ids = [[st.token_id for st in Generation(model, tok, p, s).run().steps] for p, s in texts]
-        return time.perf_counter() - t, ids
+        return CLOCK() - t, ids
 
     def all_together() -> tuple[float, list[list[int]]]:
-        t = time.perf_counter()
+        t = CLOCK()
         gens = [Generation(model, tok, p, s) for p, s in texts]
         list(decode_together(gens))
-        return time.perf_counter() - t, [[st.token_id for st in g.steps] for g in gens]
+        return CLOCK() - t, [[st.token_id for st in g.steps] for g in gens]
 
     print(f"\nshared decoder ({name}, 50 new tokens, best of {args.repeats})")
     for label, mine, reference in (("1 text: decoder thread vs Generation", one_shared, one_alone),

@@ -23,7 +23,7 @@ import torch  # noqa: E402
 
 from lab import heads, inspect as lens, inspect_charts as charts, neurons  # noqa: E402
 from lab.evaluate import bits_per_char  # noqa: E402
-from lab.logit_lens import logit_lens  # noqa: E402
+from lab.logit_lens import logit_lens_table  # noqa: E402
 from lab.models import load_model  # noqa: E402
 from lab.real_sample import held_out_split, shared_sample  # noqa: E402
 from lab.runs import list_checkpoints, trained_length  # noqa: E402
@@ -77,7 +77,7 @@ def study(run: Path, texts: list[str], figs: dict) -> None:
     table = neurons.neuron_table(acts)
     print("\nmost active neurons:\n" + md(table.head(8).round(3)))
     figs[f"neurons-{run.name}-selectivity"] = charts.selectivity_heatmap(selectivity, best["neuron"].head(40).tolist())
-    lens_table = pd.concat([logit_lens(model, tokenizer, t, max_tokens=limit) for t in texts[:5]])
+    lens_table = pd.concat([logit_lens_table(model, tokenizer, t, max_tokens=limit) for t in texts[:5]])
     print("\nlogit lens, mean log p(next) per layer (5 stories):",
           lens_table.groupby("layer")["log p(next)"].mean().round(3).to_dict())
 

@@ -1,45 +1,140 @@
-"""Ablation: zero one attention head or one MLP neuron and see what changes (loss, next-token distribution)."""
+"""Knock one unit out and measure what changes: zero-, mean- and resample-ablation of an attention head, an MLP
+neuron or the residual stream at one position, through `lab.hooks` (TransformerLens names).
+
+- **zero**: the unit's activation becomes 0 (a head's z, a neuron's activation, the residual vector).
+- **mean**: it becomes its mean over reference texts: for a head or a neuron over every token of those texts,
+  for a residual position over the texts at that same position (position embeddings differ between positions).
+- **resample**: it becomes the activation the unit had on a reference text, at the same positions (each input
+  row draws one reference text long enough, with a seeded generator): the model still sees a typical value,
+  only not the one this input produced.
+Zero-ablation can push a unit far off its usual range; mean and resample keep it on the data's distribution.
+"""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Sequence
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .inspect import attn_out_proj, blocks, context_length, encode, exclusive, hooks, mlp_out_proj, n_heads
-from .models import model_device, model_lock
+from . import hooks
+from .inspect import context_length, encode
+
+KINDS = ("head", "neuron", "position")
+METHODS = ("zero", "mean", "resample")
+STREAMS = ("resid_pre", "resid_mid", "resid_post")
 
 
-@contextmanager
-def ablated(model, layer: int, head: int | None = None, neuron: int | None = None) -> Iterator[None]:
-    """Zero one head's output (before the attention output projection) or one neuron, while in the block."""
-    block = blocks(model)[layer]
-    if (head is None) == (neuron is None):
-        raise ValueError("Ablate either a head or a neuron.")
-    if head is not None:
-        heads = n_heads(model)
-        if not 0 <= head < heads:
-            raise ValueError(f"Head {head} does not exist: layer {layer} has heads 0..{heads - 1}.")
-        module, d_head = attn_out_proj(block), model.config.hidden_size // heads
-        cols = slice(head * d_head, (head + 1) * d_head)
-    else:
-        module = mlp_out_proj(block)
-        width = module.weight.shape[0 if type(module).__name__ == "Conv1D" else 1]
-        if not 0 <= neuron < width:
-            raise ValueError(f"Neuron {neuron} does not exist: layer {layer} has neurons 0..{width - 1}.")
-        cols = slice(neuron, neuron + 1)
+@dataclass(frozen=True)
+class Unit:
+    """What to ablate: head ``index`` of ``layer`` (its z, before W_O), neuron ``index`` of ``layer``'s MLP, or
+    the residual stream ``stream`` of ``layer`` at position ``index``."""
 
-    def zero(m, args):
-        x = args[0].clone()
-        x[..., cols] = 0
-        return (x,) + tuple(args[1:])
+    kind: str
+    layer: int
+    index: int
+    stream: str = "resid_pre"
 
-    with model_lock(model), hooks([module.register_forward_pre_hook(zero)]):
-        yield
+    @property
+    def hook_name(self) -> str:
+        if self.kind == "head":
+            return f"blocks.{self.layer}.attn.hook_z"  # [batch, pos, head, d_head]
+        if self.kind == "neuron":
+            return f"blocks.{self.layer}.mlp.hook_post"  # [batch, pos, d_mlp]
+        return f"blocks.{self.layer}.hook_{self.stream}"  # [batch, pos, d_model]
+
+    def index_of(self) -> tuple:
+        """Where the unit sits in its activation: act[index_of()] is [batch, pos, d_head], [batch, pos] or
+        [batch, d_model]."""
+        if self.kind == "head":
+            return (slice(None), slice(None), self.index)
+        if self.kind == "neuron":
+            return (Ellipsis, self.index)
+        return (slice(None), self.index)
+
+    def check(self, model, seq: int | None = None) -> "Unit":
+        """ValueError in plain words when the unit does not exist in ``model`` (or, for a position, in the input)."""
+        layers = hooks.n_layers(model)
+        if self.kind not in KINDS:
+            raise ValueError(f"Ablate a head, a neuron or a position (got {self.kind!r}).")
+        if self.kind == "position" and self.stream not in STREAMS:
+            raise ValueError(f"The residual stream is read at {', '.join(STREAMS)} (got {self.stream!r}).")
+        if not 0 <= self.layer < layers:
+            raise ValueError(f"Layer {self.layer} does not exist: the model has layers 0..{layers - 1}.")
+        size = {"head": model.config.num_attention_heads, "neuron": hooks.d_mlp(model), "position": seq}[self.kind]
+        if size is not None and not 0 <= self.index < size:
+            where = "the text has" if self.kind == "position" else f"layer {self.layer} has"
+            raise ValueError(f"{self.kind.capitalize()} {self.index} does not exist: {where} {self.kind}s 0..{size - 1}.")
+        return self
+
+
+def reference_caches(model, reference, tokenizer=None, names: Sequence[str] = (),
+                     max_tokens: int | None = None) -> list[hooks.Cache]:
+    """Each reference text (cut to the context, or ``max_tokens``) or token id row run alone, caching ``names``:
+    what mean- and resample-ablation draw from. Compute once and pass to `ablation_hook` for many units."""
+    if reference is None or (isinstance(reference, (list, tuple)) and not reference):
+        raise ValueError("Mean- and resample-ablation need reference texts.")
+    rows = [reference] if isinstance(reference, str) else list(reference)
+    if tokenizer is None and any(isinstance(row, str) for row in rows):
+        raise ValueError("Reference texts need the tokenizer: pass tokenizer=...")
+    rows = [encode(tokenizer, row, context_length(model, max_tokens)).ids if isinstance(row, str) else
+            row if isinstance(row, torch.Tensor) else [row] for row in rows]
+    return [hooks.run_with_cache(model, row, names_filter=list(names))[1] for row in rows]
+
+
+def _parts(unit: Unit, caches: list[hooks.Cache]) -> list[torch.Tensor]:
+    """The unit's activation in each reference cache: [pos, d_head], [pos] or [pos, d_model] per text."""
+    acts = [cache[unit.hook_name][0] for cache in caches]  # one [pos, ...] per text
+    return acts if unit.kind == "position" else [a[:, unit.index] for a in acts]
+
+
+def ablation_hook(model, unit: Unit, method: str = "zero", reference=None, tokenizer=None, seed: int = 0,
+                  caches: list[hooks.Cache] | None = None, max_tokens: int | None = None) -> tuple[str, hooks.HookFn]:
+    """(hook name, hook function) that ablates ``unit`` in any `lab.hooks.run_with_hooks` pass.
+
+    ``reference``: the texts (or token id rows) for mean- and resample-ablation, or ``caches`` made from them by
+    `reference_caches`."""
+    if method not in METHODS:
+        raise ValueError(f"Unknown ablation {method!r}; choose one of {', '.join(METHODS)}.")
+    unit.check(model)
+    where = unit.index_of()
+    if method != "zero" and caches is None:
+        caches = reference_caches(model, reference, tokenizer, [unit.hook_name], max_tokens)
+    parts = _parts(unit, caches) if method != "zero" else []
+    if method == "mean":
+        if unit.kind == "position":
+            long_enough = [p[unit.index] for p in parts if len(p) > unit.index]
+            if not long_enough:
+                raise ValueError(f"No reference text reaches position {unit.index}.")
+            mean = torch.stack(long_enough).mean(0)
+        else:
+            mean = torch.cat(parts).mean(0)
+    generator = torch.Generator().manual_seed(seed)
+
+    def ablate(act: torch.Tensor, hook: hooks.Hook) -> torch.Tensor:
+        act = act.clone()
+        if unit.kind == "position":
+            unit.check(model, act.shape[1])
+        if method == "zero":
+            act[where] = 0
+        elif method == "mean":
+            act[where] = mean.to(act)
+        else:
+            need = unit.index + 1 if unit.kind == "position" else act.shape[1]
+            usable = [p for p in parts if len(p) >= need]
+            if not usable:
+                raise ValueError(f"Resample-ablation needs a reference text of at least {need} tokens.")
+            picks = torch.randint(len(usable), (act.shape[0],), generator=generator).tolist()
+            rows = [usable[j][unit.index] if unit.kind == "position" else usable[j][: act.shape[1]] for j in picks]
+            act[where] = torch.stack(rows).to(act)
+        return act
+
+    return unit.hook_name, ablate
+
+
+# ---- Before and after, for a text ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -47,56 +142,53 @@ class AblationResult:
     loss_before: float
     loss_after: float
     kl: float  # mean KL(before || after) of the next-token distribution over positions
-    next_tokens: pd.DataFrame  # at ``position``: the top tokens before and after, with both probabilities
+    next_tokens: pd.DataFrame  # at ``at``: the top tokens before and after, with both probabilities
 
     @property
     def loss_change(self) -> float:
         return self.loss_after - self.loss_before
 
 
-@torch.no_grad()
-@exclusive
-def ablation(model, tokenizer, text: str, layer: int, head: int | None = None, neuron: int | None = None,
-             position: int = -1, k: int = 8, max_tokens: int | None = None) -> AblationResult:
-    """Zero a head or a neuron and compare loss and next-token distribution with the intact model."""
-    enc = encode(tokenizer, text, context_length(model, max_tokens))
-    if enc.ids.shape[1] < 2:
+def ablation(model, tokenizer, text: str, unit: Unit, method: str = "zero", reference: Sequence[str] | None = None,
+             at: int = -1, k: int = 8, seed: int = 0, max_tokens: int | None = None) -> AblationResult:
+    """Ablate ``unit`` and compare the loss on ``text`` (cut to the context, or ``max_tokens``) and the
+    next-token distribution after token ``at`` with the intact model."""
+    tokens = encode(tokenizer, text, context_length(model, max_tokens)).ids
+    if tokens.shape[1] < 2:
         raise ValueError("Ablation needs a text of at least two tokens (the loss predicts the next one).")
-    ids = enc.ids.to(model_device(model))
-    before = model(ids, use_cache=False).logits[0].float()
-    with ablated(model, layer, head, neuron):
-        after = model(ids, use_cache=False).logits[0].float()
+    unit.check(model, tokens.shape[1])
+    before = hooks.run_with_hooks(model, tokens)[0].float()
+    hook = ablation_hook(model, unit, method, reference, tokenizer, seed, max_tokens=max_tokens)
+    after = hooks.run_with_hooks(model, tokens, [hook])[0].float()
     lp_before, lp_after = before.log_softmax(-1), after.log_softmax(-1)
-    target = ids[0, 1:]
-    loss = lambda lp: float(F.nll_loss(lp[:-1], target))
+    target = tokens[0, 1:].to(before.device)
+    nll = lambda lp: float(F.nll_loss(lp[:-1], target))
     kl = float(F.kl_div(lp_after, lp_before, log_target=True, reduction="batchmean"))
-    p_before, p_after = lp_before[position].exp().cpu(), lp_after[position].exp().cpu()
-    top = torch.unique(torch.cat([p_before.topk(k).indices, p_after.topk(k).indices]))
-    table = pd.DataFrame({
-        "token": [tokenizer.decode([int(t)]) for t in top],
-        "p before": p_before[top].numpy(), "p after": p_after[top].numpy(),
-    })
+    p_before, p_after = lp_before[at].exp().cpu(), lp_after[at].exp().cpu()
+    top = torch.unique(torch.cat([p_before.topk(min(k, len(p_before))).indices, p_after.topk(min(k, len(p_after))).indices]))
+    table = pd.DataFrame({"token": [tokenizer.decode([int(t)]) for t in top],
+                          "p before": p_before[top].numpy(), "p after": p_after[top].numpy()})
     table["change"] = table["p after"] - table["p before"]
     table = table.sort_values("p before", ascending=False, ignore_index=True)
-    return AblationResult(loss(lp_before), loss(lp_after), kl, table)
+    return AblationResult(nll(lp_before), nll(lp_after), kl, table)
 
 
-@torch.no_grad()
-@exclusive
-def head_ablation_scan(model, tokenizer, text: str, progress: Callable[[float], None] | None = None,
+def head_ablation_scan(model, tokenizer, text: str, method: str = "zero", reference: Sequence[str] | None = None,
+                       progress: Callable[[float], None] | None = None, seed: int = 0,
                        max_tokens: int | None = None) -> pd.DataFrame:
-    """Loss change when each head in turn is zeroed: one row per (layer, head)."""
-    enc = encode(tokenizer, text, context_length(model, max_tokens))
-    ids = enc.ids.to(model_device(model))
-    if ids.shape[1] < 2:
+    """The loss change on ``text`` when each head in turn is ablated: one row per (layer, head)."""
+    tokens = encode(tokenizer, text, context_length(model, max_tokens)).ids
+    if tokens.shape[1] < 2:
         raise ValueError("Ablation needs a text of at least two tokens.")
-    base = float(F.cross_entropy(model(ids, use_cache=False).logits[0, :-1].float(), ids[0, 1:]))
-    rows, n_layers, heads = [], len(blocks(model)), n_heads(model)
-    for layer in range(n_layers):
+    base = float(hooks.run_with_hooks(model, tokens, return_type="loss"))
+    rows, layers, heads = [], hooks.n_layers(model), model.config.num_attention_heads
+    caches = None if method == "zero" else reference_caches(
+        model, reference, tokenizer, [Unit("head", layer, 0).hook_name for layer in range(layers)], max_tokens)
+    for layer in range(layers):
         for head in range(heads):
-            with ablated(model, layer, head=head):
-                after = float(F.cross_entropy(model(ids, use_cache=False).logits[0, :-1].float(), ids[0, 1:]))
+            hook = ablation_hook(model, Unit("head", layer, head), method, tokenizer=tokenizer, seed=seed, caches=caches)
+            after = float(hooks.run_with_hooks(model, tokens, [hook], return_type="loss"))
             rows.append({"layer": layer, "head": head, "loss change": after - base})
         if progress:
-            progress((layer + 1) / n_layers)
+            progress((layer + 1) / layers)
     return pd.DataFrame(rows)

@@ -45,13 +45,13 @@ class SdpaGPTNeoSelfAttention(GPTNeoSelfAttention):
     def forward(self, hidden_states, attention_mask=None, layer_past=None, use_cache=False, output_attentions=False, **kw):
         if output_attentions:
             raise ValueError("The sdpa attention path returns no attention weights: call use_attention(model, 'eager').")
-        if layer_past is not None:  # generation with a KV cache: the stock path handles the cache
-            return super().forward(hidden_states, attention_mask, layer_past, use_cache, output_attentions, **kw)
         # One matmul for q, k and v instead of three: fewer, larger kernels (tiny models are launch-bound).
         weight = torch.cat((self.q_proj.weight, self.k_proj.weight, self.v_proj.weight))
         batch, seq, _ = hidden_states.shape
         qkv = F.linear(hidden_states, weight).view(batch, seq, 3, self.num_heads, self.head_dim)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch, head, seq, head_dim)
+        if layer_past is not None:  # a KV cache (generation; transformers also passes one unless use_cache=False)
+            key, value = layer_past.update(key, value, self.layer_id)
         out, _ = self._attn(query, key, value, attention_mask)
         out = self.resid_dropout(self.out_proj(self._merge_heads(out, self.num_heads, self.head_dim)))
         return out, None

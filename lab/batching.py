@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
 
-from .models import model_lock
+from .models import last_logits_only, model_lock
 from .sampling import Generation, Step, context_size, take_rows
 
 MAX_ROWS = 32  # per batch: beyond this a bigger model's forward pass stops being nearly free
@@ -72,7 +72,7 @@ class Batch:
     def _forward(self, ids, mask, positions, cache) -> torch.Tensor:
         with model_lock(self.model):
             out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                             use_cache=True)
+                             use_cache=True, **last_logits_only(self.model))
         return out.logits[:, -1].float()
 
     def _join(self, gens: list[Generation]) -> list[tuple[Generation, Step]]:

@@ -1,17 +1,18 @@
-"""Look inside a causal LM: where things live in each architecture, attention patterns, MLP neurons, the
-residual stream (a TransformerLens-like cache).
+"""Look inside any causal LM from `transformers` (GPT-Neo, GPT-2, Llama-like): where things live in each
+architecture, attention patterns (transformers' own eager weights) and MLP neurons, read with plain forward
+hooks; nothing here changes the weights.
 
-Works on GPT-Neo (the lab's models), GPT-2 and Llama-like models from `transformers`. Internals are named as
-in TransformerLens (``blocks.3.attn.pattern``, ``blocks.3.mlp.post``, ``blocks.3.resid_post``) so users
-recognise them. Everything is read with plain forward hooks; nothing here changes the weights.
-Head statistics live in `lab.heads`, neuron tables and word classes in `lab.neurons`, the logit lens in
-`lab.logit_lens`, zeroing heads and neurons in `lab.ablation`.
+TransformerLens-named hook points with their batch axis, editable (``blocks.3.attn.hook_pattern``,
+``hook_z``, ...), `run_with_cache` and `run_with_hooks` live in `lab.hooks` (GPT-Neo and GPT-2), and
+`to_transformer_lens` hands a model to TransformerLens. Head statistics live in `lab.heads`, neuron tables and
+word classes in `lab.neurons`, the logit lens in `lab.logit_lens`, ablation in `lab.ablation`, activation
+patching in `lab.patching`.
 """
 
 from __future__ import annotations
 
 import functools
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .hooks import to_transformer_lens  # noqa: F401  (lab.inspect.to_transformer_lens, for TransformerLens users)
 from .models import context_length as model_context, model_device, model_lock
 
 # ---- Where things live in each architecture --------------------------------------------------------------
@@ -38,18 +40,6 @@ def body(model) -> torch.nn.Module:
     return getattr(model, "base_model", model)
 
 
-def attn_out_proj(block) -> torch.nn.Module:
-    """The attention output projection: its input is the heads' outputs side by side [.., heads * d_head]."""
-    attn = getattr(block, "attn", None) or getattr(block, "self_attn", None) or getattr(block, "attention", None)
-    for path in ("attention.out_proj", "c_proj", "o_proj", "dense", "out_proj"):
-        module = attn
-        for part in path.split("."):
-            module = getattr(module, part, None)
-        if module is not None:
-            return module
-    raise ValueError(f"Cannot find the attention output projection of a {type(block).__name__}.")
-
-
 def mlp_out_proj(block) -> torch.nn.Module:
     """The MLP output projection: its input is the neurons, after the activation function."""
     mlp = block.mlp
@@ -57,14 +47,6 @@ def mlp_out_proj(block) -> torch.nn.Module:
         if hasattr(mlp, name):
             return getattr(mlp, name)
     raise ValueError(f"Cannot find the MLP output projection of a {type(block).__name__}.")
-
-
-def final_norm(model) -> torch.nn.Module:
-    for owner, name in (("transformer", "ln_f"), ("model", "norm"), ("gpt_neox", "final_layer_norm")):
-        base = getattr(model, owner, None)
-        if base is not None and hasattr(base, name):
-            return getattr(base, name)
-    raise ValueError(f"Cannot find the final layer norm of a {type(model).__name__}.")
 
 
 def n_heads(model) -> int:
@@ -183,47 +165,14 @@ def patterns_for_ids(model, ids: torch.Tensor) -> torch.Tensor:
     return check_patterns(out.attentions, len(blocks(model)), ids.shape[1], n_heads(model))
 
 
-# ---- A TransformerLens-like cache -------------------------------------------------------------------------
-
-
 @contextmanager
-def hooks(handles: list) -> Iterator[None]:
+def removing(handles: list) -> Iterator[None]:
+    """Remove these forward-hook handles when the block ends, also on an exception."""
     try:
         yield
     finally:
         for h in handles:
             h.remove()
-
-
-def _first(output):
-    return output[0] if isinstance(output, tuple) else output
-
-
-@torch.no_grad()
-@exclusive
-def run_with_cache(model, tokenizer, text: str, attention: bool = True,
-                   max_tokens: int | None = None) -> tuple[torch.Tensor, dict, Encoded]:
-    """(logits [seq, vocab], cache, encoded text). The cache holds, for each block i:
-    ``blocks.i.resid_pre``, ``blocks.i.attn.pattern`` [heads, seq, seq] (when ``attention``),
-    ``blocks.i.mlp.post`` [seq, d_mlp] (the neurons) and ``blocks.i.resid_post`` [seq, d_model]."""
-    enc = encode(tokenizer, text, context_length(model, max_tokens))
-    cache: dict[str, torch.Tensor] = {}
-    handles = []
-    for i, block in enumerate(blocks(model)):
-        handles.append(block.register_forward_pre_hook(
-            lambda m, args, kwargs, i=i: cache.__setitem__(f"blocks.{i}.resid_pre", (args[0] if args else kwargs["hidden_states"])[0].detach().cpu()),
-            with_kwargs=True))
-        handles.append(block.register_forward_hook(
-            lambda m, args, out, i=i: cache.__setitem__(f"blocks.{i}.resid_post", _first(out)[0].detach().cpu())))
-        handles.append(mlp_out_proj(block).register_forward_pre_hook(
-            lambda m, args, i=i: cache.__setitem__(f"blocks.{i}.mlp.post", args[0][0].detach().cpu())))
-    with hooks(handles), (eager_attention(model) if attention else nullcontext()):
-        out = model(enc.ids.to(model_device(model)), output_attentions=attention, use_cache=False)
-    if attention:
-        patterns = check_patterns(out.attentions, len(blocks(model)), enc.ids.shape[1], n_heads(model))
-        for i, p in enumerate(patterns):
-            cache[f"blocks.{i}.attn.pattern"] = p
-    return out.logits[0].float().cpu(), cache, enc
 
 
 # ---- MLP neurons ---------------------------------------------------------------------------------------------
@@ -242,6 +191,10 @@ class Activations:
         return iter((self.tokens, self.values))
 
 
+class _Captured(Exception):
+    """Ends a forward pass once the hooked layer is read: the layers after it need not run."""
+
+
 @torch.no_grad()
 @exclusive
 def mlp_activations(model, tokenizer, texts: list[str], layer: int,
@@ -256,13 +209,20 @@ def mlp_activations(model, tokenizer, texts: list[str], layer: int,
     if not texts:
         raise ValueError("Give at least one non-empty text.")
     captured: list[torch.Tensor] = []
-    handle = mlp_out_proj(layer_blocks[layer]).register_forward_pre_hook(
-        lambda m, args: captured.append(args[0][0].detach().float().cpu()))
+
+    def capture(module, args):
+        captured.append(args[0][0].detach().float().cpu())
+        raise _Captured  # the layers after it need not run
+
+    handle = mlp_out_proj(layer_blocks[layer]).register_forward_pre_hook(capture)
     rows, values = [], []
-    with hooks([handle]):
+    with removing([handle]):
         for n, text in enumerate(texts):
             enc = encode(tokenizer, text, context_length(model, max_tokens))
-            body(model)(enc.ids.to(model_device(model)), use_cache=False)  # no unembedding (see patterns_for_ids)
+            try:
+                body(model)(enc.ids.to(model_device(model)), use_cache=False)  # no unembedding (see patterns_for_ids)
+            except _Captured:
+                pass
             values.append(captured.pop())
             rows += [(n, p, t, a, b) for p, (t, (a, b)) in enumerate(zip(enc.tokens, enc.offsets))]
             if progress:

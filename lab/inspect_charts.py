@@ -88,12 +88,12 @@ def token_view(layer_pattern, tokens: list[str], position: int, direction: str =
 def head_scatter(stats: pd.DataFrame) -> go.Figure:
     """Heads placed by how well relative position (x) and key-token identity (y) explain their weights."""
     fig = px.scatter(
-        stats, x="r2 position", y="r2 token", color="kind", text="name", color_discrete_map=KIND_COLOURS,
-        hover_data={"mean distance": ":.2f", "entropy": ":.2f", "relative entropy": ":.2f", "prev share": ":.2f",
-                    "first share": ":.2f",
-                    "r2 position": ":.3f", "r2 token": ":.3f", "name": False},
-        labels={"r2 position": "variance explained by relative position (Toeplitz fit, held out)",
-                "r2 token": "variance explained by key token (held out)"},
+        stats, x="r2_position", y="r2_token", color="kind", text="name", color_discrete_map=KIND_COLOURS,
+        hover_data={"mean_distance": ":.2f", "entropy": ":.2f", "relative_entropy": ":.2f", "prev_share": ":.2f",
+                    "first_share": ":.2f",
+                    "r2_position": ":.3f", "r2_token": ":.3f", "name": False},
+        labels={"r2_position": "variance explained by relative position (Toeplitz fit, held out)",
+                "r2_token": "variance explained by key token (held out)"},
     )
     from .heads import POSITIONAL_R2, SEMANTIC_R2
 
@@ -103,7 +103,7 @@ def head_scatter(stats: pd.DataFrame) -> go.Figure:
                   annotation_text="positional →", annotation_position="top right")
     fig.add_vline(x=SEMANTIC_R2, line={"dash": "dot", "color": "#999"},
                   annotation_text="← semantic", annotation_position="top left")
-    fig.update_xaxes(range=[min(-0.05, float(stats["r2 position"].min()) - 0.02), 1.02])
+    fig.update_xaxes(range=[min(-0.05, float(stats["r2_position"].min()) - 0.02), 1.02])
     fig.update_traces(textposition="top center", textfont_size=9, marker_size=9)
     fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend_title_text="")
     return fig
@@ -160,4 +160,44 @@ def checkpoint_lines(table: pd.DataFrame) -> go.Figure:
     fig.add_trace(go.Scatter(x=table["step"], y=table["selectivity"], name="selectivity (best class)",
                              mode="lines+markers+text", text=table["class"], textposition="top center"))
     fig.update_layout(height=340, xaxis_title="training step", margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    return fig
+
+
+def patching_map(result, chosen: tuple[int, int] | None = None) -> go.Figure:
+    """A patching map (`lab.patching.PatchingResult`): layers down, positions or heads across, the share of the
+    clean-vs-corrupted metric gap each patch recovers (red = towards clean, blue = away). Head maps carry one
+    invisible marker per cell, so a click anywhere in a cell selects it (Streamlit reports no clicks on
+    heatmaps); ``chosen`` (layer, head) is outlined."""
+    norm = result.normalized.numpy()
+    z = result.scores.numpy() if np.isnan(norm).all() else norm
+    layers, width = z.shape
+    heads = result.target == "head"
+    if heads:
+        x = [f"H{j}" for j in range(width)]
+    else:
+        x = [f"{j} {label(c)}" + ("" if c == w else f"→{label(w)}")
+             for j, (c, w) in enumerate(zip(result.clean_tokens, result.corrupted_tokens))]
+    y = [f"L{layer}" for layer in range(layers)]
+    limit = float(np.nanmax(np.abs(z))) or 1.0
+    raw = result.scores.numpy()
+    hover = "%{y} %{x}<br>recovered %{z:.2f}<br>logit diff %{customdata:.3f}<extra></extra>"
+    fig = go.Figure(go.Heatmap(z=z, x=x, y=y, customdata=raw, colorscale="RdBu_r", zmin=-limit, zmax=limit,
+                               hovertemplate=hover, hoverinfo="skip" if heads else None,
+                               colorbar={"title": "recovered" if z is norm else "logit diff", "thickness": 12}))
+    if heads:
+        cells = [(layer, j) for layer in range(layers) for j in range(width)]
+        fig.add_trace(go.Scatter(
+            x=[x[j] for _, j in cells], y=[y[layer] for layer, _ in cells], mode="markers", showlegend=False,
+            marker={"size": 30, "symbol": "square", "color": "rgba(0,0,0,0)"},  # invisible, yet hit by clicks
+            selected={"marker": {"opacity": 1}}, unselected={"marker": {"opacity": 1}},
+            customdata=[[layer, j, z[layer, j], raw[layer, j]] for layer, j in cells],
+            hovertemplate="L%{customdata[0]} H%{customdata[1]}<br>recovered %{customdata[2]:.2f}<br>logit diff "
+                          "%{customdata[3]:.3f}<br>click: this head's attention<extra></extra>"))
+        if chosen is not None:
+            fig.add_shape(type="rect", x0=chosen[1] - 0.5, x1=chosen[1] + 0.5, y0=chosen[0] - 0.5, y1=chosen[0] + 0.5,
+                          line={"color": "black", "width": 3})
+    fig.update_layout(height=90 + 34 * layers, margin={"l": 10, "r": 10, "t": 10, "b": 10}, hoverdistance=-1,
+                      dragmode=False)
+    fig.update_xaxes(type="category", tickangle=0 if heads else -60, tickfont_size=10)
+    fig.update_yaxes(type="category", autorange="reversed")
     return fig

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import threading
 import weakref
@@ -9,7 +11,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
-from transformers import GPTNeoConfig, GPTNeoForCausalLM, PreTrainedModel
+from transformers import AutoConfig, GPTNeoConfig, GPTNeoForCausalLM, PreTrainedModel
 
 ATTENTION_LAYOUTS = ("alternating", "global")
 # from_pretrained builds the model on the "meta" device with process-wide switches, so a model built at the same
@@ -105,7 +107,8 @@ def released_trained_length(path_or_id: str | Path) -> int | None:
     released = released_model(path_or_id)
     if released is None and (path / "config.json").is_file():
         try:
-            released = released_model(GPTNeoConfig.from_pretrained(str(path)))
+            # AutoConfig: a folder of another family (Llama) is read as what it is, then matches nothing.
+            released = released_model(AutoConfig.from_pretrained(str(path)))
         except (OSError, ValueError, TypeError):
             return None
     return released.trained_length if released else None
@@ -304,6 +307,18 @@ def model_device(model) -> torch.device:
 # ---- sharing one loaded model ---------------------------------------------------------------------------
 _MODEL_LOCKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _MODEL_LOCKS_GUARD = threading.Lock()
+
+
+def last_logits_only(model) -> dict:
+    """Keyword arguments for a forward pass whose caller reads only the last position's logits (decoding):
+    ``logits_to_keep=1`` where the model takes it. A prompt's pass then skips the output matrix for every other
+    token, which over a 50K vocabulary costs more than the rest of a small model."""
+    return {"logits_to_keep": 1} if _takes_logits_to_keep(type(model)) else {}
+
+
+@functools.lru_cache(maxsize=None)
+def _takes_logits_to_keep(model_class) -> bool:
+    return "logits_to_keep" in inspect.signature(model_class.forward).parameters
 
 
 def model_lock(model) -> threading.RLock:

@@ -15,7 +15,7 @@ import torch
 from transformers import DynamicCache
 
 from .constants import EOS
-from .models import context_length, model_device, model_lock
+from .models import context_length, last_logits_only, model_device, model_lock
 from .warping import (
     Distribution,
     SamplingSettings,
@@ -90,7 +90,8 @@ class Decoder:
         x = torch.tensor([self.ids], device=self.device)
         self.cache = DynamicCache(config=self.model.config) if self.use_cache else None
         with model_lock(self.model):
-            out = self.model(input_ids=x, past_key_values=self.cache, use_cache=self.use_cache)
+            out = self.model(input_ids=x, past_key_values=self.cache, use_cache=self.use_cache,
+                             **last_logits_only(self.model))
         self.logits = out.logits[0, -1].float()
 
     @torch.inference_mode()

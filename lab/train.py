@@ -24,7 +24,9 @@ from safetensors import SafetensorError
 
 from .attention import use_attention
 from .checkpoints import load_optimizer, read_trainer_state, save_checkpoint
+from .compiled import compile_model, wants_compile
 from .device import autocast_dtype, barrier, distributed, pick_device
+from .lm_loss import training_loss
 from .models import build_model, count_parameters, load_model, shape_of
 from .runs import append_row, checkpoint_name, drop_logs_after, list_checkpoints, resolve_model
 from .tokenizer import KINDS as TOKENIZER_KINDS, load_tokenizer, train_tokenizer
@@ -81,13 +83,18 @@ def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW with decay on weight matrices only (nanoGPT's split: no decay on biases, norms, embeddings)."""
+    """AdamW with decay on weight matrices only (nanoGPT's split: no decay on biases, norms, embeddings).
+
+    The fused kernel (one pass over all parameters instead of a dozen ops per tensor; ~3x faster for a 1M
+    model on a CPU) wherever PyTorch has it; the same update up to float rounding.
+    """
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if p.requires_grad:
             (decay if p.dim() >= 2 and "wte" not in name and "wpe" not in name else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
+    fused = all(p.device.type in ("cpu", "cuda") for p in decay + no_decay)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), fused=fused or None)
 
 
 # ---- The loop ------------------------------------------------------------------------------------------
@@ -103,7 +110,7 @@ def evaluate_loss(model, td: TrainData, pad_id: int, batch_size: int, max_batche
         batch = td.collate(td.val[b * batch_size : (b + 1) * batch_size], pad_id)
         batch = {k: v.to(device) for k, v in batch.items()}
         with amp:
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).logits
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"), use_cache=False).logits
         labels = batch["labels"][:, 1:]
         loss = F.cross_entropy(logits[:, :-1].float().flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="sum")
         total += loss.item()
@@ -132,7 +139,7 @@ def train_step(model, batch: dict, optimizer, lr: float, grad_clip: float, amp=N
     for group in optimizer.param_groups:
         group["lr"] = lr
     with amp or nullcontext():
-        loss = model(**batch).loss
+        loss = training_loss(model, batch)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip > 0:
@@ -203,15 +210,19 @@ class _Session:
             except (OSError, KeyError, ValueError, RuntimeError, SafetensorError) as exc:
                 raise ValueError(f"Checkpoint {ckpt.name}: the optimizer state is damaged or incompatible ({exc}).") from exc
             self.start_step, self.elapsed_before = int(saved["step"]), float(saved.get("elapsed", 0.0))
+        self.compile = wants_compile(cfg.compile, self.device, self.total_steps)
         self.ddp = self.model  # wrapped by `wrap` once every process has built its session
 
     def wrap(self) -> None:
-        """DistributedDataParallel under torchrun (a collective: all processes must call it together)."""
+        """DistributedDataParallel under torchrun (a collective: all processes must call it together), then
+        torch.compile when the config asks for it (`lab.compiled`). The step trains through ``ddp``."""
         if self.world > 1 and self.ddp is self.model:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp = DistributedDataParallel(self.model, device_ids=ids)
+        if self.compile and not hasattr(self.ddp, "_orig_mod"):
+            self.ddp = compile_model(self.ddp)
 
     def _id_lists(self):
         for item in self.data.train + self.data.val:
@@ -316,6 +327,8 @@ def _guarded(s: _Session, on_progress, should_stop) -> TrainResult:
     s.wrap()
     try:
         return _loop(s, on_progress, should_stop)
+    except torch._dynamo.exc.BackendCompilerFailed as exc:
+        raise ValueError(f"torch.compile failed on {s.device} ({str(exc)[:300]}): train with compile 'off'.") from exc
     except (RuntimeError, torch.OutOfMemoryError) as exc:
         if not _is_oom(exc):
             raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from .compiled import MODES as COMPILE_MODES
 from .data import VARIANTS
 from .models import ModelShape, get_shape
 from .tokenizer import KINDS as TOKENIZER_KINDS
@@ -63,6 +64,8 @@ class TrainConfig:
     init_from: str | None = _help("Fine-tune: a run folder (its last checkpoint), a checkpoint folder or a hub id; "
                                   "the architecture and tokenizer come from it.", None)
     attention_impl: str = _help("sdpa (fast, for training) or eager (the transformers implementation).", "sdpa")
+    compile: str = _help("torch.compile the model: 'auto' (only on a GPU, for runs of 2000+ steps: on a CPU it "
+                         "measured no faster and takes minutes to compile), 'on' or 'off'.", "auto")
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -105,6 +108,8 @@ class TrainConfig:
             raise ValueError(f"schedule must be one of {SCHEDULES} (got {self.schedule!r}).")
         if self.attention_impl not in ("sdpa", "eager"):
             raise ValueError(f"attention_impl must be 'sdpa' or 'eager' (got {self.attention_impl!r}).")
+        if self.compile not in COMPILE_MODES:
+            raise ValueError(f"compile must be one of {COMPILE_MODES} (got {self.compile!r}).")
         if self.seq_len is not None and (not isinstance(self.seq_len, int) or self.seq_len < 2):
             raise ValueError(f"seq_len must be a whole number >= 2 (got {self.seq_len!r}).")
         if self.data not in BUILTIN_DATA and not Path(self.data).is_dir():

@@ -11,7 +11,7 @@ from lab.device import available_devices
 from lab.jobs import JOBS
 from lab.run_charts import loss_figure
 from lab.runs import delete_run, read_metrics, rename_run, run_summary
-from lab.train_config import HELP, SCHEDULES, TrainConfig
+from lab.train_config import COMPILE_MODES, HELP, SCHEDULES, TrainConfig
 from lab.transfer import pair_configs
 from lab.workspace import validate_name
 
@@ -188,7 +188,8 @@ def training_settings() -> dict:
                "checkpoint_every": setting(c2, "Checkpoint every", "checkpoint_every", 1, 1_000_000),
                "sample_every": setting(c3, "Sample every", "sample_every", 0, 100_000),
                "device": choice(c4, "Device", "device", ["auto"] + available_devices()),
-               "attention_impl": choice(c1, "Attention kernel", "attention_impl", ["sdpa", "eager"])}
+               "attention_impl": choice(c1, "Attention kernel", "attention_impl", ["sdpa", "eager"]),
+               "compile": choice(c2, "Compile", "compile", list(COMPILE_MODES))}
     return kw
 
 

@@ -1,5 +1,5 @@
 """Neurons: which tokens make each MLP neuron fire (the paper's method), word classes, checkpoints, logit
-lens and ablation."""
+lens, ablation and activation patching."""
 
 import hashlib
 from dataclasses import dataclass
@@ -11,9 +11,9 @@ import plotly.express as px
 import streamlit as st
 
 import ui
-from lab import inspect as lens, inspect_charts as charts, neurons
-from lab.ablation import ablation as ablate, head_ablation_scan
-from lab.logit_lens import logit_lens as logit_lens_table
+from lab import hooks, inspect as lens, inspect_charts as charts, neurons, patching
+from lab.ablation import METHODS, Unit, ablation as ablate, head_ablation_scan
+from lab.logit_lens import logit_lens_table
 from lab.runs import list_checkpoints, run_dir_of, trained_length
 
 
@@ -58,8 +58,10 @@ def main() -> None:
         return
     st.caption(f"{scan.label} · {len(scan.acts.tokens)} tokens · layer {scan.layer} · {scan.width} "
                "neurons" + (f" · each story cut to the {scan.trained}-token windows this run trained on" if scan.trained else ""))
-    tabs = st.tabs(["All neurons", "One neuron", "Word classes", "Across checkpoints", "Logit lens", "Ablation"])
-    for tab, view in zip(tabs, (all_neurons, one_neuron, word_classes, across_checkpoints, logit_lens, ablation)):
+    tabs = st.tabs(["All neurons", "One neuron", "Word classes", "Across checkpoints", "Logit lens", "Ablation",
+                    "Patching"], key="neurons_tabs")  # keyed: a button in a tab reruns the page in that tab
+    views = (all_neurons, one_neuron, word_classes, across_checkpoints, logit_lens, ablation, patching_tab)
+    for tab, view in zip(tabs, views):
         with tab:
             view(scan)
 
@@ -103,6 +105,18 @@ def scan_of_choice() -> Scan | None:
 
 
 # ---- Tabs ------------------------------------------------------------------------------------------------
+def hooked_pass_or_note(scan: Scan, what: str) -> bool:
+    """True when the model has the lab's TransformerLens-named hooked pass (GPT-Neo, GPT-2); else says so."""
+    try:
+        hooks.family(scan.model)
+    except ValueError:
+        kind = getattr(scan.model.config, "model_type", type(scan.model).__name__)
+        st.info(f"{what} runs through the lab's TransformerLens-named hooked pass (`lab.hooks`), which covers "
+                f"GPT-Neo and GPT-2 models; this one is {kind}. The neuron tabs and the Attention page work on it.")
+        return False
+    return True
+
+
 def all_neurons(scan: Scan) -> None:
     st.markdown("Every neuron with its strongest activation and the tokens where it fires most. "
                 "Click a column header to sort (the paper's *most active neuron* is on top).")
@@ -190,6 +204,8 @@ def logit_lens(scan: Scan) -> None:
     st.markdown("**Logit lens**: each layer's residual stream read through the final layer norm and the "
                 "unembedding, as if the model stopped there. The last layer is the model's own output. Colour: "
                 "log-probability of the true next token; hover for the layer's top guess.")
+    if not hooked_pass_or_note(scan, "The logit lens"):
+        return
     text = st.text_area("Text", scan.texts[0][:300], height=90, **ui.keep("neurons_lens_text"),
                         help="Any text; it is cut to the model's context.")
     try:
@@ -205,25 +221,37 @@ def logit_lens(scan: Scan) -> None:
 
 
 def ablation(scan: Scan) -> None:
-    st.markdown("Zero one head's output (or one neuron) and compare the loss on the text and the next-token "
-                "distribution at its last token with the intact model.")
+    st.markdown("Knock out one head's output, one neuron or the residual stream at one position, and compare the "
+                "loss on the text and the next-token distribution at its last token with the intact model. **Zero** "
+                "sets it to 0; **mean** to its mean over the stories above; **resample** to its value on one of those "
+                "stories (same positions), so the model still sees a typical value.")
+    if not hooked_pass_or_note(scan, "Ablation"):
+        return
     model, tokenizer = scan.model, scan.tokenizer
     n_layers, n_heads = len(lens.blocks(model)), lens.n_heads(model)
     text = st.text_area("Text", scan.texts[0][:300], height=90, **ui.keep("neurons_ablate_text"),
                         help="The loss is measured on this text; the distribution after its last token.")
-    c1, c2, c3 = st.columns(3)
-    what = c1.radio("Zero", ["a head", "a neuron"], horizontal=True, **ui.keep("neurons_ablate_what"),
-                    help="A head: its output before the attention output projection. A neuron: its activation.")
-    layer = c2.selectbox("Layer", range(n_layers), index=scan.layer, **ui.keep("neurons_ablate_layer"),
-                         help="Layer of the head or neuron.")
+    c1, c2, c3, c4 = st.columns([3, 2, 1, 1])
+    what = c1.radio("Ablate", ["a head", "a neuron", "a position"], horizontal=True, **ui.keep("neurons_ablate_what"),
+                    help="A head: its output z, before the attention output projection. A neuron: its activation. "
+                    "A position: the residual stream into the layer (resid_pre) at that token.")
+    method = c2.radio("Method", list(METHODS), horizontal=True, **ui.keep("neurons_ablate_method"),
+                      help="Mean and resample draw from the stories chosen above the tabs.")
+    layer = c3.selectbox("Layer", range(n_layers), index=scan.layer, **ui.keep("neurons_ablate_layer"),
+                         help="Layer of the head, neuron or residual stream.")
     if what == "a head":
-        unit = c3.number_input("Head", 0, n_heads - 1, 0, **ui.keep("neurons_ablate_head"), help="Head index.")
-    else:
-        unit = c3.number_input("Neuron", 0, scan.width - 1, scan.top_neuron, **ui.keep("neurons_ablate_neuron"),
+        unit = c4.number_input("Head", 0, n_heads - 1, 0, **ui.keep("neurons_ablate_head"), help="Head index.")
+    elif what == "a neuron":
+        unit = c4.number_input("Neuron", 0, scan.width - 1, scan.top_neuron, **ui.keep("neurons_ablate_neuron"),
                                help="Neuron index in that layer.")
+    else:
+        unit = c4.number_input("Position", 0, lens.context_length(model, scan.trained) - 1, 1,
+                               **ui.keep("neurons_ablate_position"),
+                               help="Token position in the text (0 = the first token).")
+    kind = {"a head": "head", "a neuron": "neuron", "a position": "position"}[what]
     try:
-        result = ablate(model, tokenizer, text, int(layer), head=int(unit) if what == "a head" else None,
-                               neuron=int(unit) if what == "a neuron" else None, max_tokens=scan.trained)
+        result = ablate(model, tokenizer, text, Unit(kind, int(layer), int(unit)), method, reference=scan.texts,
+                        max_tokens=scan.trained)
     except ValueError as exc:
         ui.show_error(exc)
     else:
@@ -232,21 +260,118 @@ def ablation(scan: Scan) -> None:
         m2.metric("Loss, ablated", f"{result.loss_after:.4f}", f"{result.loss_change:+.4f}", delta_color="inverse")
         m3.metric("KL(intact ‖ ablated), mean", f"{result.kl:.4f}")
         st.dataframe(result.next_tokens.round(4), hide_index=True, width="stretch")
-    if st.button("Scan every head", key="neurons_scan_heads", help="Zero each head in turn; plot the loss change."):
+    # Named by scan, text and method: a scan made with other choices is not shown as if it were this one's.
+    key = "neurons_head_scan::" + hashlib.sha1(f"{scan.key}|{method}|{text}".encode()).hexdigest()
+    if st.button("Scan every head", key="neurons_scan_heads", help="Ablate each head in turn (with the method above); "
+                 "plot the loss change."):
         bar = st.progress(0.0, text="Ablating heads…")
         try:
-            st.session_state["neurons_head_scan"] = head_ablation_scan(
-                model, tokenizer, text, max_tokens=scan.trained, progress=lambda f: bar.progress(f, text="Ablating heads…"))
+            st.session_state[key] = head_ablation_scan(
+                model, tokenizer, text, method, scan.texts, max_tokens=scan.trained,
+                progress=lambda f: bar.progress(f, text="Ablating heads…"))
         except ValueError as exc:
             ui.show_error(exc)
         bar.empty()
-    head_scan = st.session_state.get("neurons_head_scan")
-    if head_scan is not None and len(head_scan) == n_layers * n_heads:
+    head_scan = st.session_state.get(key)
+    if head_scan is not None:
         fig = px.imshow(head_scan.pivot(index="layer", columns="head", values="loss change"),
-                        color_continuous_scale="Reds", labels={"color": "loss change"}, aspect="auto")
+                        color_continuous_scale="Reds", labels={"color": f"loss change ({method})"}, aspect="auto")
         fig.update_layout(height=120 + 30 * n_layers, margin={"l": 10, "r": 10, "t": 10, "b": 10})
+        fig.update_xaxes(dtick=1)  # whole heads and layers, no ticks between them
+        fig.update_yaxes(dtick=1)
         st.plotly_chart(fig, key="head_scan")
         ui.chart_download(fig, "head-ablation", "dl_head_scan")
+
+
+# ---- Patching ---------------------------------------------------------------------------------------------
+PATCH_CLEAN = 'Lily had a ball. She gave it to Tim. Tim said, "Thank you,'
+PATCH_CORRUPTED = 'Tim had a ball. He gave it to Lily. Lily said, "Thank you,'
+PATCH_STREAMS = {"resid_pre": "residual stream (resid_pre)", "attn_out": "attention output (attn_out)",
+                 "mlp_out": "MLP output (mlp_out)"}
+
+
+def patching_tab(scan: Scan) -> None:
+    st.markdown("**Activation patching**: run the *corrupted* prompt, put back one activation from the *clean* "
+                "prompt, and see how much of the clean behaviour returns. Behaviour = the logit difference "
+                "logit(correct) − logit(wrong) for the token after the prompt. **Recovered** 1 (red) = all of the "
+                "clean difference, 0 = none, below 0 (blue) = pushed the other way: the cells that light up carry "
+                "what differs between the prompts. Click a head to see where it looks.")
+    if not hooked_pass_or_note(scan, "Activation patching"):
+        return
+    model, tokenizer = scan.model, scan.tokenizer
+    c1, c2 = st.columns(2)
+    clean = c1.text_input("Clean prompt", PATCH_CLEAN, **ui.keep("patch_clean"),
+                          help="The prompt whose behaviour is put back, one activation at a time.")
+    corrupted = c2.text_input("Corrupted prompt", PATCH_CORRUPTED, **ui.keep("patch_corrupted"),
+                              help="The same prompt with a few words changed. Both must have the same number of "
+                              "tokens: swap words of one token each (two names, he/she).")
+    c1, c2, c3, c4 = st.columns([1, 1, 2, 1], vertical_alignment="bottom")
+    correct = c1.text_input("Correct answer", " Lily", **ui.keep("patch_correct"),
+                            help="The next token the clean prompt calls for. Mind the leading space: ' Lily', "
+                            "not 'Lily'.")
+    wrong = c2.text_input("Wrong answer", " Tim", **ui.keep("patch_wrong"),
+                          help="The next token the corrupted prompt calls for.")
+    target = c3.selectbox("Patch by position", list(PATCH_STREAMS), format_func=PATCH_STREAMS.get,
+                          **ui.keep("patch_target"), help="Which activation the layer x position map puts back. "
+                          "The head map always patches each head's output (z) at every position.")
+    key = f"patch::{scan.path}::{ui.model_stamp(scan.path)}::{clean}::{corrupted}::{correct}::{wrong}::{target}"
+    if c4.button("Run patching", type="primary", key="patch_go", help="Computes both maps (one pass per 32 patches)."):
+        bar = st.progress(0.0, text="Patching…")
+        try:
+            st.session_state[key] = patching.patching_maps(
+                model, tokenizer, clean, corrupted, correct, wrong, target,
+                progress=lambda f, what: bar.progress(f, text=f"Patching {what}…"))
+        except ValueError as exc:
+            ui.show_error(exc)
+        bar.empty()
+    if key not in st.session_state:
+        st.info("Press **Run patching** to compute the maps.")
+        return
+    positions, heads = st.session_state[key]
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Logit difference, clean", f"{positions.clean:+.3f}")
+    m2.metric("Logit difference, corrupted", f"{positions.corrupted:+.3f}")
+    m3.metric("Tokens", len(positions.clean_tokens))
+    for note in positions.notes:
+        st.caption(note)
+    if positions.clean == positions.corrupted:
+        st.warning("Both prompts give the same logit difference: there is nothing to recover, so the maps show the "
+                   "raw logit difference.")
+    st.plotly_chart(charts.patching_map(positions), key="patch_positions_chart")
+    layer, head = chosen_head(heads)
+    # A click reruns the page; chosen_head reads it from the session before this chart is drawn again.
+    st.plotly_chart(charts.patching_map(heads, (layer, head)), key="patch_heads_chart", on_select="rerun",
+                    selection_mode="points", config={"displayModeBar": False})  # clicks select; no zoom needed
+    clean_pattern, corrupted_pattern = patching.head_patterns(model, tokenizer, clean, corrupted, layer, head)
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(charts.head_heatmap(clean_pattern, positions.clean_tokens, f"L{layer}H{head} on the clean prompt"),
+                    key="patch_clean_head")
+    c2.plotly_chart(charts.head_heatmap(corrupted_pattern, positions.corrupted_tokens,
+                                        f"L{layer}H{head} on the corrupted prompt"), key="patch_corrupted_head")
+    d1, d2 = st.columns([1, 5])
+    d1.download_button("⬇️ Position map CSV", positions.table().to_csv(index=False), f"patching-{target}.csv",
+                       "text/csv", key="dl_patch_positions", help="One row per layer and position.")
+    d2.download_button("⬇️ Head map CSV", heads.table().to_csv(index=False), "patching-heads.csv", "text/csv",
+                       key="dl_patch_heads", help="One row per layer and head.")
+
+
+def chosen_head(heads) -> tuple[int, int]:
+    """The head whose attention is shown: the last one clicked in the head map, else the one picked in the
+    box, else the one that recovers most."""
+    layers, n = heads.scores.shape
+    names = [f"L{layer}H{h}" for layer in range(layers) for h in range(n)]
+    points = ((st.session_state.get("patch_heads_chart") or {}).get("selection") or {}).get("points") or []
+    if points and points[0].get("customdata") and st.session_state.get("patch_click") != points[0]["customdata"][:2]:
+        st.session_state["patch_click"] = points[0]["customdata"][:2]
+        st.session_state["patch_head"] = "L{}H{}".format(*points[0]["customdata"][:2])
+    scores = heads.normalized if not heads.normalized.isnan().all() else heads.scores
+    best = names[int(scores.flatten().argmax())]
+    if st.session_state.get("patch_head") not in names:
+        st.session_state["patch_head"] = best
+    pick = st.selectbox("Head to look at", names, **ui.keep("patch_head"),
+                        help="Or click a cell of the head map. Starts on the head that recovers most.")
+    layer, head = pick[1:].split("H")
+    return int(layer), int(head)
 
 
 main()

@@ -66,3 +66,17 @@ def test_the_fast_gelu_is_swapped_in_and_back():
     assert type(mlp.act) is NewGELUActivation
     x = torch.linspace(-6, 6, 101)
     torch.testing.assert_close(GELUTanh()(x), NewGELUActivation()(x), atol=1e-6, rtol=1e-5)
+
+
+def test_sdpa_path_fuses_qkv_with_a_kv_cache_and_generates_like_eager():
+    """transformers passes a KV cache even in training unless use_cache=False: the fused path must take it."""
+    model = build_model(get_shape("tinystories-1m", n_layer=2, window=4, context=32), 30, seed=2).eval()
+    x = torch.randint(0, 30, (1, 5))
+    eager = model.generate(x, max_new_tokens=12, do_sample=False, pad_token_id=0)
+    use_attention(model, "sdpa")
+    calls = []
+    model.transformer.h[0].attn.attention.q_proj.register_forward_hook(lambda *a: calls.append(1))
+    with torch.no_grad():
+        model(x)  # use_cache defaults to True: a DynamicCache goes down to every layer
+    assert calls == []  # q, k and v came from the one fused matmul
+    torch.testing.assert_close(model.generate(x, max_new_tokens=12, do_sample=False, pad_token_id=0), eager)

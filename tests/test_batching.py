@@ -189,16 +189,28 @@ def test_module_submit_uses_one_shared_decoder(demo):
 
 
 def test_an_ablation_in_one_session_never_reaches_another_sessions_text(demo):
-    from lab.ablation import ablated
+    from lab.ablation import Unit, ablation_hook
+    from lab.hooks import run_with_hooks
 
     model, tok = demo
     want = alone(model, tok, PROMPTS[2], settings(2))
-    got = []
-    with ablated(model, layer=0, head=0):  # another student's ablation, hooks in place on the shared model
-        other = threading.Thread(target=lambda: got.append(list(SharedDecoder().submit(
-            Generation(model, tok, PROMPTS[2], settings(2))))))
-        other.start()
-        other.join(0.5)
-        assert other.is_alive() and not got  # waits for the ablation to end rather than run through its hooks
+    got, inside, release = [], threading.Event(), threading.Event()
+    name, zero_head = ablation_hook(model, Unit("head", 0, 0))
+
+    def ablate_slowly(z, hook):  # another student's ablation, in the middle of its pass over the shared model
+        inside.set()
+        release.wait(10)
+        return zero_head(z, hook)
+
+    ablating = threading.Thread(target=lambda: run_with_hooks(model, PROMPTS[0], [(name, ablate_slowly)], tokenizer=tok))
+    ablating.start()
+    inside.wait(10)
+    other = threading.Thread(target=lambda: got.append(list(SharedDecoder().submit(
+        Generation(model, tok, PROMPTS[2], settings(2))))))
+    other.start()
+    other.join(0.5)
+    assert other.is_alive() and not got  # waits for the ablating pass to end
+    release.set()
+    ablating.join(30)
     other.join(30)
     assert [st.token_id for st in got[0]] == want

@@ -33,7 +33,7 @@ def test_bertviz_renders_offline_inside_the_attention_page(tmp_path):
     make_run(tmp_path / "ws")
     with running_app(tmp_path / "ws") as url, browser() as b:
         page = new_page(b, block_external=True)  # anything not on 127.0.0.1 fails and is recorded
-        goto(page, url + "/attention")
+        goto(page, url + "/attention", timeout=180_000)  # the first page of a fresh server imports torch
         assert error_texts(page) == []
         page.locator(".js-plotly-plot").nth(1).wait_for(timeout=30_000)  # head grid and the large head
         page.get_by_role("tab", name="bertviz").click()
@@ -49,7 +49,7 @@ def test_bertviz_renders_offline_inside_the_attention_page(tmp_path):
         frame = bertviz_frame(page)
         assert frame is not None and frame.locator("svg").count() >= 1
         shot(page, "attention-bertviz-model")
-        goto(page, url + "/neurons")
+        goto(page, url + "/neurons", timeout=180_000)  # scans 20 stories first
         assert error_texts(page) == []
         page.get_by_role("tab", name="All neurons").wait_for(timeout=30_000)
         page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=30_000)  # the neuron table

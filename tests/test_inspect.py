@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from lab import ablation, heads, inspect as lens, logit_lens, neurons
+from lab import ablation, heads, hooks, inspect as lens, logit_lens, neurons
 from lab.bertviz_offline import offline_html
 from lab.models import ModelShape, build_model
 from lab.runs import checkpoint_name, trained_length
@@ -81,17 +81,6 @@ def test_attention_patterns_equal_hand_computation_with_causal_and_local_masks(n
 
 
 @torch.no_grad()
-def test_cache_uses_transformerlens_names_and_matches_hand(neo, tok):
-    logits, cache, enc = lens.run_with_cache(neo, tok, TEXT)
-    patterns, posts, hand_logits = hand_forward(neo, enc.ids[0])
-    for i in range(2):
-        assert {f"blocks.{i}.attn.pattern", f"blocks.{i}.mlp.post", f"blocks.{i}.resid_post", f"blocks.{i}.resid_pre"} <= set(cache)
-        torch.testing.assert_close(cache[f"blocks.{i}.mlp.post"], posts[i], atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(cache["blocks.0.resid_post"], cache["blocks.1.resid_pre"])
-    torch.testing.assert_close(logits, hand_logits, atol=1e-4, rtol=1e-4)
-
-
-@torch.no_grad()
 def test_mlp_activations_equal_a_hook_on_c_proj_input_texts_in_order(neo, tok):
     texts = ["Tom ran to the park.", TEXT, "Lucy ate a banana."]
     acts = lens.mlp_activations(neo, tok, texts, layer=1)
@@ -107,6 +96,22 @@ def test_mlp_activations_equal_a_hook_on_c_proj_input_texts_in_order(neo, tok):
     assert "".join(tokens[tokens["text"] == 1]["token"]) == TEXT
     with pytest.raises(ValueError, match="Layer 5"):
         lens.mlp_activations(neo, tok, texts, layer=5)
+
+
+@torch.no_grad()
+def test_the_neuron_scan_stops_at_its_layer(neo, tok):
+    """Later layers and the unembedding (the bulk of the work over a large vocabulary) do not run."""
+    ran = []
+    handles = [neo.transformer.h[1].register_forward_hook(lambda *a: ran.append("block 1")),
+               neo.lm_head.register_forward_hook(lambda *a: ran.append("lm_head"))]
+    try:
+        lens.mlp_activations(neo, tok, [TEXT, "Tom ran."], layer=0)
+        assert ran == []
+        neo(**tok(TEXT, return_tensors="pt"))  # the model itself is left whole
+        assert ran == ["block 1", "lm_head"]
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def tiny_gpt2(vocab: int) -> GPT2LMHeadModel:
@@ -154,48 +159,26 @@ def test_gpt2_neurons_ablation_and_logit_lens_work(tok):
     model = tiny_gpt2(len(tok))
     acts = lens.mlp_activations(model, tok, [TEXT], 0)
     assert acts.values.shape[1] == 128  # GPT-2's default 4 * n_embd
-    result = ablation.ablation(model, tok, TEXT, 1, neuron=5)
+    result = ablation.ablation(model, tok, TEXT, ablation.Unit("neuron", 1, 5))
     assert np.isfinite(result.loss_after) and result.kl >= 0
-    assert len(logit_lens.logit_lens(model, tok, TEXT)) == 2 * len(acts.tokens)
+    assert len(logit_lens.logit_lens_table(model, tok, TEXT)) == 2 * len(acts.tokens)
 
 
 @torch.no_grad()
-def test_head_ablation_matches_hand_computation(neo, tok):
-    ids = lens.encode(tok, TEXT).ids[0]
-    _, _, intact = hand_forward(neo, ids)
-    _, _, hand = hand_forward(neo, ids, ablate=(0, 2))
-    with ablation.ablated(neo, 0, head=2):
-        logits = neo(ids[None]).logits[0]
-    torch.testing.assert_close(logits, hand, atol=1e-4, rtol=1e-4)
-    assert (logits - intact).abs().max() > 1e-3  # the head mattered
-    result = ablation.ablation(neo, tok, TEXT, 0, head=2)
-    assert result.loss_before == pytest.approx(float(F.cross_entropy(intact[:-1], ids[1:])), abs=1e-4)
-    assert result.loss_after == pytest.approx(float(F.cross_entropy(hand[:-1], ids[1:])), abs=1e-4)
-    assert result.kl > 0
-    assert set(result.next_tokens.columns) >= {"token", "p before", "p after", "change"}
-    # hooks are gone afterwards
-    torch.testing.assert_close(neo(ids[None]).logits[0], intact, atol=1e-4, rtol=1e-4)
-    with pytest.raises(ValueError, match="Head 9"):
-        ablation.ablation(neo, tok, TEXT, 0, head=9)
-
-
-@torch.no_grad()
-def test_neuron_ablation_zeroes_exactly_that_neuron(neo, tok):
-    ids = lens.encode(tok, TEXT).ids[0]
-    _, posts, intact = hand_forward(neo, ids)
-    # by hand: removing neuron 7 of layer 1 removes its output column's contribution from the residual
+def test_neuron_ablation_removes_exactly_that_neurons_output_column(neo, tok):
+    ids = lens.encode(tok, TEXT).ids
+    _, cache = hooks.run_with_cache(neo, ids, names_filter=["blocks.1.mlp.hook_post", "blocks.1.hook_resid_post"])
+    # by hand: zeroing neuron 7 of layer 1 removes its output column's contribution from the residual stream
     c_proj = neo.transformer.h[1].mlp.c_proj.weight
-    expected = neo.transformer.ln_f(
-        lens.run_with_cache(neo, tok, TEXT, attention=False)[1]["blocks.1.resid_post"] - posts[1][:, 7:8] * c_proj[:, 7]
-    ) @ neo.lm_head.weight.T
-    with ablation.ablated(neo, 1, neuron=7):
-        logits = neo(ids[None]).logits[0]
+    resid = cache["blocks.1.hook_resid_post"] - cache["blocks.1.mlp.hook_post"][..., 7:8] * c_proj[:, 7]
+    expected = neo.lm_head(neo.transformer.ln_f(resid))
+    logits = hooks.run_with_hooks(neo, ids, [ablation.ablation_hook(neo, ablation.Unit("neuron", 1, 7))])
     torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
 
 
 @torch.no_grad()
 def test_logit_lens_last_layer_is_the_model_output_earlier_layers_go_through_final_norm(neo, tok):
-    table = logit_lens.logit_lens(neo, tok, TEXT)
+    table = logit_lens.logit_lens_table(neo, tok, TEXT)
     enc = lens.encode(tok, TEXT)
     ids = enc.ids[0]
     out = neo(enc.ids, output_hidden_states=True)
@@ -217,21 +200,21 @@ def test_head_stats_find_a_previous_token_head(tok):
     table = heads.head_stats(model, tok, generate_stories(6, 3))
     layer1 = table[table["layer"] == 1]
     assert len(table) == 8 and set(table["kind"]) <= set(heads.KINDS)
-    np.testing.assert_allclose(layer1["prev share"], 0.5, atol=1e-5)
-    np.testing.assert_allclose(layer1["mean distance"], 0.5, atol=1e-5)
-    assert (layer1["r2 position"] > 0.99).all() and (layer1["r2 token"] < 0.5).all()
+    np.testing.assert_allclose(layer1["prev_share"], 0.5, atol=1e-5)
+    np.testing.assert_allclose(layer1["mean_distance"], 0.5, atol=1e-5)
+    assert (layer1["r2_position"] > 0.99).all() and (layer1["r2_token"] < 0.5).all()
     assert (layer1["kind"] == "positional").all()
 
 
 def test_head_kinds_follow_the_documented_rule():
-    row = {"first share": 0.1, "relative entropy": 0.5, "r2 position": 0.8, "r2 token": 0.9}
+    row = {"first_share": 0.1, "relative_entropy": 0.5, "r2_position": 0.8, "r2_token": 0.9}
     assert heads.classify(row) == "positional"  # position explains most: positional, whatever the key fit
-    assert heads.classify({**row, "r2 position": 0.2}) == "semantic"
-    assert heads.classify({**row, "r2 position": 0.3}) == "mixed"
-    assert heads.classify({**row, "first share": 0.7}) == "first-token"
+    assert heads.classify({**row, "r2_position": 0.2}) == "semantic"
+    assert heads.classify({**row, "r2_position": 0.3}) == "mixed"
+    assert heads.classify({**row, "first_share": 0.7}) == "first-token"
     # Close to uniform: diffuse, decided before positional vs semantic.
-    assert heads.classify({**row, "relative entropy": 0.9, "r2 position": 0.0}) == "diffuse"
-    assert heads.classify({**row, "relative entropy": heads.DIFFUSE_ENTROPY}) == "diffuse"
+    assert heads.classify({**row, "relative_entropy": 0.9, "r2_position": 0.0}) == "diffuse"
+    assert heads.classify({**row, "relative_entropy": heads.DIFFUSE_ENTROPY}) == "diffuse"
 
 
 def test_uniform_attention_makes_every_head_diffuse(tok):
@@ -244,7 +227,7 @@ def test_uniform_attention_makes_every_head_diffuse(tok):
             block.attn.attention.q_proj.weight.zero_()
             block.attn.attention.k_proj.weight.zero_()
     table = heads.head_stats(model, tok, generate_stories(6, 3))
-    np.testing.assert_allclose(table["relative entropy"], 1.0, atol=1e-4)
+    np.testing.assert_allclose(table["relative_entropy"], 1.0, atol=1e-4)
     assert (table["kind"] == "diffuse").all()
 
 
@@ -324,7 +307,7 @@ def test_cli_inspect_writes_the_tables(neo, tok, tmp_path, capsys):
     tok.save_pretrained(tmp_path / "model")
     assert main(["inspect", str(tmp_path / "model"), "--stories", "4", "--out", str(tmp_path / "out")]) == 0
     heads_csv = (tmp_path / "out" / "heads.csv").read_text().splitlines()
-    assert len(heads_csv) == 1 + 8 and "r2 position" in heads_csv[0]
+    assert len(heads_csv) == 1 + 8 and "r2_position" in heads_csv[0]
     assert (tmp_path / "out" / "selectivity.csv").exists() and (tmp_path / "out" / "neurons.csv").exists()
     assert "L1H3" in capsys.readouterr().out  # the table is printed
 
@@ -343,7 +326,7 @@ def test_cli_inspect_on_a_corpus_file_or_saved_data_set(neo, tok, tmp_path, caps
     assert main(args + ["--corpus", str(tmp_path / "stories.jsonl")]) == 0
     out = capsys.readouterr().out
     assert "jsonl, 'text' column; 5 stories, 1 more left out by the limit" in out
-    assert "100% of the words of the 5 stories classed" in out and "relative entropy" in out
+    assert "100% of the words of the 5 stories classed" in out and "relative_entropy" in out
     save_dataset(tmp_path / "saved", stories[:3])
     assert main(args + ["--corpus", str(tmp_path / "saved")]) == 0
     assert "saved data set; 3 stories" in capsys.readouterr().out

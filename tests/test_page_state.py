@@ -145,12 +145,14 @@ def test_neurons_page_keeps_its_choices(tiny_run):
     choices = [("selectbox", "model", OLDER), ("selectbox", "neurons_layer", 0), ("number_input", "neurons_one", 5),
                ("slider", "neurons_k", 7), ("text_area", "neurons_lens_text", "The dog ran home."),
                ("radio", "neurons_ablate_what", "a neuron"), ("selectbox", "neurons_ablate_layer", 1),
-               ("number_input", "neurons_ablate_neuron", 4)]
+               ("number_input", "neurons_ablate_neuron", 4), ("radio", "neurons_ablate_method", "mean"),
+               ("text_input", "patch_correct", " Tom"), ("text_input", "patch_wrong", " Lucy"),
+               ("selectbox", "patch_target", "mlp_out")]
     at = choose(open_page(page), generated + choices + [("radio", "neurons_source", "Upload a file")])
     at.file_uploader(key="neurons_upload").set_value(STORY_FILE).run()
     at = away_and_back(at, page)
     assert_kept(at, choices + [("radio", "neurons_source", "Upload a file")])
-    assert not at.info and "3 stories" in " ".join(c.value for c in at.caption)  # the upload is still used
+    assert not any("Upload" in i.value for i in at.info) and "3 stories" in " ".join(c.value for c in at.caption)  # the upload is still used
     at = choose(at, [("radio", "neurons_source", "Generated")])
     assert_kept(at, generated)
 

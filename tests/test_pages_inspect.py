@@ -100,3 +100,53 @@ def test_both_pages_study_an_uploaded_file_or_a_saved_data_set(tiny_run, workspa
     at.button(key="classify_go").click().run()
     assert not at.exception and not at.error
     assert len(at.dataframe[-1].value) == 8 and any(m.label == "diffuse heads" for m in at.metric)
+
+
+def test_neurons_page_patching_tab_and_mean_and_resample_ablation(workspace_dir):
+    """The Patching tab on the demo model: both maps, the metrics, a head's attention; bad prompts explained.
+    The Ablation tab's mean and resample methods on a head and a residual position."""
+    at = open_page("pages/6_neurons.py")
+    at.number_input(key="neurons_n").set_value(3).run()
+    for what, method in (("a position", "mean"), ("a head", "resample")):
+        at.radio(key="neurons_ablate_what").set_value(what).run()
+        at.radio(key="neurons_ablate_method").set_value(method).run()
+        assert not at.exception and not at.error
+        assert "Loss, ablated" in [m.label for m in at.metric]
+    at.button(key="patch_go").click().run()
+    assert not at.exception and not at.error
+    labels = {m.label: m.value for m in at.metric}
+    assert {"Logit difference, clean", "Logit difference, corrupted"} <= set(labels)
+    assert len(at.get("plotly_chart")) >= 4  # position map, head map, the head on both prompts
+    heads = at.selectbox(key="patch_head")
+    assert heads.value.startswith("L") and len(heads.options) == 4 * 4  # the demo model: 4 layers x 4 heads
+    heads.set_value("L1H2").run()
+    assert not at.exception and at.selectbox(key="patch_head").value == "L1H2"
+    at.switch_page("pages/7_teacher.py").run()
+    at.switch_page("pages/6_neurons.py").run()  # away and back: the maps and the chosen head are still there
+    assert not at.exception and at.selectbox(key="patch_head").value == "L1H2"
+    assert at.radio(key="neurons_ablate_method").value == "resample"
+    at.text_input(key="patch_corrupted").set_value("Tim had a ball.").run()
+    at.button(key="patch_go").click().run()
+    assert not at.exception
+    assert any("same length" in e.value for e in at.error)
+
+
+def test_a_llama_model_gets_neurons_and_a_note_where_hooks_need_gpt_neo_or_gpt2(workspace_dir, tmp_path):
+    """Llama-like models: the neuron tabs work; logit lens, ablation and patching say why they don't (no traceback)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from lab.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(generate_stories(30, 0), "bpe", 300)
+    llama = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256))
+    llama.save_pretrained(tmp_path / "llama")
+    tok.save_pretrained(tmp_path / "llama")
+    at = open_page("pages/6_neurons.py")
+    at.selectbox(key="model").set_value("Other folder or hub id…").run()
+    at.text_input(key="model_other").set_value(str(tmp_path / "llama")).run()
+    at.number_input(key="neurons_n").set_value(3).run()
+    assert not at.exception and not at.error
+    assert len(at.dataframe[0].value) == 64  # every neuron of the layer
+    notes = [i.value for i in at.info if "GPT-Neo and GPT-2" in i.value]
+    assert len(notes) == 3 and all("llama" in n for n in notes)  # logit lens, ablation, patching

@@ -6,10 +6,10 @@ import json
 import pytest
 import torch
 
-from lab import heads, inspect as lens, models, neurons
-from lab.ablation import ablation
+from lab import heads, inspect as lens, models, neurons, patching
+from lab.ablation import Unit, ablation
 from lab.evaluate import evaluate_completions
-from lab.logit_lens import logit_lens
+from lab.logit_lens import logit_lens_table
 from lab.runs import trained_length
 from lab.sampling import Decoder, prepare
 from lab.warping import SamplingSettings, choose
@@ -61,9 +61,15 @@ def test_released_config_through_every_page(name, gpt2_sized_tokenizer, tmp_path
     acts = lens.mlp_activations(model, tokenizer, stories, layer, max_tokens=trained)
     assert acts.values.shape[1] == released.shape.d_mlp
     assert not neurons.word_class_selectivity(acts).empty
-    lens_table = logit_lens(model, tokenizer, stories[0], max_tokens=trained)
+    lens_table = logit_lens_table(model, tokenizer, stories[0], max_tokens=trained)
     assert set(lens_table["layer"]) == set(range(released.shape.n_layer))
-    assert ablation(model, tokenizer, stories[0], layer, head=3, max_tokens=trained).kl >= 0
+    assert ablation(model, tokenizer, stories[0], Unit("head", layer, 3), max_tokens=trained).kl >= 0
+    assert ablation(model, tokenizer, stories[0], Unit("neuron", layer, 7), "mean", stories[1:],
+                    max_tokens=trained).kl >= 0
+    # Patching: both maps of the Neurons page's tab.
+    positions, by_head = patching.patching_maps(model, tokenizer, "One day Lily gave Tim a ball. Tim said thank you to",
+                                                "One day Tim gave Lily a ball. Lily said thank you to", " Lily", " Tim")
+    assert by_head.scores.shape == (released.shape.n_layer, 16) and positions.scores.shape[0] == released.shape.n_layer
 
     # Evaluate and one sampling step.
     result = evaluate_completions(model, tokenizer, ["Once upon a time", "Tom saw a"], [" there was a cat.", " dog."])

@@ -1,0 +1,35 @@
+"""The compiled training path: when the lab compiles by itself, and that compiled steps learn what eager ones do."""
+
+import pytest
+import torch
+
+from lab.attention import use_attention
+from lab.compiled import AUTO_MIN_STEPS, compile_model, wants_compile
+from lab.models import build_model, get_shape
+from lab.train import make_optimizer, train_step
+from lab.train_config import TrainConfig
+
+
+def test_the_auto_rule_and_the_switch():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert not wants_compile("auto", cpu, 10**6)  # measured no faster on CPUs, minutes to compile
+    assert wants_compile("auto", cuda, AUTO_MIN_STEPS) and not wants_compile("auto", cuda, AUTO_MIN_STEPS - 1)
+    assert wants_compile("on", cpu, 1) and not wants_compile("off", cuda, 10**6)
+    with pytest.raises(ValueError, match="compile must be one of"):
+        TrainConfig(compile="yes").validate()
+
+
+@pytest.mark.slow
+def test_compiled_and_eager_steps_give_the_same_losses():
+    cfg = TrainConfig(lr=1e-2)
+    shape = get_shape("micro", n_layer=1, d_model=16, n_head=2, d_mlp=32, context=16)
+    x = torch.randint(0, 40, (2, 16), generator=torch.Generator().manual_seed(0))
+    batch = {"input_ids": x, "labels": x}
+    losses = []
+    for compiled in (False, True):
+        model = use_attention(build_model(shape, 40, seed=0).train(), "sdpa")
+        opt = make_optimizer(model, cfg)
+        step_model = compile_model(model) if compiled else model
+        losses.append([train_step(step_model, batch, opt, cfg.lr, cfg.grad_clip) for _ in range(4)])
+    assert losses[0][-1] < losses[0][0]  # it learns
+    assert losses[1] == pytest.approx(losses[0], rel=1e-4)

@@ -1,0 +1,46 @@
+"""The chunked next-token loss equals transformers' loss, value and gradients."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lab.lm_loss import IGNORE, next_token_loss
+from lab.models import build_model, get_shape
+
+
+@pytest.mark.parametrize("chunk_elements", [1, 7 * 50, 1 << 19])  # one row, uneven chunks, everything at once
+def test_loss_and_gradients_match_cross_entropy(chunk_elements):
+    torch.manual_seed(0)
+    hidden = torch.randn(3, 11, 8, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(50, 8, dtype=torch.float64, requires_grad=True)
+    labels = torch.randint(0, 50, (3, 11))
+    labels[0, :4] = IGNORE  # a prompt
+    labels[2, 8:] = IGNORE  # padding
+    expected = F.cross_entropy((hidden @ weight.T)[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=IGNORE)
+    got = next_token_loss(hidden, weight, labels, chunk_elements)
+    torch.testing.assert_close(got, expected)
+    want = torch.autograd.grad(expected * 3, (hidden, weight))
+    have = torch.autograd.grad(got * 3, (hidden, weight))  # backward scales by the incoming gradient
+    for a, b in zip(have, want):
+        torch.testing.assert_close(a, b)
+
+
+def test_nothing_to_predict_is_zero_not_nan():
+    hidden = torch.randn(1, 4, 8, requires_grad=True)
+    loss = next_token_loss(hidden, torch.randn(10, 8), torch.full((1, 4), IGNORE))
+    loss.backward()
+    assert loss.item() == 0.0 and hidden.grad.abs().sum() == 0
+
+
+def test_same_as_gpt_neo_own_loss_through_the_tied_embedding():
+    model = build_model(get_shape("micro", context=32), 60, seed=0)
+    x = torch.randint(0, 60, (2, 20))
+    stock = model(input_ids=x, labels=x)
+    stock.loss.backward()
+    want = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    ours = next_token_loss(model.transformer(input_ids=x, use_cache=False)[0], model.lm_head.weight, x)
+    ours.backward()
+    torch.testing.assert_close(ours, stock.loss)
+    for name, p in model.named_parameters():  # wte gets both its input and its output-matrix gradient
+        torch.testing.assert_close(p.grad, want[name], atol=1e-6, rtol=1e-4, msg=name)
