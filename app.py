@@ -53,5 +53,7 @@ def home() -> None:
 
 pages = [st.Page(home, title="Home", icon="🏠", default=True)]
 pages += [st.Page(path, title=title, icon=icon) for path, title, icon, _ in STEPS]
-ui.sidebar()
-st.navigation(pages).run()
+ui.require_app()  # the first run after the server starts: leave old-style pages mode first
+page = st.navigation(pages)
+ui.sidebar()  # after st.navigation: its widgets get the same ids in every run (else a first click there is lost)
+page.run()

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
+import ui_access
+from ui_work import kept_tabs, stopped, working  # noqa: F401 (ui.working, ui.stopped, ui.kept_tabs)
 from lab.device import describe_device, pick_device
 from lab.workspace import DEFAULT_USER, Workspace, validate_name
 
@@ -32,16 +33,12 @@ DEMO_MODEL = ASSETS / "demo-model"
 
 
 def classroom_mode() -> bool:
-    """In classroom mode every browser session without a typed name gets its own guest workspace."""
-    flag = os.environ.get("TINYLAB_CLASSROOM") or _secret("classroom", "")
-    return str(flag).lower() in ("1", "true", "yes", "on")
+    """Classroom mode (set by the teacher, and always when the lab is served beyond this machine): a guest
+    workspace per browser session, names opened with their secret, typed paths confined (see ui_access)."""
+    return ui_access.classroom_mode()
 
 
-def _secret(key: str, default=None):
-    try:
-        return st.secrets.get(key, default)
-    except Exception:  # no secrets.toml: Streamlit raises rather than returning the default
-        return default
+_secret = ui_access.secret
 
 
 def limits():
@@ -61,7 +58,10 @@ def apply_job_limit() -> None:
 
 
 def user_name() -> str:
-    """Who this session works for: typed name, else ?user= in the URL, else a guest id or ``default``."""
+    """Who this session works for: typed name, else ?user= in the URL, else a guest id or ``default``. In
+    classroom mode a name needs its secret (`ui_access.session_user`)."""
+    if classroom_mode():
+        return ui_access.session_user()
     if not st.session_state.get("user_name"):
         from_url = st.query_params.get("user", "")
         try:
@@ -69,10 +69,7 @@ def user_name() -> str:
         except ValueError:
             st.session_state["user_name"] = ""
     if not st.session_state["user_name"]:
-        if classroom_mode():
-            st.session_state["user_name"] = f"guest-{uuid.uuid4().hex[:6]}"
-        else:
-            return os.environ.get("TINYLAB_USER", DEFAULT_USER)
+        return os.environ.get("TINYLAB_USER", DEFAULT_USER)
     return st.session_state["user_name"]
 
 
@@ -109,21 +106,32 @@ def sidebar() -> None:
     _record_session(current)
     apply_job_limit()
     with st.sidebar:
-        typed = st.text_input(
-            "Your name", value=current, max_chars=64, key="user_name_input",
-            help="Your data sets and runs are saved under this name, so classmates never overwrite each other. "
-            "It is kept in the page address, so a reload keeps your work.",
-        )
-        if typed.strip() and typed.strip() != current:
-            try:
-                st.session_state["user_name"] = validate_name(typed, "name")
-                current = st.session_state["user_name"]
-            except ValueError as exc:
-                st.error(str(exc))
-        if current != DEFAULT_USER or "user" in st.query_params:
-            st.query_params["user"] = current
+        ui_access.shared_warning()
+        if classroom_mode():
+            ui_access.identity_panel()
+            current = user_name()
+        else:
+            current = _name_box(current)
         st.caption(f"Workspace: `{workspace().home}`")
         st.caption(f"Device: {describe_device(pick_device())}")
+
+
+def _name_box(current: str) -> str:
+    """The single-user lab's name box: a name picks a workspace, no secret asked (nobody else uses this lab)."""
+    typed = st.text_input(
+        "Your name", value=current, max_chars=64, key="user_name_input",
+        help="Your data sets and runs are saved under this name, so classmates never overwrite each other. "
+        "It is kept in the page address, so a reload keeps your work.",
+    )
+    if typed.strip() and typed.strip() != current:
+        try:
+            st.session_state["user_name"] = validate_name(typed, "name")
+            current = st.session_state["user_name"]
+        except ValueError as exc:
+            st.error(str(exc))
+    if current != DEFAULT_USER or "user" in st.query_params:
+        st.query_params["user"] = current
+    return current
 
 
 def keep(key: str, within: tuple | None = None) -> dict[str, Any]:
@@ -201,11 +209,17 @@ def model_choices() -> dict[str, Path]:
     return choices
 
 
-@st.cache_resource(max_entries=8, show_spinner="Loading model…")
-def _load(path: str, stamp: float, device: str):
+# Loaded models shared by every session. A class of 30 each opening their own run needs 30 entries; with 8, the
+# Attention page reloaded a model the Sample page had just loaded (measured: a third of that page's time under
+# load). Demo-sized models take ~1 MB each; TINYLAB_MODEL_CACHE lowers it for big ones.
+MODEL_CACHE = int(os.environ.get("TINYLAB_MODEL_CACHE", 48))
+
+
+@st.cache_resource(max_entries=MODEL_CACHE, show_spinner="Loading model…")
+def _load(path: str, stamp: float, device: str, hub: bool | None = None):
     from lab.models import load_model
 
-    return load_model(path, device)
+    return load_model(path, device, hub=hub)
 
 
 def model_stamp(path: Path | str) -> float:
@@ -215,8 +229,26 @@ def model_stamp(path: Path | str) -> float:
 
 
 def load_model(path: Path | str, device: str | None = None):
-    """(model, tokenizer) for a folder or hub id, cached across reruns and sessions; raises ValueError."""
-    return _load(str(path), model_stamp(path), device or str(pick_device()))
+    """(model, tokenizer) for a folder or hub id, cached across reruns and sessions; raises ValueError.
+
+    In classroom mode the path is checked again here, whichever page passes it: a folder outside this session's
+    confinement is refused, and a hub id is loaded from the hub only, never from a local folder of that name."""
+    conf = confinement()
+    source = conf.model_source(str(path)) if conf.roots is not None else path
+    hub = True if conf.roots is not None and isinstance(source, str) else None
+    return _load(str(source), model_stamp(source), device or str(pick_device()), hub)
+
+
+def confinement():
+    """Where this session's typed paths may lead (`lab.paths.Confinement`): confined in classroom mode."""
+    return ui_access.confinement(workspace().home)
+
+
+def confined_folder(path: Path | str) -> Path:
+    """A folder of this user's (a saved data set, tokenizer or run) as it is about to be read: in classroom mode
+    refused, with the one refusal message, when anything in it links out of the confined folders."""
+    conf = confinement()
+    return conf.folder(str(path)) if conf.roots is not None else Path(path)
 
 
 OTHER_MODEL = "Other folder or hub id…"
@@ -235,8 +267,49 @@ def model_picker(label: str = "Model") -> Path | str | None:
             help="A local folder saved with save_pretrained (safetensors), or a hub id such as "
             "roneneldan/TinyStories-1M when you have internet.",
         )
-        return other.strip() or None
+        return typed_model(other)
     return choices[choice]
+
+
+def typed_model(typed: str) -> Path | str | None:
+    """The model a typed folder or hub id names, or None (nothing typed, or refused: the reason is shown)."""
+    if not typed.strip():
+        return None
+    try:
+        return model_source(typed)
+    except ValueError as exc:
+        show_error(exc)
+        return None
+
+
+def model_source(typed: str) -> Path | str:
+    """The model folder (or, unconfined, the hub id) a typed text names; raises ValueError when refused."""
+    conf = confinement()
+    source = conf.model_source(typed)
+    if conf.roots is not None and isinstance(source, str):
+        # A confined hub id becomes its folder in the hub cache, so no page ever reads it as a local path.
+        from lab.hub import hub_folder
+
+        source = hub_folder(source)
+    return source
+
+
+def confined_spec(spec):
+    """An experiment spec whose folders and files (data, tokenizer, init_from, data set files) pass this session's
+    confinement (`lab.experiments.spec.ExperimentSpec.with_paths`); the lab's own story sample stays allowed."""
+    from lab.real_sample import SHARED_SAMPLE
+
+    if confinement().roots is None:
+        return spec
+
+    def resolve(setting: str, value: str) -> str:
+        if setting == "init_from":
+            return str(model_source(value))
+        if setting == "file" and Path(value) == SHARED_SAMPLE:
+            return value
+        return str(confined_folder(value))
+
+    return spec.with_paths(resolve)
 
 
 def chart_download(fig, name: str, key: str) -> None:
@@ -311,7 +384,7 @@ def story_picker(key: str, default_n: int, max_n: int, seed: int = 1) -> tuple[l
                 st.info("No saved story data set yet: save one on the Data page, or pick another source.")
                 return None
             name = c2.selectbox("Data set", names, **keep(f"{key}_dataset"), help="Story data sets you saved.")
-            result = stories_from(ws.path("datasets", name), limit=n)
+            result = stories_from(confined_folder(ws.path("datasets", name)), limit=n)
     except ValueError as exc:
         show_error(exc)
         return None

@@ -8,9 +8,11 @@ Targets: streaming <= 1.0x generate(); under 20 ms/token for 1M on CPU.
 
 Then the shared decoder the Sample page uses (`lab.batching`): one text through it against `Generation` alone
 (the cost of the hand-off to its thread), and 20 texts (20 seeds, 4 prompts) decoded together against one after
-another, with the same tokens either way.
+another, with the same tokens either way. Last, a class sampling their own runs: 20 texts of 20 model objects of
+the demo's shape, in one pass per step (`lab.stacked`) against one `transformers` pass per model per step (what
+the decoder did before), and 20 texts of one model through both paths.
 
-    .venv/bin/python bench/sample_speed.py [--tokens 100] [--repeats 7] [--threads 1] [--released 1m,8m,33m]
+    .venv/bin/python bench/sample_speed.py [--tokens 100] [--repeats 7] [--threads 1] [--released 1m,8m,33m] [--decoder-only]
     .venv/bin/python bench/sample_speed.py --device cuda
 """
 
@@ -26,7 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lab.batching import SharedDecoder, decode_together  # noqa: E402
+from lab.batching import Batch, SharedDecoder, decode_together  # noqa: E402
 from lab.models import RELEASED, build_model, load_model  # noqa: E402
 from lab.sampling import Generation, prepare  # noqa: E402
 from lab.stories import generate_stories  # noqa: E402
@@ -92,6 +94,7 @@ def main() -> None:
     ap.add_argument("--released", default="1m,8m,33m", help="Released TinyStories shapes (random weights): 1m,3m,8m,33m.")
     ap.add_argument("--device", default="cpu", help="cpu or cuda.")
     ap.add_argument("--no-shared", action="store_true", help="Skip the shared-decoder part.")
+    ap.add_argument("--decoder-only", action="store_true", help="Only the shared-decoder comparisons.")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -103,7 +106,7 @@ def main() -> None:
           f"best of {args.repeats} (min: the least disturbed run on a shared machine)")
     print(f"{'model':36s} {'settings':26s} {'stream ms/tok':>13s} {'generate ms/tok':>15s} {'ratio':>6s} "
           f"{'tokens':>6s}  same tokens")
-    for name, model, tok in models(args, device):
+    for name, model, tok in [] if args.decoder_only else models(args, device):
         for label, s in SETTINGS.items():
             s = SamplingSettings(**{**s.__dict__, "max_new_tokens": args.tokens})
             time_stream(model, tok, s), time_generate(model, tok, s)  # warm-up
@@ -150,9 +153,36 @@ def shared(args, device) -> None:
         list(decode_together(gens))
         return CLOCK() - t, [[st.token_id for st in g.steps] for g in gens]
 
+    own = [load_model(ROOT / "assets" / "demo-model")[0] if name == "demo model" else model for _ in range(20)]
+
+    def stacked_pass(owners) -> tuple[float, list[list[int]]]:
+        t = CLOCK()
+        gens = [Generation(m, tok, p, s) for m, (p, s) in zip(owners, texts)]
+        list(decode_together(gens))
+        return CLOCK() - t, [[st.token_id for st in g.steps] for g in gens]
+
+    def model_by_model(owners) -> tuple[float, list[list[int]]]:
+        """One `transformers` pass per model per step: a Batch per model, stepped in turn."""
+        t = CLOCK()
+        gens = [Generation(m, tok, p, s) for m, (p, s) in zip(owners, texts)]
+        batches: dict[int, Batch] = {}
+        for g in gens:
+            batches.setdefault(id(g.model), Batch(g.model))
+        for b in batches.values():
+            b.step([g for g in gens if g.model is b.model])
+        while any(b.gens for b in batches.values()):
+            for b in batches.values():
+                if b.gens:
+                    b.step()
+        return CLOCK() - t, [[st.token_id for st in g.steps] for g in gens]
+
     print(f"\nshared decoder ({name}, 50 new tokens, best of {args.repeats})")
     for label, mine, reference in (("1 text: decoder thread vs Generation", one_shared, one_alone),
-                                   ("20 texts: together vs one after another", all_together, all_in_turn)):
+                                   ("20 texts: together vs one after another", all_together, all_in_turn),
+                                   ("20 own models: one pass vs a pass per model", lambda: stacked_pass(own),
+                                    lambda: model_by_model(own)),
+                                   ("20 texts, 1 model: lab.stacked vs transformers", lambda: stacked_pass([model] * 20),
+                                    lambda: model_by_model([model] * 20))):
         mine(), reference()  # warm-up
         ours, theirs, same = [], [], True
         for _ in range(args.repeats):
@@ -162,7 +192,7 @@ def shared(args, device) -> None:
             theirs.append(b)
             same &= x == y
         o, r = min(ours), min(theirs)
-        print(f"  {label:42s} {o * 1000:8.1f} ms vs {r * 1000:8.1f} ms  ratio {o / r:5.2f}  same tokens {same}")
+        print(f"  {label:48s} {o * 1000:8.1f} ms vs {r * 1000:8.1f} ms  ratio {o / r:5.2f}  same tokens {same}")
 
 
 if __name__ == "__main__":

@@ -14,14 +14,17 @@ runs its own loop around the same per-step code as `Generation` (`take_rows`).
 
 from __future__ import annotations
 
+import hashlib
 import queue
 import threading
+import weakref
 from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
 
+from . import stacked
 from .models import last_logits_only, model_lock
 from .sampling import Generation, Step, context_size, take_rows
 
@@ -33,6 +36,7 @@ class Batch:
 
     def __init__(self, model):
         self.model = model
+        self.pads_windows = _has_local_attention(model.config)
         self.device = next(model.parameters()).device
         self.gens: list[Generation] = []
         self.rngs: list[torch.Generator | None] = []
@@ -47,27 +51,37 @@ class Batch:
         length: their window would count the padding, so a padded row would see fewer real tokens than alone.
         """
         rows = self.gens + gens
-        if len(rows) > MAX_ROWS or any(g.model is not self.model for g in gens):
+        if len(rows) > MAX_ROWS or not all(self.accepts(g.model) for g in gens):
             return False
-        if _has_local_attention(self.model.config) and (self.gens or len({len(g.prompt_ids) for g in gens}) > 1):
+        if self.pads_windows and (self.gens or len({len(g.prompt_ids) for g in gens}) > 1):
             return False
         width = max([self.mask.shape[1] + 1] + [len(g.prompt_ids) for g in gens])
         return width + max(g.settings.max_new_tokens - len(g.steps) for g in rows) <= context_size(self.model) + 1
 
+    def accepts(self, model) -> bool:
+        """Whether texts of ``model`` can be rows of this batch."""
+        return model is self.model
+
     @torch.inference_mode()
     def step(self, joining: list[Generation] = ()) -> list[tuple[Generation, Step]]:
         """One token for every row (and the first for each of ``joining``); finished rows then leave."""
-        events = []
+        events, before = [], list(map(id, self.gens))
         if self.gens:
             ids = torch.tensor([[g.steps[-1].token_id] for g in self.gens], device=self.device)
             self.mask = torch.cat([self.mask, torch.ones_like(ids)], dim=1)
-            logits = self._forward(ids, self.mask, self.positions, self.cache)
+            logits = self._decode(ids)
             self.positions = self.positions + 1
-            events += zip(self.gens, take_rows(self.gens, logits, self.rngs))
+            events += zip(self.gens, _take(self.gens, logits, self.rngs))
         if joining:
             events += self._join(list(joining))
         self._leave()
+        if list(map(id, self.gens)) != before:
+            self._rows_changed()
         return events
+
+    def _decode(self, ids: torch.Tensor) -> torch.Tensor:
+        """Next-token logits [rows, vocab] after each row's new token ``ids`` [rows, 1]."""
+        return self._forward(ids, self.mask, self.positions, self.cache)
 
     def _forward(self, ids, mask, positions, cache) -> torch.Tensor:
         with model_lock(self.model):
@@ -75,21 +89,19 @@ class Batch:
                              use_cache=True, **last_logits_only(self.model))
         return out.logits[:, -1].float()
 
-    def _join(self, gens: list[Generation]) -> list[tuple[Generation, Step]]:
-        width = max(len(g.prompt_ids) for g in gens)
-        ids = torch.zeros((len(gens), width), dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, g in enumerate(gens):  # left-padded, so every row's next token is in the last column
-            ids[row, width - len(g.prompt_ids):] = torch.tensor(g.prompt_ids)
-            mask[row, width - len(g.prompt_ids):] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # each row's own positions, as if it were alone
+    def _prefill(self, gens: list[Generation]) -> tuple[DynamicCache, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Run the prompts of ``gens`` in one pass: their cache, mask and positions (left-padded), and logits."""
+        ids, mask, positions = _left_padded(gens, self.device)
         cache = DynamicCache(config=self.model.config)
-        logits = self._forward(ids, mask, positions, cache)
+        return cache, mask, positions, self._forward(ids, mask, positions, cache)
+
+    def _join(self, gens: list[Generation]) -> list[tuple[Generation, Step]]:
+        cache, mask, positions, logits = self._prefill(gens)
+        width = mask.shape[1]
         rngs = [g.new_rng(self.device) for g in gens]
         for g in gens:
             g.steps = []
-        events = list(zip(gens, take_rows(gens, logits, rngs)))
+        events = list(zip(gens, _take(gens, logits, rngs)))
         if self.cache is None:
             self.cache, self.mask = cache, mask
         else:  # both sides left-padded to one width, then stacked
@@ -103,6 +115,13 @@ class Batch:
         self.rngs += rngs
         return events
 
+    def _rows_changed(self) -> None:
+        """Called at the end of a step in which rows joined or left."""
+
+    def _order(self, keep: list[int]) -> list[int]:
+        """The order the rows ``keep`` (ascending) take when the others leave."""
+        return keep
+
     def _leave(self) -> None:
         """Drop finished rows, then the columns that are padding for every row left."""
         keep = [row for row, g in enumerate(self.gens) if not g.finished]
@@ -111,6 +130,7 @@ class Batch:
         if not keep:
             self.__init__(self.model)
             return
+        keep = self._order(keep)
         index = torch.tensor(keep, device=self.device)
         self.cache.batch_select_indices(index)
         self.mask, self.positions = self.mask[index], self.positions[index]
@@ -120,6 +140,97 @@ class Batch:
             self.mask = self.mask[:, first:]
             for layer in self.cache.layers:
                 layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
+
+
+class StackedBatch(Batch):
+    """Rows of any GPT-Neo models of one shape (`lab.stacked.stack_key`): one pass per step for all of them.
+
+    Twenty students sampling twenty runs of the demo's size cost one pass per token here, not twenty: each row
+    runs with its own model's weights (`lab.stacked.RowWeights`). Sliding windows are counted in each row's own
+    positions, so texts of local-attention models batch whatever their prompt lengths.
+    """
+
+    def __init__(self, model):
+        super().__init__(model)
+        self.key = stacked.stack_key(model)
+        self.pads_windows = False
+        self.bank = stacked.RowWeights(model)
+        self.weights: stacked.Weights | None = None
+
+    def accepts(self, model) -> bool:
+        return model is self.model or stacked.stack_key(model) == self.key
+
+    def _decode(self, ids: torch.Tensor) -> torch.Tensor:
+        return stacked.forward(self.weights, ids, self.positions, self.mask, self.cache)
+
+    def _prefill(self, gens: list[Generation]) -> tuple[stacked.KVCache, torch.Tensor, torch.Tensor, torch.Tensor]:
+        start = len(self.bank.models)
+        self.bank.add([g.model for g in gens])
+        ids, mask, positions = _left_padded(gens, self.device)
+        cache = stacked.KVCache(self.model.config.num_layers)
+        try:
+            logits = stacked.forward(self.bank.weights(start), ids, positions, mask, cache)
+        except BaseException:
+            del self.bank.models[start:]  # the rows never joined
+            raise
+        return cache, mask, positions, logits
+
+    def _order(self, keep: list[int]) -> list[int]:
+        return self.bank.fill_order(keep)
+
+    def _rows_changed(self) -> None:
+        self.weights = self.bank.weights() if self.gens else None
+
+
+def new_batch(model) -> Batch:
+    """A batch for texts of ``model``: stacked with other models of its shape when `lab.stacked` handles it."""
+    return StackedBatch(model) if stacked.stack_key(model) is not None else Batch(model)
+
+
+def _take(gens: list[Generation], logits: torch.Tensor, rngs: list) -> list[Step]:
+    """`take_rows` for rows whose tokenizers may differ (each student's own run): rows with one vocabulary are
+    warped together, so the top-token tables name each row's own tokens."""
+    groups: dict[object, list[int]] = {}
+    for i, g in enumerate(gens):
+        groups.setdefault(_vocabulary(g.tokenizer), []).append(i)
+    if len(groups) == 1:
+        return take_rows(gens, logits, rngs)
+    steps: list[Step | None] = [None] * len(gens)
+    for rows in groups.values():
+        for i, st in zip(rows, take_rows([gens[i] for i in rows], logits[rows], [rngs[i] for i in rows])):
+            steps[i] = st
+    return steps
+
+
+_VOCABULARIES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _vocabulary(tokenizer) -> object:
+    """Equal for tokenizers that split and decode alike (students' runs trained the same way share one)."""
+    try:
+        return _VOCABULARIES[tokenizer]
+    except (KeyError, TypeError):
+        pass
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    key = hashlib.sha1(backend.to_str().encode()).hexdigest() if backend is not None else id(tokenizer)
+    try:
+        _VOCABULARIES[tokenizer] = key
+    except TypeError:
+        pass
+    return key
+
+
+def _left_padded(gens: list[Generation], device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The prompts of ``gens`` as one left-padded batch (every row's next token in the last column): ids, mask
+    (1 = a real token) and each row's own positions, as if it were alone."""
+    width = max(len(g.prompt_ids) for g in gens)
+    ids = torch.zeros((len(gens), width), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, g in enumerate(gens):
+        ids[row, width - len(g.prompt_ids):] = torch.tensor(g.prompt_ids)
+        mask[row, width - len(g.prompt_ids):] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    return ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
 
 
 def _pad_left(x: torch.Tensor, width: int, dim: int) -> torch.Tensor:
@@ -136,7 +247,7 @@ def decode_together(gens: list[Generation]) -> Iterator[list[tuple[Generation, S
 
     Steps keep their distributions, since a reader may lag behind: drop them once read.
     """
-    batch = Batch(gens[0].model)
+    batch = new_batch(gens[0].model)
     if not batch.room_for(gens):
         raise ValueError("These generations cannot share a batch (different models, or too long together).")
     events = batch.step(gens)
@@ -210,7 +321,7 @@ class SharedDecoder:
                 outs[id(gen)] = out
                 batch = next((b for b in batches if b.room_for(joining[id(b)] + [gen])), None)
                 if batch is None:
-                    batches.append(batch := Batch(gen.model))
+                    batches.append(batch := new_batch(gen.model))
                     joining[id(batch)] = []
                 joining[id(batch)].append(gen)
             for batch in list(batches):  # one step each, in turn

@@ -7,13 +7,13 @@ files (``train.jsonl``/``test.jsonl`` or ``stories.txt``). Nothing is pickled.
 from __future__ import annotations
 
 import json
-import re
+import shutil
 from pathlib import Path
 
 from datasets import DatasetDict
 
 from . import data, story_files
-from .workspace import atomic_dir
+from .workspace import atomic_dir, upload_name
 
 
 def save_dataset(folder: Path, content: DatasetDict | list[str], meta: dict | None = None, overwrite: bool = False) -> None:
@@ -77,8 +77,21 @@ def stories_from(source: Path | str, limit: int | None = None) -> story_files.St
 def save_upload(datasets_dir: Path, filename: str, content: bytes) -> Path:
     """Save an uploaded story file as the data set ``upload-<file name>`` in ``datasets_dir`` (once: an
     existing one is reused) and return its folder. Raises ValueError on a file that parses to no stories."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(filename).stem).strip("-.") or "stories"
-    folder = Path(datasets_dir) / f"upload-{safe}"[:64]
+    folder = upload_folder(datasets_dir, filename)
     if not folder.exists():
         save_dataset(folder, story_files.parse_stories(filename, content).stories, {"source": f"upload:{filename}"})
     return folder
+
+
+def upload_folder(datasets_dir: Path, filename: str) -> Path:
+    """The data set folder an upload named ``filename`` is saved as: ``upload-<file name>``."""
+    return Path(datasets_dir) / upload_name(filename)  # a browser's file name made a safe workspace name
+
+
+def remove_upload(folder: Path | str | None) -> bool:
+    """Delete a data set `save_upload` made (a run that could not start on it must not leave it behind);
+    anything that is not an ``upload-`` data set folder is left alone. True when something was removed."""
+    if folder is None or not Path(folder).name.startswith("upload-") or not Path(folder).is_dir():
+        return False
+    shutil.rmtree(folder)
+    return True

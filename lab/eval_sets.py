@@ -10,7 +10,7 @@ from typing import Sequence
 
 from . import corpus
 from .constants import EOS
-from .runs import list_checkpoints, run_data, run_dir_of
+from .runs import list_checkpoints, read_run_config, run_data, run_dir_of
 from .train_config import BUILTIN_DATA, TrainConfig
 from .train_data import load_source, split_stories
 
@@ -60,3 +60,19 @@ def load_eval_sets(source: str | Path = "unary", limit: int | None = 200) -> Eva
     if run is not None and list_checkpoints(run):
         return _sets_of_source(*run_data(run), limit)
     return eval_sets_of(*corpus.load_dataset_folder(Path(source)), limit=limit)
+
+
+def source_kind(source) -> str | None:
+    """"unary" or "stories": what ``source`` (anything `load_eval_sets` or `eval_sets_of` reads) holds, so a page
+    can show the scores that mean something for it (exact match of a whole story ending is always 0)."""
+    if isinstance(source, list):
+        return "stories"
+    if not isinstance(source, (str, Path)):
+        return "unary"  # a DatasetDict from the Data page
+    if str(source) in BUILTIN_DATA:
+        return str(source)
+    run = run_dir_of(source)
+    if run is not None:
+        data = str(read_run_config(run).get("data", ""))
+        return data if data in BUILTIN_DATA else corpus.dataset_kind(Path(data)) if data else None
+    return corpus.dataset_kind(Path(source))

@@ -173,12 +173,54 @@ def evaluate_completions(
 
 # ---- Free-running generation -----------------------------------------------------------------------------
 
+@torch.no_grad()
+def greedy_decode(model, rows: list[list[int]], max_new_tokens: int, eos_id: int, pad_id: int,
+                  on_step: Callable[[int, int], None] | None = None) -> list[list[int]]:
+    """Greedy continuations of several prompts (token id lists) as one batch with a KV cache: each row leaves
+    the batch at its eos, so the passes shrink as answers end (`generate()` keeps every row to the end).
+
+    ``on_step(step, rows still writing)`` is called after every token: progress, and a place to cancel."""
+    from .models import model_lock
+
+    device = model_device(model)
+    ids, mask, positions = _batch(rows, pad_id, left=True, device=device)  # every row's next token: last column
+    out: list[list[int]] = [[] for _ in rows]
+    live = torch.arange(len(rows), device=device)  # which prompt each batch row is
+    cache = None
+    for step in range(max_new_tokens):
+        with model_lock(model):
+            result = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                           use_cache=True)
+        cache = result.past_key_values
+        chosen = result.logits[:, -1].argmax(-1)
+        for row, token in zip(live.tolist(), chosen.tolist()):
+            out[row].append(token)
+        going = chosen != eos_id
+        if on_step:
+            on_step(step + 1, int(going.sum()))
+        if not going.any():
+            break
+        if not going.all():  # finished rows leave; then the columns that are padding for every row left
+            keep = going.nonzero()[:, 0]
+            cache.batch_select_indices(keep)
+            live, chosen, mask, positions = live[keep], chosen[keep], mask[keep], positions[keep]
+            first = int(mask.any(dim=0).int().argmax())
+            if first:
+                mask = mask[:, first:]
+                for layer in cache.layers:
+                    layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
+        ids = chosen[:, None]
+        mask = torch.cat([mask, torch.ones_like(ids)], dim=1)
+        positions = positions[:, -1:] + 1
+    return out
+
+
 def generate_completions(
     model,
     tokenizer,
     prompts: Sequence[str],
     max_new_tokens: int = 64,
-    batch_size: int = 16,
+    batch_size: int = 64,
     do_sample: bool = False,
     temperature: float = 1.0,
     top_k: int | None = None,
@@ -186,7 +228,10 @@ def generate_completions(
     seed: int = 0,
     progress: OnProgress | None = None,
 ) -> list[str]:
-    """Each prompt's free-running continuation (greedy unless ``do_sample``), cut after the first eos."""
+    """Each prompt's free-running continuation (greedy unless ``do_sample``), cut after the first eos.
+
+    Greedy answers come from `greedy_decode`, prompts of similar length batched together; sampled ones from
+    ``generate()`` (the grading sheet's few beginnings), seeded."""
     if not prompts:
         raise ValueError("Nothing to generate: the list of prompts is empty.")
     if getattr(tokenizer, "pad_token_id", None) is None:
@@ -198,28 +243,38 @@ def generate_completions(
                       f"generating at most {limit - 1} tokens.", stacklevel=2)
         max_new_tokens = limit - 1
     eos = tokenizer.eos_token_id
-    settings = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=tokenizer.pad_token_id,
-                    eos_token_id=eos)
-    if do_sample:
-        settings.update(temperature=temperature, top_k=top_k or 0, top_p=top_p or 1.0)
     model.eval()
-    out: list[str] = []
+    rows = [tokenizer(p, add_special_tokens=False)["input_ids"] or [eos] for p in prompts]
+    if limit is not None:  # leave room for the answer inside the context
+        rows = [r[-(limit - max_new_tokens):] for r in rows]
+    # Similar lengths together: less padding in every pass. Answers go back in the prompts' order.
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+    answers: dict[int, list[int]] = {}
     torch.manual_seed(seed)
-    for start in range(0, len(prompts), batch_size):
-        chunk = list(prompts[start:start + batch_size])
-        rows = [tokenizer(p, add_special_tokens=False)["input_ids"] or [eos] for p in chunk]
-        if limit is not None:  # leave room for the answer inside the context
-            rows = [r[-(limit - max_new_tokens):] for r in rows]
-        ids, mask, _ = _batch(rows, tokenizer.pad_token_id, left=True, device=device)  # generation pads left
-        with torch.no_grad():
-            generated = model.generate(input_ids=ids, attention_mask=mask, **settings)
-        for row in generated[:, ids.shape[1]:].tolist():
-            if eos in row:
-                row = row[: row.index(eos) + 1]
-            out.append(tokenizer.decode(row))
-        if progress:
-            progress(min(1.0, (start + len(chunk)) / len(prompts)), f"generated {start + len(chunk)} / {len(prompts)}")
-    return out
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+
+        def report(step: int, writing: int, done: int = start, size: int = len(chunk)) -> None:
+            if progress:  # prompts of earlier batches, plus this batch's share (rows that ended, or its budget)
+                share = max(step / max_new_tokens, 1 - writing / size)
+                progress(min(1.0, (done + size * share) / len(rows)),
+                         f"{done + size - writing} / {len(rows)} answers written")
+
+        if not do_sample:
+            written = greedy_decode(model, [rows[i] for i in chunk], max_new_tokens, eos, tokenizer.pad_token_id,
+                                    on_step=report)
+        else:
+            ids, mask, _ = _batch([rows[i] for i in chunk], tokenizer.pad_token_id, left=True, device=device)
+            with torch.no_grad():
+                generated = model.generate(
+                    input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=True,
+                    pad_token_id=tokenizer.pad_token_id, eos_token_id=eos, temperature=temperature,
+                    top_k=top_k or 0, top_p=top_p or 1.0)
+            written = generated[:, ids.shape[1]:].tolist()
+            report(max_new_tokens, 0)
+        for i, row in zip(chunk, written):
+            answers[i] = row[: row.index(eos) + 1] if eos in row else row
+    return [tokenizer.decode(answers[i]) for i in range(len(rows))]
 
 
 # ---- Plain text, in bits per character ------------------------------------------------------------------

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .inspect import context_length, encode, patterns_for_ids
+from .inspect import context_length, encode, iter_patterns
 
 KINDS = ("positional", "mixed", "semantic", "diffuse", "first-token")
 
@@ -94,10 +94,11 @@ def head_stats(model, tokenizer, texts: list[str], max_tokens: int = 256,
     by_offset = by_token = None
     sums = {name: 0.0 for name in ("mean_distance", "entropy", "relative_entropy", "prev_share", "first_share")}
     used = 0
+    patterns = iter_patterns(model, [enc.ids for enc in encoded if enc.ids.shape[1] >= 2])  # batched passes
     for n, enc in enumerate(encoded):
         s = enc.ids.shape[1]
         if s >= 2:
-            pattern = patterns_for_ids(model, enc.ids).numpy()  # [L, H, S, S]
+            pattern = next(patterns).numpy()  # [L, H, S, S]
             n_layers, heads = pattern.shape[:2]
             if by_offset is None:
                 by_offset, by_token = _GroupFit(n_layers * heads, limit), _GroupFit(n_layers * heads, len(seen))

@@ -141,9 +141,13 @@ def check_patterns(attentions, n_layers: int, seq: int, heads: int) -> torch.Ten
     shapes = {tuple(a.shape) for a in attentions}
     if shapes != {(1, heads, seq, seq)}:
         raise RuntimeError(f"The model returned tensors of shape {shapes}, not attention weights [1, {heads}, {seq}, {seq}].")
-    pattern = torch.cat([a.float() for a in attentions]).detach().cpu()
+    return _softmax_weights(torch.cat([a.float() for a in attentions]).detach().cpu())
+
+
+def _softmax_weights(pattern: torch.Tensor) -> torch.Tensor:
+    """``pattern`` itself, after checking every query's weights are finite and sum to 1."""
     rows = pattern.sum(-1)
-    if not torch.isfinite(pattern).all() or not torch.allclose(rows, torch.ones_like(rows), atol=1e-3):
+    if not torch.isfinite(rows).all() or not torch.allclose(rows, torch.ones_like(rows), atol=1e-3):
         raise RuntimeError("The model's attention weights do not sum to 1 per query: they are not softmax weights.")
     return pattern
 
@@ -163,6 +167,53 @@ def patterns_for_ids(model, ids: torch.Tensor) -> torch.Tensor:
         # costs more than all the blocks of a small model.
         out = body(model)(ids.to(model_device(model)), output_attentions=True, use_cache=False)
     return check_patterns(out.attentions, len(blocks(model)), ids.shape[1], n_heads(model))
+
+
+def text_batches(lengths: list[int], per_token_sq: int, budget: int = 1 << 24) -> list[list[int]]:
+    """Consecutive texts grouped so that each batch's padded [batch, ..., seq, seq] tensors stay under
+    ``budget`` floats (``per_token_sq`` floats per squared token: layers x heads for attention patterns)."""
+    groups: list[list[int]] = []
+    for i, n in enumerate(lengths):
+        if groups:
+            width = max(n, *(lengths[j] for j in groups[-1]))
+            if (len(groups[-1]) + 1) * width * width * per_token_sq <= budget:
+                groups[-1].append(i)
+                continue
+        groups.append([i])
+    return groups
+
+
+def right_padded(rows: list[torch.Tensor], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows ([1, s] each) as one right-padded batch and its attention mask. Padding at the end never
+    changes a real token's result: causal attention only looks back, and positions still start at 0."""
+    width = max(r.shape[-1] for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, r in enumerate(rows):
+        ids[i, : r.shape[-1]], mask[i, : r.shape[-1]] = r.reshape(-1), 1
+    return ids, mask
+
+
+@torch.no_grad()
+def iter_patterns(model, rows: list[torch.Tensor]) -> Iterator[torch.Tensor]:
+    """Each row's attention weights [layers, heads, s, s], computed a batch of rows per forward pass (one pass
+    per text cost ~70 % of a head study in Python overhead for a small model)."""
+    n_layers, heads = len(blocks(model)), n_heads(model)
+    lengths = [r.shape[-1] for r in rows]
+    for group in text_batches(lengths, n_layers * heads):
+        ids, mask = right_padded([rows[i] for i in group])
+        with model_lock(model), eager_attention(model):
+            out = body(model)(ids.to(model_device(model)), attention_mask=mask.to(model_device(model)),
+                              output_attentions=True, use_cache=False)  # no unembedding (see patterns_for_ids)
+        width = ids.shape[1]
+        if out.attentions is None or len(out.attentions) != n_layers or any(a is None for a in out.attentions):
+            check_patterns(out.attentions, n_layers, width, heads)  # raises, saying why
+        stacked = torch.stack([a.float() for a in out.attentions], 1).detach().cpu()  # [batch, L, H, S, S]
+        if stacked.shape != (len(group), n_layers, heads, width, width):
+            raise RuntimeError(f"The model returned tensors of shape {tuple(stacked.shape)}, not attention weights.")
+        _softmax_weights(stacked)  # padded queries too: they see the real keys before them
+        for b, i in enumerate(group):
+            yield stacked[b, :, :, : lengths[i], : lengths[i]]
 
 
 @contextmanager
@@ -211,21 +262,26 @@ def mlp_activations(model, tokenizer, texts: list[str], layer: int,
     captured: list[torch.Tensor] = []
 
     def capture(module, args):
-        captured.append(args[0][0].detach().float().cpu())
+        captured.append(args[0].detach().float().cpu())  # [batch, S, d_mlp]
         raise _Captured  # the layers after it need not run
 
     handle = mlp_out_proj(layer_blocks[layer]).register_forward_pre_hook(capture)
-    rows, values = [], []
-    with removing([handle]):
-        for n, text in enumerate(texts):
-            enc = encode(tokenizer, text, context_length(model, max_tokens))
-            try:
-                body(model)(enc.ids.to(model_device(model)), use_cache=False)  # no unembedding (see patterns_for_ids)
+    encoded = [encode(tokenizer, text, context_length(model, max_tokens)) for text in texts]
+    rows, values, done = [], [], 0
+    with removing([handle]):  # texts right-padded into batches: a pass per text was mostly Python overhead
+        for group in text_batches([e.ids.shape[1] for e in encoded], n_heads(model)):
+            ids, mask = right_padded([encoded[i].ids for i in group])
+            try:  # no unembedding (see patterns_for_ids)
+                body(model)(ids.to(model_device(model)), attention_mask=mask.to(model_device(model)), use_cache=False)
             except _Captured:
                 pass
-            values.append(captured.pop())
-            rows += [(n, p, t, a, b) for p, (t, (a, b)) in enumerate(zip(enc.tokens, enc.offsets))]
+            batch = captured.pop()
+            for b, n in enumerate(group):
+                enc = encoded[n]
+                values.append(batch[b, : enc.ids.shape[1]])
+                rows += [(n, p, t, a, e) for p, (t, (a, e)) in enumerate(zip(enc.tokens, enc.offsets))]
+            done += len(group)
             if progress:
-                progress((n + 1) / len(texts))
+                progress(done / len(texts))
     tokens = pd.DataFrame(rows, columns=["text", "position", "token", "start", "end"])
     return Activations(tokens, torch.cat(values).numpy(), texts, layer)

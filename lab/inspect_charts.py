@@ -10,6 +10,9 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
+# Light from end to end, so the guess written in every cell stays readable: red = the true next token is
+# unlikely at that layer, green = likely.
+LENS_COLOURS = [[0, "#f4a582"], [0.5, "#fff7bc"], [1, "#7fc97f"]]
 KIND_COLOURS = {"positional": "#457b9d", "mixed": "#8d6cab", "semantic": "#e76f51", "diffuse": "#e9c46a",
                 "first-token": "#a8a8a8"}
 
@@ -67,7 +70,8 @@ def head_heatmap(pattern, tokens: list[str], title: str = "") -> go.Figure:
 
 def token_view(layer_pattern, tokens: list[str], position: int, direction: str = "attends to") -> go.Figure:
     """For one token: per head, how much it attends to each earlier token ("attends to", a row of each
-    pattern) or how much each later token attends to it ("attended by", a column)."""
+    pattern) or how much each later token attends to it ("attended by", a column). Rows are tall enough to
+    read, and the weights are written in the cells when they fit."""
     layer_pattern = np.asarray(layer_pattern)
     heads = layer_pattern.shape[0]
     if direction == "attends to":
@@ -77,12 +81,88 @@ def token_view(layer_pattern, tokens: list[str], position: int, direction: str =
     labels = [f"{i} {label(tokens[i])}" for i in others]
     heatmap = dict(
         type="heatmap", z=z, x=labels, y=[f"H{h}" for h in range(heads)], colorscale="Blues", zmin=0, zmax=1,
-        hovertemplate="%{y} · %{x}: %{z:.4f}<extra></extra>", colorbar={"title": "weight", "thickness": 12},
+        hovertemplate="%{y} · %{x}: %{z:.4f}<extra></extra>", colorbar={"title": {"text": "weight", "side": "right"}, "thickness": 12},
+        xgap=1, ygap=1,
     )
+    if len(others) <= 24:  # a number per cell while cells are wide enough for two decimals
+        heatmap.update(texttemplate="%{z:.2f}", textfont={"size": 10})
+    row = max(26, min(56, 360 // heads))  # px per head: 4 heads 56 px, 16 heads 26 px
     return go.Figure(data=[heatmap], layout=dict(
-        height=60 + 22 * heads, margin={"l": 10, "r": 10, "t": 10, "b": 10},
-        xaxis=dict(tickangle=-60, tickfont_size=10, type="category"), yaxis=dict(autorange="reversed"),
+        height=110 + row * heads, margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        xaxis=dict(tickangle=-60, tickfont_size=10, type="category"),
+        yaxis=dict(autorange="reversed", type="category"),
     ))
+
+
+def ablation_heatmap(scan: pd.DataFrame, chosen: tuple[int, int] | None = None) -> go.Figure:
+    """`lab.ablation.head_ablation_scan` as layers (down) by heads (across): the loss change when the head is
+    zeroed, red = the loss rises (the head helped), blue = it falls; the value in each cell. Category axes, so
+    the ticks are the heads and layers themselves (not -0.5, 0.5, ...)."""
+    z = scan.pivot(index="layer", columns="head", values="loss change")
+    limit = float(np.nanmax(np.abs(z.to_numpy()))) or 1.0
+    heads, layers = [f"H{h}" for h in z.columns], [f"L{layer}" for layer in z.index]
+    fig = go.Figure(go.Heatmap(
+        z=z.to_numpy(), x=heads, y=layers, colorscale="RdBu_r", zmin=-limit, zmax=limit, xgap=1, ygap=1,
+        texttemplate="%{z:+.3f}" if z.shape[1] <= 16 else None, textfont={"size": 10},
+        hovertemplate="%{y} %{x} zeroed: loss %{z:+.4f} nats/token<extra></extra>",
+        colorbar={"title": {"text": "loss change (nats/token)", "side": "right"}, "thickness": 12}))
+    if chosen is not None:
+        fig.add_shape(type="rect", x0=chosen[1] - 0.5, x1=chosen[1] + 0.5, y0=chosen[0] - 0.5, y1=chosen[0] + 0.5,
+                      line={"color": "black", "width": 2})
+    fig.update_layout(height=90 + 36 * len(layers), margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                      xaxis={"type": "category", "side": "top"}, yaxis={"type": "category", "autorange": "reversed"})
+    return fig
+
+
+def head_step_figure(step, future: int = 3) -> go.Figure:
+    """Inside one head (`lab.head_view.HeadStep`), four rows over the same keys: (1) every key vector k_j beside
+    the query vector q; (2) the scores q·k_j × scale, masked keys marked ✕; (3) the softmax weights (and, as
+    markers, what dividing by sqrt(d_head) would give); (4) each value vector times its weight, and their sum z.
+    Keys after the query are all masked: only the first ``future`` of them are drawn."""
+    from plotly.subplots import make_subplots
+
+    n = min(len(step.tokens), step.query + 1 + future)
+    keys = [f"{j} {label(t)}" for j, t in enumerate(step.tokens[:n])]
+    dims = [f"d{i}" for i in range(step.d_head)]
+    allowed, k, v, weights = step.allowed[:n], step.k[:n], step.v[:n], step.weights[:n]
+    scores, scaled = step.scores[:n], step.weights_if_scaled()[:n]
+    scale = "× 1 (GPT-Neo does not divide by √d_head)" if step.scale == 1 else f"× {step.scale:.3g} = 1/√{step.d_head}"
+    hidden = len(step.tokens) - n  # later tokens not drawn
+    fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.07, row_heights=[0.3, 0.2, 0.2, 0.3],
+                        subplot_titles=[f"1 · keys k_j (columns) and the query q of token {step.query}",
+                                        f"2 · score = q·k_j {scale}; ✕ = masked (−∞)"
+                                        + (f"; {hidden} later tokens, all masked, not drawn" if hidden else ""),
+                                        "3 · softmax over the unmasked scores = attention weights",
+                                        "4 · weight_j × value v_j, and their sum: the head's output z"])
+    limit = float(np.abs(np.concatenate([k.ravel(), step.q])).max()) or 1.0
+    fig.add_trace(go.Heatmap(z=np.column_stack([k.T, step.q]), x=keys + ["q"], y=dims, colorscale="RdBu_r",
+                             zmin=-limit, zmax=limit, showscale=False, xgap=1,
+                             hovertemplate="%{x} · %{y}: %{z:.3f}<extra></extra>"), row=1, col=1)
+    reasons = [step.mask_reason(j) or "kept" for j in range(n)]
+    fig.add_trace(go.Bar(x=keys, y=np.where(allowed, scores, 0), marker_color=np.where(allowed, "#457b9d", "#d9d9d9"),
+                         customdata=np.column_stack([scores, reasons]), showlegend=False,
+                         hovertemplate="%{x}: q·k × scale = %{customdata[0]:.3f}<br>%{customdata[1]}<extra></extra>",
+                         text=["" if a else "✕" for a in allowed], textposition="outside", cliponaxis=False),
+                  row=2, col=1)
+    fig.add_trace(go.Bar(x=keys, y=weights, marker_color="#e76f51", name="weight (what the model used)",
+                         hovertemplate="%{x}: weight %{y:.4f}<extra></extra>"), row=3, col=1)
+    if step.scale == 1:
+        fig.add_trace(go.Scatter(x=keys, y=scaled, mode="markers", name=f"weight had it divided by √{step.d_head}",
+                                 marker=dict(symbol="line-ew-open", size=14, color="#264653", line_width=2),
+                                 hovertemplate="%{x}: %{y:.4f} if scaled<extra></extra>"), row=3, col=1)
+    weighted = v * weights[:, None]
+    limit = float(np.abs(np.concatenate([weighted.ravel(), step.output])).max()) or 1.0
+    fig.add_trace(go.Heatmap(z=np.column_stack([weighted.T, step.output]), x=keys + ["= z"], y=dims, xgap=1,
+                             colorscale="RdBu_r", zmin=-limit, zmax=limit, showscale=False,
+                             hovertemplate="%{x} · %{y}: %{z:.3f}<extra></extra>"), row=4, col=1)
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=keys + ["q", "= z"], tickangle=-60,
+                     tickfont_size=10)
+    for row in (1, 4):
+        fig.update_yaxes(showticklabels=False, title_text=f"{step.d_head} dims", title_font_size=10, row=row, col=1)
+    fig.update_yaxes(range=[0, 1.05], row=3, col=1)
+    fig.update_layout(height=760, margin={"l": 10, "r": 10, "t": 60, "b": 10}, bargap=0.15,
+                      legend=dict(orientation="h", x=0, y=1.08, yanchor="bottom"))
+    return fig
 
 
 def head_scatter(stats: pd.DataFrame) -> go.Figure:
@@ -97,16 +177,29 @@ def head_scatter(stats: pd.DataFrame) -> go.Figure:
     )
     from .heads import POSITIONAL_R2, SEMANTIC_R2
 
-    fig.add_vrect(x0=SEMANTIC_R2, x1=POSITIONAL_R2, fillcolor="#8d6cab", opacity=0.07, line_width=0,
-                  annotation_text="mixed", annotation_position="top")
-    fig.add_vline(x=POSITIONAL_R2, line={"dash": "dot", "color": "#999"},
-                  annotation_text="positional →", annotation_position="top right")
-    fig.add_vline(x=SEMANTIC_R2, line={"dash": "dot", "color": "#999"},
-                  annotation_text="← semantic", annotation_position="top left")
+    # The region names go above the plot and each point's label to the side away from a nearby threshold
+    # line, so no text sits on a line or on a region name.
+    fig.add_vrect(x0=SEMANTIC_R2, x1=POSITIONAL_R2, fillcolor="#8d6cab", opacity=0.07, line_width=0)
+    for x, text, anchor in ((SEMANTIC_R2, "← semantic", "right"), ((SEMANTIC_R2 + POSITIONAL_R2) / 2, "mixed", "center"),
+                            (POSITIONAL_R2, "positional →", "left")):
+        if anchor != "center":
+            fig.add_vline(x=x, line={"dash": "dot", "color": "#999"})
+        fig.add_annotation(x=x, y=1, yref="paper", yanchor="bottom", xanchor=anchor, text=text, showarrow=False,
+                           font={"size": 11, "color": "#666"})
+    for trace in fig.data:
+        trace.textposition = [_label_side(x, (SEMANTIC_R2, POSITIONAL_R2)) for x in trace.x]
     fig.update_xaxes(range=[min(-0.05, float(stats["r2_position"].min()) - 0.02), 1.02])
-    fig.update_traces(textposition="top center", textfont_size=9, marker_size=9)
-    fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend_title_text="")
+    fig.update_traces(textfont_size=9, marker_size=9)
+    fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 36, "b": 10}, legend_title_text="")
     return fig
+
+
+def _label_side(x: float, lines: tuple[float, ...], near: float = 0.06) -> str:
+    """Where a point's label goes: beside it, on the side away from a threshold line within ``near``."""
+    for line in lines:
+        if abs(x - line) < near:
+            return "middle left" if x < line else "middle right"
+    return "top center"
 
 
 def neuron_text_html(tokens: list[str], values, vmax: float | None = None) -> str:
@@ -137,20 +230,65 @@ def selectivity_heatmap(selectivity: pd.DataFrame, neurons: list[int] | None = N
     return fig
 
 
-def logit_lens_heatmap(table: pd.DataFrame) -> go.Figure:
-    """Layers (rows) by positions (columns): log-prob of the true next token, the top guess on hover."""
-    z = table.pivot(index="layer", columns="position", values="log p(next)")
-    guess = table.pivot(index="layer", columns="position", values="top prediction")
-    tokens = table[table["layer"] == table["layer"].min()].sort_values("position")["token"].tolist()
-    fig = go.Figure(go.Heatmap(
-        z=z.to_numpy(), x=[f"{p} {label(t)}" for p, t in zip(z.columns, tokens)], y=[f"layer {i}" for i in z.index],
-        customdata=guess.to_numpy(), colorscale="Viridis",
-        hovertemplate="%{y}, after %{x}<br>log p(true next) %{z:.2f}<br>top guess ‘%{customdata}’<extra></extra>",
-        colorbar={"title": "log p(next)", "thickness": 12},
-    ))
-    fig.update_layout(height=80 + 30 * len(z.index), margin={"l": 10, "r": 10, "t": 10, "b": 10})
-    fig.update_xaxes(type="category", tickangle=-60, tickfont_size=9)
+def activation_histogram_figure(hist: pd.DataFrame, marks: list[float] | None = None) -> go.Figure:
+    """A neuron's activations over every token (`lab.neurons.activation_histogram`), on a log count axis (the
+    few strong activations are what the neuron is about); ``marks``: dotted lines, e.g. its top activations."""
+    fig = go.Figure(go.Bar(x=(hist["start"] + hist["end"]) / 2, y=hist["tokens"], width=hist["end"] - hist["start"],
+                           marker_color="#f4a261", customdata=hist[["start", "end"]],
+                           hovertemplate="%{customdata[0]:.2f} to %{customdata[1]:.2f}: %{y} tokens<extra></extra>"))
+    for x in marks or []:
+        fig.add_vline(x=x, line={"dash": "dot", "color": "#e76f51", "width": 1})
+    fig.update_layout(height=260, margin={"l": 10, "r": 10, "t": 10, "b": 10}, bargap=0,
+                      xaxis_title="activation", yaxis={"title": "tokens", "type": "log"})
     return fig
+
+
+def class_profile_figure(profile: pd.DataFrame) -> go.Figure:
+    """A neuron's mean activation per word class (`lab.neurons.class_profile`), the selectivity beside each bar."""
+    colours = ["#e76f51" if s > 1 else "#457b9d" for s in profile["selectivity"].fillna(0)]
+    fig = go.Figure(go.Bar(
+        x=profile["mean"], y=profile["class"], orientation="h", marker_color=colours, cliponaxis=False,
+        text=[f"sel {s:+.2f}" if s == s else "" for s in profile["selectivity"]], textposition="outside",
+        customdata=profile[["tokens", "max", "selectivity"]],
+        hovertemplate="%{y}: mean %{x:.3f} over %{customdata[0]} tokens<br>max %{customdata[1]:.3f} · "
+                      "selectivity %{customdata[2]:.2f}<extra></extra>"))
+    fig.update_layout(height=60 + 30 * len(profile), margin={"l": 10, "r": 60, "t": 10, "b": 10},
+                      xaxis_title="mean activation", yaxis={"autorange": "reversed"})
+    return fig
+
+
+def logit_lens_heatmap(table: pd.DataFrame) -> go.Figure:
+    """Positions (rows, the text read downwards) by layers (columns): each cell names the layer's top guess for
+    the next token, coloured by the log-prob that layer gives the true next token. The last position has no
+    next token: its row shows the guesses on grey (no colour to read)."""
+    z = table.pivot(index="position", columns="layer", values="log p(next)")
+    guess = table.pivot(index="position", columns="layer", values="top prediction")
+    p_top = table.pivot(index="position", columns="layer", values="p(top)")
+    first = table[table["layer"] == table["layer"].min()].sort_values("position")
+    rows = [f"{p} {label(t)}" for p, t in zip(first["position"], first["token"])]
+    nxt = [label(t) if t else "(end of text)" for t in first["next token"]]
+    columns = [f"layer {i}" for i in z.columns]
+    columns[-1] += " (output)"
+    shown = [[label(str(g)) for g in row] for row in guess.to_numpy()]
+    custom = np.dstack([np.asarray(shown, dtype=object), p_top.to_numpy(), np.repeat(np.asarray(nxt, dtype=object)[:, None], len(columns), 1)])
+    values = z.to_numpy()
+    known = values[~np.isnan(values)]
+    low = float(np.percentile(known, 2)) if known.size else -10.0  # a few hopeless cells do not wash out the rest
+    cells = dict(type="heatmap", x=columns, y=rows, customdata=custom, text=shown, texttemplate="%{text}",
+                 textfont={"size": 11, "color": "#222"}, xgap=1, ygap=1,
+                 hovertemplate="after %{y}, %{x}<br>top guess ‘%{customdata[0]}’ (p %{customdata[1]:.2f})"
+                               "<br>log p(true next ‘%{customdata[2]}’) %{z:.2f}<extra></extra>")
+    heat = dict(cells, z=values, colorscale=LENS_COLOURS, zmin=min(low, -0.5), zmax=0,
+                colorbar={"title": {"text": "log p(true next)", "side": "right"}, "thickness": 12})
+    # The last row has no true next token (NaN above): grey cells with the guesses still written.
+    end = np.full(values.shape, np.nan)
+    end[np.isnan(values)] = 0.0
+    grey = dict(cells, z=end, colorscale=[[0, "#e8e8e8"], [1, "#e8e8e8"]], showscale=False)
+    return go.Figure(data=[heat, grey], layout=dict(
+        height=80 + 24 * len(rows), margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        xaxis={"type": "category", "side": "top"},
+        yaxis={"type": "category", "autorange": "reversed", "tickfont": {"size": 10}},
+    ))
 
 
 def checkpoint_lines(table: pd.DataFrame) -> go.Figure:

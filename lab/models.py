@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import json
@@ -65,6 +66,18 @@ PRESET_HELP = {
     "tinystories-3m": "8 layers, d_model 128, 16 heads: the shape of TinyStories-3M.",
     "1-layer": "1 layer, d_model 256, 16 heads, global attention: for the paper's attention-head study.",
 }
+
+# The Train page's custom-shape controls: (label, ModelShape field, lowest, highest, step, help text).
+SHAPE_CONTROLS = [
+    ("Layers", "n_layer", 1, 48, 1, "Transformer blocks."),
+    ("d_model", "d_model", 8, 2048, 8, "Width of the residual stream."),
+    ("Heads", "n_head", 1, 64, 1, "Attention heads per layer; must divide d_model."),
+    ("d_mlp", "d_mlp", 8, 8192, 8, "Neurons in each MLP (4 x d_model is usual)."),
+    ("Context", "context", 8, 4096, 8, "The longest sequence the model can read (position embeddings)."),
+    ("Attention", "attention", None, None, None, "alternating: global and local (sliding window) layers, as in "
+     "TinyStories; global: every layer sees the whole context."),
+    ("Local window", "window", 1, 4096, 1, "How far back local layers look."),
+]
 
 
 @dataclass(frozen=True)
@@ -215,28 +228,28 @@ def describe_shape(shape: ModelShape) -> dict:
     return asdict(shape)
 
 
-def load_model(path_or_id: str | Path, device: torch.device | str = "cpu") -> tuple[PreTrainedModel, object]:
+def load_model(path_or_id: str | Path, device: torch.device | str = "cpu",
+               hub: bool | None = None) -> tuple[PreTrainedModel, object]:
     """Load a causal LM and its tokenizer from a local folder or a hub id (users with internet).
 
-    Local folders must hold safetensors weights (nothing is unpickled) and a readable config.json.
+    ``hub``: None (a folder when one exists there, else a hub id), True (a hub id, never a local folder: what a
+    confined student typed, `lab.paths`) or False (a folder only). Folders must hold safetensors weights (nothing
+    is unpickled) and a readable config.json; so must a hub model, which is fetched into the hub cache and loaded
+    from there. A hub id not in the cache is looked up once with a short time-out (`lab.hub.HUB_TIMEOUT_S`), so an
+    offline machine says so in a second instead of retrying for ~24 s; a hub id that failed is then refused at
+    once for `lab.hub.FAILURE_MEMORY_S`, so pages that ask again do not wait again.
     """
-    from transformers import AutoModelForCausalLM
-
     from .tokenizer import load_tokenizer
 
     path = Path(str(path_or_id)).expanduser()
-    if path.exists():
-        check_checkpoint_folder(path)
-        source = str(path)
-    else:
-        source = str(path_or_id)
+    if hub or hub is None and not path.exists():
+        from .hub import hub_folder
+
+        path = hub_folder(str(path_or_id))
+    check_checkpoint_folder(path)
+    model = _load_folder(path)
     try:
-        with _CONSTRUCTION_LOCK:
-            model = AutoModelForCausalLM.from_pretrained(source, use_safetensors=True, attn_implementation="eager")
-    except OSError as exc:
-        raise ValueError(f"Could not load a model from {str(path_or_id)!r}: {exc}") from exc
-    try:
-        tokenizer = load_tokenizer(source)
+        tokenizer = load_tokenizer(path)
     except (OSError, ValueError) as exc:
         # Some released TinyStories repos ship no tokenizer; their model cards name GPT-Neo's.
         released = released_model(model.config)
@@ -248,6 +261,56 @@ def load_model(path_or_id: str | Path, device: torch.device | str = "cpu") -> tu
             raise ValueError(f"{str(path_or_id)!r} has no tokenizer, and {released.tokenizer} (the one its model "
                              f"card names) could not be loaded: {exc2}") from exc2
     return model.to(device).eval(), tokenizer
+
+
+# ---- loading a folder fast (a hub id: lab.hub) -------------------------------------------------------------
+_TEMPLATES: "dict[str, PreTrainedModel]" = {}  # config.json (+ generation_config.json) text -> a loaded model
+_TEMPLATES_MAX = 8
+
+
+def _load_folder(folder: Path) -> PreTrainedModel:
+    """A model from a local safetensors folder.
+
+    ``from_pretrained`` takes 0.2-0.4 s of Python for a demo-sized model (conversion maps, meta-device build,
+    weight init) and must run one at a time (see _CONSTRUCTION_LOCK), so twenty students opening their own
+    runs queued for seconds. A folder whose config was loaded before is instead a copy of that model with this
+    folder's weights loaded into it (no global state touched, so no lock), when the file's tensors fit exactly.
+    """
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    weights = sorted(folder.glob("*.safetensors"))
+    extra = folder / "generation_config.json"
+    key = (folder / "config.json").read_text(encoding="utf-8") + (extra.read_text(encoding="utf-8") if extra.is_file() else "")
+    template = _TEMPLATES.get(key)
+    if template is not None and len(weights) == 1:
+        model, state = copy.deepcopy(template), load_file(str(weights[0]))
+        if _fits(model, state):
+            model.load_state_dict(state, strict=False)
+            model.config._name_or_path = model.name_or_path = str(folder)
+            return model
+    try:
+        with _CONSTRUCTION_LOCK:
+            model = AutoModelForCausalLM.from_pretrained(str(folder), use_safetensors=True, attn_implementation="eager")
+    except OSError as exc:
+        raise ValueError(f"Could not load a model from {folder.name!r}: {exc}") from exc
+    if len(weights) == 1:
+        if len(_TEMPLATES) >= _TEMPLATES_MAX:
+            _TEMPLATES.pop(next(iter(_TEMPLATES)))
+        _TEMPLATES[key] = copy.deepcopy(model).eval()
+    return model
+
+
+def _fits(model: PreTrainedModel, state: dict[str, torch.Tensor]) -> bool:
+    """Whether ``state`` fills every tensor of ``model`` with the same names, shapes and dtypes (a tensor left out
+    must be tied to one loaded, as the output head is to the token embeddings)."""
+    mine = model.state_dict()
+    if not set(state) <= set(mine):
+        return False
+    if any(state[k].shape != mine[k].shape or state[k].dtype != mine[k].dtype for k in state):
+        return False
+    loaded = {mine[k].data_ptr() for k in state}
+    return all(mine[k].data_ptr() in loaded for k in set(mine) - set(state))
 
 
 def save_model_copy(source: str | Path, out: str | Path) -> Path:

@@ -26,9 +26,7 @@ def context_of(acts: Activations, row: int, width: int = 40) -> tuple[str, str, 
 
 def top_activating(acts: Activations, neuron: int, k: int = 10, width: int = 40) -> pd.DataFrame:
     """The ``k`` tokens where ``neuron`` fires most, with their context: the paper's table for one neuron."""
-    if not 0 <= neuron < acts.values.shape[1]:
-        raise ValueError(f"Neuron {neuron} does not exist: the layer has neurons 0..{acts.values.shape[1] - 1}.")
-    column = acts.values[:, neuron]
+    column = _column(acts, neuron)
     rows = []
     for r in np.argsort(-column, kind="stable")[:k]:
         before, token, after = context_of(acts, int(r), width)
@@ -70,10 +68,10 @@ def token_classes(acts: Activations) -> np.ndarray:
     return classes
 
 
-def word_class_selectivity(acts: Activations) -> pd.DataFrame:
+def word_class_selectivity(acts: Activations, classes: np.ndarray | None = None) -> pd.DataFrame:
     """Classes x neurons: (mean activation on tokens of the class - mean on all other tokens) / std over all
-    tokens. Above ~1: the neuron fires clearly more for that class."""
-    classes = token_classes(acts)
+    tokens. Above ~1: the neuron fires clearly more for that class. ``classes``: `token_classes` when known."""
+    classes = token_classes(acts) if classes is None else classes
     known = classes != None  # noqa: E711  (element-wise on an object array)
     values = acts.values[known].astype(np.float64)
     classes = classes[known]
@@ -85,6 +83,35 @@ def word_class_selectivity(acts: Activations) -> pd.DataFrame:
             continue
         rows[cls] = (values[mask].mean(0) - values[~mask].mean(0)) / std
     return pd.DataFrame(rows).T.rename_axis("class")
+
+
+def activation_histogram(acts: Activations, neuron: int, bins: int = 40) -> pd.DataFrame:
+    """How often ``neuron`` takes each value over every token: ``bins`` equal bins (start, end, tokens)."""
+    column = _column(acts, neuron)
+    counts, edges = np.histogram(column, bins=bins)
+    return pd.DataFrame({"start": edges[:-1], "end": edges[1:], "tokens": counts})
+
+
+def class_profile(acts: Activations, neuron: int, classes: np.ndarray | None = None) -> pd.DataFrame:
+    """Per word class: how many tokens, ``neuron``'s mean and max activation on them, and its selectivity for
+    the class (`word_class_selectivity`); tokens with no word are the class "none"."""
+    column = _column(acts, neuron)
+    classes = token_classes(acts) if classes is None else classes
+    selectivity = word_class_selectivity(acts, classes)[neuron] if len(acts.tokens) else pd.Series(dtype=float)
+    named = np.where(classes == None, "none", classes)  # noqa: E711  (element-wise on an object array)
+    rows = []
+    for cls in (*WORD_CLASSES, "none"):
+        mask = named == cls
+        if mask.any():
+            rows.append({"class": cls, "tokens": int(mask.sum()), "mean": float(column[mask].mean()),
+                         "max": float(column[mask].max()), "selectivity": float(selectivity.get(cls, np.nan))})
+    return pd.DataFrame(rows)
+
+
+def _column(acts: Activations, neuron: int) -> np.ndarray:
+    if not 0 <= neuron < acts.values.shape[1]:
+        raise ValueError(f"Neuron {neuron} does not exist: the layer has neurons 0..{acts.values.shape[1] - 1}.")
+    return acts.values[:, neuron]
 
 
 def best_class(selectivity: pd.DataFrame) -> pd.DataFrame:

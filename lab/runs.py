@@ -21,7 +21,7 @@ import pandas as pd
 from .models import released_trained_length
 from .train_config import TrainConfig
 from .train_data import load_source
-from .workspace import atomic_write_text, validate_name
+from .workspace import atomic_write_text, name_key, validate_name
 
 CHECKPOINT_RE = re.compile(r"^step-(\d{6,})$")
 HUB_ID_RE = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")  # "gpt2", "roneneldan/TinyStories-1M"
@@ -195,10 +195,13 @@ def _last(m: pd.DataFrame, column: str) -> float | None:
     return float(values.iloc[-1]) if len(values) else None
 
 
-def run_summary(run_dir: Path, job_status: str | None = None) -> RunSummary:
-    """Status and last metrics of a run (``job_status``: the status of a job training it now, if any)."""
+def run_summary(run_dir: Path, job_status: str | None = None, planned=None) -> RunSummary:
+    """Status and last metrics of a run (``job_status``: the status of a job training it now, if any).
+    ``planned``: the `TrainConfig` of a job still in the queue, whose folder does not exist yet."""
     run_dir = Path(run_dir)
     cfg, m, checkpoints = read_run_config(run_dir), read_metrics(run_dir), list_checkpoints(run_dir)
+    if not cfg and planned is not None:
+        cfg = {"data": planned.data, "total_steps": planned.steps}
     step = int(m["step"].max()) if "step" in m and not m.empty else 0
     total = cfg.get("total_steps")
     speed = m["tokens_per_s"].dropna().tail(20) if "tokens_per_s" in m else pd.Series(dtype=float)
@@ -210,6 +213,17 @@ def run_summary(run_dir: Path, job_status: str | None = None) -> RunSummary:
         elapsed=float(m["elapsed"].max()) if "elapsed" in m and m["elapsed"].notna().any() else None,
         checkpoints=len(checkpoints), checkpoint_step=checkpoint_step(checkpoints[-1]) if checkpoints else 0,
     )
+
+
+def runs_frame(runs_folder: Path, names: list[str], jobs=None) -> pd.DataFrame:
+    """The Train page's table of runs: one `RunSummary` row per name, with the status of its job on ``jobs``
+    (`lab.jobs.JOBS`); a run still in the queue has no folder yet and is listed from its job's config."""
+    rows = []
+    for name in names:
+        job = jobs.job_for(Path(runs_folder) / name) if jobs is not None else None
+        status = job and (f"queued (position {jobs.queue_position(job)})" if job.status == "queued" else job.status)
+        rows.append(run_summary(Path(runs_folder) / name, status, job and job.cfg).row())
+    return pd.DataFrame(rows, columns=[f.name.replace("_", " ") for f in fields(RunSummary)])
 
 
 ActiveCheck = Callable[[Path], bool]  # True while a job trains the run (`lab.jobs.JOBS.is_active`)
@@ -225,8 +239,9 @@ def rename_run(run_dir: Path, new_name: str, active: ActiveCheck | None = None) 
     run_dir = Path(run_dir)
     _refuse_active(run_dir, active)
     dest = run_dir.parent / validate_name(new_name, "run name")
-    if dest.exists():
-        raise ValueError(f"A run named {new_name!r} already exists.")
+    for other in run_dir.parent.iterdir():  # "Zoë" composed or decomposed, or "zoë": the same name
+        if other != run_dir and name_key(other.name) == name_key(dest.name):
+            raise ValueError(f"A run named {other.name!r} already exists.")
     run_dir.rename(dest)
     return dest
 

@@ -52,9 +52,9 @@ def distribution_chart(table: pd.DataFrame | dict, settings: SamplingSettings, c
                        textposition="outside", textfont=dict(size=10, color="#555")))
     # Legend entries for the colours (invisible points).
     kept_name = f"{label}, kept" if tempered_differs else "kept"
-    for name, c in ((kept_name, KEPT), ("chosen", CHOSEN), ("cut by top-p", CUT_P), ("cut by top-k", CUT_K)):
-        if ((name == "cut by top-k" and not settings.top_k) or (name == "cut by top-p" and settings.top_p >= 1)
-                or (name == "chosen" and chosen is None) or (settings.greedy and name.startswith("cut"))):
+    for name, c, shown in ((kept_name, KEPT, "kept"), ("chosen", CHOSEN, "chosen"), ("cut by top-p", CUT_P, "cut by top-p"),
+                           ("cut by top-k", CUT_K, "cut by top-k"), ("never taken", CUT_K, "not the top token")):
+        if shown not in status:  # a legend entry only for colours the bars use
             continue
         traces.append(dict(type="scatter", x=[None], y=[None], mode="markers", name=name, hoverinfo="skip",
                            marker=dict(color=c, symbol="square", size=10)))
@@ -62,18 +62,23 @@ def distribution_chart(table: pd.DataFrame | dict, settings: SamplingSettings, c
     n_by_k, n_kept_shown = sum(t["kept_by_top_k"]), sum(t["kept"])
     lines = []
     if settings.greedy:
-        lines.append((1, "greedy: only the top token"))
+        lines.append((1, "greedy:<br>only the<br>top token"))
     else:
         if settings.top_k and n_by_k < n:
             lines.append((n_by_k, f"top-k = {settings.top_k}"))
         if settings.top_p < 1 and n_kept_shown < n and n_kept_shown < n_by_k:
             lines.append((n_kept_shown, f"top-p = {settings.top_p:g}"))
-    suffix = "" if settings.greedy else " ↑ kept · cut ↓"
+    # Each cutoff's note sits in the right margin beside its line, where no bar or bar label can be: inside the
+    # plot it covered the top bar and its label (greedy), or the bar above the line in a narrow column (top-p).
+    suffix = "<br>↑ kept · cut ↓" if not settings.greedy else ""
     shapes = [dict(type="line", xref="paper", x0=0, x1=1, y0=pos - 0.5, y1=pos - 0.5,
                    line=dict(color=CHOSEN, dash="dash")) for pos, _ in lines]
-    annotations = [dict(xref="paper", x=1, y=pos - 0.5, text=text + suffix, showarrow=False, xanchor="right",
-                        yanchor="bottom", font=dict(size=11, color=CHOSEN), bgcolor="rgba(255,255,255,0.85)")
+    annotations = [dict(xref="paper", x=1, y=pos - 0.5, text=text + suffix, showarrow=False, xanchor="left", xshift=4,
+                        yanchor="middle", align="left", font=dict(size=11, color=CHOSEN))
                    for pos, text in lines]
+    if len(lines) == 2 and lines[0][0] - lines[1][0] < 2:  # top-k and top-p lines a bar apart: notes apart too
+        annotations[0].update(yanchor="top", yshift=-2)
+        annotations[1].update(yanchor="bottom", yshift=2)
     sub = []
     if n_kept is not None and vocab_size:
         sub.append(f"{n_kept} of {vocab_size} tokens kept")
@@ -88,7 +93,7 @@ def distribution_chart(table: pd.DataFrame | dict, settings: SamplingSettings, c
     layout = dict(
         title=dict(text=title + (f"<br><sup>{' · '.join(sub)} · label = chance of being drawn</sup>" if sub else ""),
                    font=dict(size=15)),
-        barmode="overlay", height=max(300, 22 * n + 170), margin=dict(l=10, r=10, t=70, b=10),
+        barmode="overlay", height=max(300, 22 * n + 170), margin=dict(l=10, r=92 if lines else 10, t=70, b=10),
         legend=dict(orientation="h", y=-0.07, yanchor="top", x=0), plot_bgcolor="white",
         xaxis=xaxis, shapes=shapes, annotations=annotations,
         yaxis=dict(tickvals=y, ticktext=[f"{t}" for t in tokens], autorange="reversed", tickfont=dict(family="monospace")),

@@ -49,7 +49,7 @@ def score_splits(
         summary, table = r.summary(), r.table.copy()
         if generate:
             budget = answer_budget(int(r.table["tokens"].max()), max_new_tokens)
-            generated = generate_completions(model, tokenizer, prompts, budget, batch_size,
+            generated = generate_completions(model, tokenizer, prompts, budget,
                                              progress=_tagged(progress, f"{split}, generating"))
             summary |= generation_metrics(generated, completions)
             table["generated"] = generated

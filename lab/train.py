@@ -29,9 +29,9 @@ from .device import autocast_dtype, barrier, distributed, pick_device
 from .lm_loss import training_loss
 from .models import build_model, count_parameters, load_model, shape_of
 from .runs import append_row, checkpoint_name, drop_logs_after, list_checkpoints, resolve_model
-from .tokenizer import KINDS as TOKENIZER_KINDS, load_tokenizer, train_tokenizer
+from .tokenizer import load_tokenizer
 from .train_config import TrainConfig
-from .train_data import TrainData, batch_indices, load_source, tokenize_data, training_texts
+from .train_data import TrainData, batch_indices, load_source, run_tokenizer, tokenize_data
 from .workspace import atomic_dir
 
 
@@ -184,10 +184,8 @@ class _Session:
         try:
             if resume or tokenizer_dir is not None:  # the run's own tokenizer (rank > 0 under torchrun: rank 0's)
                 tokenizer = load_tokenizer(tokenizer_dir or self.run_dir / "tokenizer")
-            elif cfg.tokenizer in TOKENIZER_KINDS and not cfg.init_from:
-                tokenizer = train_tokenizer(training_texts(kind, content), cfg.tokenizer, cfg.vocab_size)
             elif not cfg.init_from:  # (a fine-tuned model brings its own tokenizer)
-                tokenizer = load_tokenizer(cfg.tokenizer)
+                tokenizer = run_tokenizer(cfg, kind, content)
         except OSError as exc:
             raise ValueError(f"Could not load the tokenizer: {exc}") from exc
         if ckpt is None and not cfg.init_from:

@@ -15,6 +15,7 @@ from typing import Sequence
 import torch
 
 from . import corpus, data, stories
+from .tokenizer import KINDS as TOKENIZER_KINDS, load_tokenizer, train_tokenizer
 from .train_config import TrainConfig
 
 
@@ -95,6 +96,20 @@ def training_texts(kind: str, content) -> list[str]:
     if kind == "unary":
         return [p + c for p, c in zip(content["train"]["prompt"], content["train"]["completion"])]
     return list(content[0])
+
+
+def run_tokenizer(cfg: TrainConfig, kind: str, content):
+    """The tokenizer a new run (not a fine-tune) trains with: a BPE or char tokenizer trained on its training
+    texts, or a saved one. The Train page sizes the model with it, so its parameter count is the run's."""
+    if cfg.tokenizer in TOKENIZER_KINDS:
+        return train_tokenizer(training_texts(kind, content), cfg.tokenizer, cfg.vocab_size)
+    return load_tokenizer(cfg.tokenizer)
+
+
+def planned_vocabulary(cfg: TrainConfig) -> int:
+    """How many tokens a new run on ``cfg`` will have: `run_tokenizer` on its data (a BPE stops short of
+    ``vocab_size`` on a small corpus: 396 of 512 for the unary task with n = 100)."""
+    return len(run_tokenizer(cfg, *load_source(cfg)))
 
 
 def tokenize_data(cfg: TrainConfig, kind: str, content, tokenizer, context: int) -> TrainData:

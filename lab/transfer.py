@@ -16,6 +16,13 @@ from .train_config import TrainConfig
 from .workspace import Workspace, validate_name
 
 
+def pair_names(runs: list[str]) -> list[str]:
+    """The names NAME for which both NAME-finetune and NAME-scratch are among ``runs``, in their order: the
+    pairs to show again after a reload."""
+    found = set(runs)
+    return [r[: -len("-finetune")] for r in runs if r.endswith("-finetune") and r[: -len("-finetune")] + "-scratch" in found]
+
+
 def pair_configs(ws: Workspace, source: str, name: str, unary_n: int, lr: float, epochs: float,
                  batch_size: int) -> tuple[TrainConfig, TrainConfig, int, int]:
     """(finetune config, scratch config, parameters, steps) for fine-tuning ``source`` (a run, checkpoint or
@@ -44,3 +51,18 @@ def pair_configs(ws: Workspace, source: str, name: str, unary_n: int, lr: float,
     scratch = TrainConfig(run_name=validate_name(f"{name}-scratch"), tokenizer=tok_folder, shape=shape, **common)
     n_params = models.count_parameters(models.ModelShape(**shape), model_config.get("vocab_size", 512))["total"]
     return tuned, scratch, n_params, total
+
+
+def submit_pair(ws: Workspace, jobs, source: str, name: str, unary_n: int, lr: float, epochs: float,
+                batch_size: int, limits=None) -> str:
+    """Queue NAME-finetune and NAME-scratch (`pair_configs`) on ``jobs`` (`lab.jobs.JOBS`) after checking the
+    teacher's ``limits`` (`lab.limits.Limits`) and that neither name is taken; returns NAME."""
+    tuned, scratch, n_params, total = pair_configs(ws, source, name, unary_n, lr, epochs, batch_size)
+    if limits is not None:
+        limits.check_training(n_params, total)
+    folders = [ws.new_path("runs", cfg.run_name) for cfg in (tuned, scratch)]  # refuses look-alike names too
+    if any(jobs.is_active(folder) for folder in folders):
+        raise ValueError(f"A run named {name}-finetune or {name}-scratch is queued: choose another name.")
+    for cfg, folder in zip((tuned, scratch), folders):
+        jobs.submit(folder, cfg, ws.user)
+    return name

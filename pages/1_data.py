@@ -1,6 +1,7 @@
 """Data: the unary-counting task, a story corpus, and a tokenizer trained on them."""
 
 import html
+import json
 
 import pandas as pd
 import streamlit as st
@@ -15,6 +16,11 @@ CLASS_COLOURS = {
 }
 TOKEN_COLOURS = ["#ffd6a5", "#caffbf", "#9bf6ff", "#bdb2ff", "#ffc6ff", "#fdffb6"]
 STORY_SOURCES = ["Generator (offline)", "TinyStories from the hub", "Upload a file"]
+# Beyond this many examples the page counts tokens on a spread sample and trains its quick BPE on one: a BPE
+# tokenizes a run of a thousand 1s slowly, and n = 1000 is 167 million characters (168 s before; 200 per split
+# still took 129 s under a load of 24 on 2 cores). The examples grow evenly with i, so 50 estimate the mean well.
+SAMPLE, EXACT_UP_TO = 50, 200  # up to n = 200 every example is counted (a few seconds)
+SHOWN_CHARS = 120  # a completion longer than this is shown cut in the tables (the downloads have all of it)
 LAYOUT_LABELS = {"auto": "detected from the file", "eos": "between <|endoftext|> lines",
                  "blank-line": "between blank lines", "one-per-line": "one per line",
                  "whole-file": "the whole file: one story"}
@@ -24,7 +30,7 @@ def main() -> None:
     ui.require_app()
     st.title("🗂️ Data")
     st.caption("Build the data a tiny model learns from. Everything you save here appears on the Train page.")
-    unary_tab, stories_tab, tok_tab = st.tabs(["Unary counting task", "Story corpus", "Tokenizer"])
+    unary_tab, stories_tab, tok_tab = ui.kept_tabs(["Unary counting task", "Story corpus", "Tokenizer"], "data_tab")
     with unary_tab:
         unary_task()
     with stories_tab:
@@ -34,15 +40,24 @@ def main() -> None:
 
 
 # ---- Cached computation ----------------------------------------------------------------------------------
-@st.cache_data(show_spinner=False)
+@st.cache_resource(max_entries=4, show_spinner=False)  # a resource: 167 MB at n = 1000, never copied per run
 def make_split(n: int, residues: tuple, variant: str, seed: int):
     return data.unary_split(n, residues, variant, seed)
 
 
-@st.cache_resource(show_spinner=False)
-def quick_bpe(texts: tuple) -> object:
-    # Only to show token counts on this page; the tokenizer you train in the third tab is the one you keep.
-    return tok.train_tokenizer(list(texts), "bpe", 512)
+@st.cache_resource(max_entries=4, show_spinner=False)
+def quick_bpe(params: tuple) -> object:
+    # Only to show token counts on this page (the tokenizer you train in the third tab is the one you keep),
+    # trained on a spread sample of the examples.
+    texts = corpus.texts_of(make_split(*params))
+    picked = data.spread_sample([len(t) for t in texts], SAMPLE) if params[0] > EXACT_UP_TO else range(len(texts))
+    return tok.train_tokenizer([texts[i] for i in picked], "bpe", 512)
+
+
+@st.cache_resource
+def token_stats() -> dict:
+    """(n, residues, variant, seed) -> the split's statistics with token counts, shared by every session."""
+    return {}
 
 
 @st.cache_data(show_spinner=False)
@@ -70,27 +85,51 @@ def unary_task() -> None:
     seed = c4.number_input("Seed", 0, 10**6, 0, **ui.keep("data_seed"),
                            help="Chooses the wordings, typos or start numbers of a variant.")
     st.caption(f"**{variant}** — {data.VARIANTS[variant]}")
+    params = (int(n), tuple(residues), variant, int(seed))
     try:
-        split = make_split(int(n), tuple(residues), variant, int(seed))
+        with st.spinner("Writing the examples…", show_time=True):
+            split = make_split(*params)
     except ValueError as exc:
         ui.show_error(exc)
         return
     st.session_state["unary_split"] = split
-    stats = data.split_stats(split, quick_bpe(tuple(corpus.texts_of(split))))
-    st.dataframe(stats.round(1), hide_index=True, width="stretch")
-    st.caption("Token counts use a 512-token byte-level BPE trained on these examples.")
+    split_statistics(split, params)
     left, right = st.columns(2)
     for col, name in ((left, "train"), (right, "test")):
         df = split[name].to_pandas()
         col.subheader(f"{name.title()} ({len(df)})")
-        col.dataframe(df, hide_index=True, height=260, width="stretch",
+        long = df["completion"].str.len() > SHOWN_CHARS  # a 500,000-character cell would freeze the browser
+        shown = df.assign(completion=df["completion"].where(~long, df["completion"].str.slice(0, SHOWN_CHARS) + "…"))
+        col.dataframe(shown, hide_index=True, height=260, width="stretch",
                       column_config={"completion": st.column_config.TextColumn(width="large")})
-        d1, d2 = col.columns(2)
-        d1.download_button("⬇️ CSV", df.to_csv(index=False), f"unary_{name}.csv", "text/csv", key=f"csv_{name}",
-                           width="stretch")
-        d2.download_button("⬇️ JSONL", df.to_json(orient="records", lines=True), f"unary_{name}.jsonl",
-                           "application/json", key=f"jsonl_{name}", width="stretch")
+        if long.any():
+            col.caption(f"Completions over {SHOWN_CHARS} characters are cut here; the downloads hold them whole.")
+        d1, d2 = col.columns(2)  # built only when clicked: n = 1000 is 167 MB
+        d1.download_button("⬇️ CSV", lambda df=df: df.to_csv(index=False), f"unary_{name}.csv", "text/csv",
+                           key=f"csv_{name}", width="stretch", on_click="ignore")
+        d2.download_button("⬇️ JSONL", lambda df=df: df.to_json(orient="records", lines=True), f"unary_{name}.jsonl",
+                           "application/json", key=f"jsonl_{name}", width="stretch", on_click="ignore")
     save_box("unary", split, {"n": int(n), "test_residues": list(residues), "variant": variant, "seed": int(seed)})
+
+
+def split_statistics(split, params: tuple) -> None:
+    """Length statistics: characters at once, tokens once per split and server (a progress bar and Stop)."""
+    store, key = token_stats(), "data_token_stats"
+    if ui.stopped(key):
+        st.session_state["data_stats_stopped"] = params
+    if params not in store and st.session_state.get("data_stats_stopped") == params:
+        st.dataframe(data.split_stats(split).round(1), hide_index=True, width="stretch")
+        if not st.button("Count tokens", key="data_count_tokens", help="Tokenize the examples (stopped before)."):
+            return
+    if params not in store:
+        with ui.working("Counting tokens…", key) as update:
+            with st.spinner("Training a 512-token BPE on the examples…", show_time=True):
+                bpe = quick_bpe(params)
+            store[params] = data.split_stats(split, bpe, sample=SAMPLE if params[0] > EXACT_UP_TO else None,
+                                             progress=update)
+    st.dataframe(store[params].round(1), hide_index=True, width="stretch")
+    st.caption("Token counts use a 512-token byte-level BPE trained on these examples"
+               + (f" (on {SAMPLE} per split, spread over it, with the longest)." if params[0] > EXACT_UP_TO else "."))
 
 
 def story_corpus() -> None:
@@ -110,7 +149,7 @@ def story_corpus() -> None:
                                 help="Streamed: only these rows download.")
         if st.button("Load from the hub", help="Needs internet; set HF_HUB_OFFLINE=1 to never try."):
             try:
-                with st.spinner("Loading TinyStories…"):
+                with st.spinner("Loading TinyStories…", show_time=True):
                     st.session_state["hub_stories"] = story_files.load_tinystories(int(limit))
             except (ConnectionError, ValueError) as exc:
                 ui.show_error(exc)
@@ -171,7 +210,7 @@ def tokenizer_trainer() -> None:
         try:
             content = sources[src]
             if isinstance(content, str):
-                _, content = corpus.load_dataset_folder(ui.workspace().path("datasets", content))
+                _, content = corpus.load_dataset_folder(ui.confined_folder(ui.workspace().path("datasets", content)))
             st.session_state["tokenizer"] = tok.train_tokenizer(corpus.texts_of(content), kind, int(vocab))
             st.session_state["tokenizer_source"] = src
         except ValueError as exc:
@@ -194,12 +233,14 @@ def tokenizer_trainer() -> None:
     with st.form("save_tok", border=False):
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
         name = c1.text_input("Save tokenizer as", f"{kind}-{len(trained)}")
-        if c2.form_submit_button("💾 Save", width="stretch"):
+        if c2.form_submit_button("💾 Save", width="stretch"):  # Enter in the name box submits too
             try:
-                folder = ui.workspace().path("tokenizers", name)
-                if folder.exists():
-                    raise FileExistsError(f"A tokenizer named {name!r} exists; choose another name.")
+                if st.session_state.get("_saved_tokenizer") == (name, id(trained)):  # Enter, then Save
+                    st.success(f"Saved as **{name}** (already: this tokenizer, under this name).")
+                    return
+                folder = ui.workspace().new_path("tokenizers", name)  # refuses look-alike names too
                 tok.save_tokenizer(trained, folder)
+                st.session_state["_saved_tokenizer"] = (name, id(trained))
                 st.success(f"Saved as **{name}**.")
             except (ValueError, FileExistsError) as exc:
                 ui.show_error(exc)
@@ -221,8 +262,9 @@ def story_preview(story_list: list[str]) -> None:
     st.html('<div style="line-height:2;font-size:1.05rem">' + "".join(out) + "</div>")
     st.html(" ".join(f'<span style="background:{c};padding:2px 6px;border-radius:3px;margin-right:4px">{k}</span>'
                      for k, c in CLASS_COLOURS.items() if k not in ("other", "punctuation")))
-    st.caption(f"Word classes: {ui.coverage_caption(story_list[:200])} in the first {min(len(story_list), 200)} "
-               "stories; unclassed words are left white.")
+    st.caption(f"Word classes: {ui.coverage_caption(story_list[:200])} in "
+               + ("the story" if len(story_list) == 1 else f"the first {min(len(story_list), 200)} stories")
+               + "; unclassed words are left white.")
 
 
 def save_box(kind: str, content, meta: dict) -> None:
@@ -230,11 +272,18 @@ def save_box(kind: str, content, meta: dict) -> None:
     with st.form(f"save_{kind}", border=False):
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
         name = c1.text_input("Save to workspace as", kind, **ui.keep(f"data_save_{kind}"),
-                             help="Letters, digits, '-', '_' and '.'.")
+                             help="Letters of any alphabet, digits, '-', '_' and '.'.")
         overwrite = c1.checkbox("Replace a data set of that name", key=f"ow_{kind}")
-        if c2.form_submit_button("💾 Save", width="stretch"):
+        if c2.form_submit_button("💾 Save", width="stretch"):  # Enter in the name box submits too
             try:
-                corpus.save_dataset(ui.workspace().path("datasets", name), content, meta, overwrite=overwrite)
+                what = (name, json.dumps(meta, sort_keys=True, default=str), len(content))
+                if st.session_state.get(f"_saved_{kind}") == what and not overwrite:  # Enter, then a click on Save
+                    st.success(f"Saved as **{name}** (already: this data set, under this name).")
+                    return
+                ws = ui.workspace()
+                folder = ws.path("datasets", name) if overwrite else ws.new_path("datasets", name)
+                corpus.save_dataset(folder, content, meta, overwrite=overwrite)
+                st.session_state[f"_saved_{kind}"] = what
                 st.success(f"Saved as **{name}**.")
             except (ValueError, FileExistsError) as exc:
                 ui.show_error(exc)

@@ -45,8 +45,8 @@ def main() -> None:
         "model's top choice. Compare **train** with **test**: a model that only memorised fails on held-out numbers."
     )
     choice = inputs()
-    scores_tab, ckpt_tab, probe_tab, grade_tab = st.tabs(
-        ["📊 Scores", "📈 Across checkpoints and runs", "🔎 Probes", "📝 Grading sheet"])
+    scores_tab, ckpt_tab, probe_tab, grade_tab = ui.kept_tabs(
+        ["📊 Scores", "📈 Across checkpoints and runs", "🔎 Probes", "📝 Grading sheet"], "evaluate_tab")
     with scores_tab:
         scores(choice)
     with ckpt_tab:
@@ -106,6 +106,8 @@ def data_sources(model_path) -> dict[str, object]:
 
 
 def sets_for(source, limit: int) -> dict:
+    if isinstance(source, Path):  # a run's or a saved data set's folder: nothing in it may link out (classroom)
+        source = ui.confined_folder(source)
     if isinstance(source, (str, Path)):
         return eval_sets.load_eval_sets(source, limit)
     return eval_sets.eval_sets_of("stories" if isinstance(source, list) else "unary", source, limit)
@@ -119,28 +121,34 @@ def progress_callback(bar, prefix: str):
 def scores(choice: Choice) -> None:
     if st.button("Evaluate", type="primary", disabled=choice.model_path is None, key="evaluate_go",
                  help="Score the model on the train and the test split of the chosen data set."):
-        bar = st.progress(0.0, text="Loading…")
         try:
-            model, tokenizer = ui.load_model(choice.model_path)
-            splits = scoring.score_splits(model, tokenizer, choice.sets(), choice.batch_size, generate=choice.generate,
-                                          max_new_tokens=choice.max_new,
-                                          progress=lambda f, message: bar.progress(min(1.0, f), text=message))
+            with ui.working("Loading…", "evaluate") as update:
+                model, tokenizer = ui.load_model(choice.model_path)
+                splits = scoring.score_splits(model, tokenizer, choice.sets(), choice.batch_size,
+                                              generate=choice.generate, max_new_tokens=choice.max_new, progress=update)
             st.session_state["evaluate_results"] = {"model": str(choice.model_path), "data": choice.source_label,
-                                                    "splits": splits}
+                                                    "splits": splits,
+                                                    "stories": eval_sets.source_kind(choice.source) == "stories"}
         except (ValueError, OSError, RuntimeError) as exc:
             ui.show_error(exc)
-        bar.empty()
+    if ui.stopped("evaluate"):
+        st.info("Stopped: the scores below (if any) are from the last finished evaluation.", icon="⏹")
     saved = st.session_state.get("evaluate_results")
     if saved is None:
         st.info("Pick a model and a data set, then press **Evaluate**.", icon="👆")
         return
-    splits = saved["splits"]
+    splits, stories = saved["splits"], saved.get("stories", False)
     st.caption(f"Model `{saved['model']}` on **{saved['data']}**.")
     notes = [f"**{split}**: {w}" for split, res in splits.items() for w in res["warnings"]]
-    if notes:
+    if notes and stories:  # expected, not a fault: the model never reads more than its context at once
+        st.info("Stories are longer than this model's context, so each is scored on what fits, as the model "
+                "reads them.\n\n" + "\n\n".join(notes), icon="✂️")
+    elif notes:
         st.warning("\n\n".join(notes), icon="✂️")
-    summary = pd.DataFrame({k: v["summary"] for k, v in splits.items()}).T
-    headline(splits)
+    # A whole story ending is never matched token for token: exact match would be 0 for every model.
+    hidden = ["exact match", "generated exact match"] if stories else []
+    summary = pd.DataFrame({k: v["summary"] for k, v in splits.items()}).T.drop(columns=hidden, errors="ignore")
+    headline(splits, stories)
     st.subheader("Train next to test")
     st.dataframe(summary, width="stretch", column_config={
         c: st.column_config.NumberColumn(format="%.3f") for c in summary.columns if c not in ("examples", "tokens", "truncated")
@@ -154,15 +162,19 @@ def scores(choice: Choice) -> None:
     per_example(splits)
 
 
-def headline(splits: dict) -> None:
-    """The test split's main scores, each with its gap to train."""
+def headline(splits: dict, stories: bool = False) -> None:
+    """The test split's main scores, each with its gap to train (no exact match for stories)."""
     test = splits.get("test", next(iter(splits.values())))["summary"]
     train = splits["train"]["summary"] if "train" in splits else test
-    m = st.columns(4)
-    m[0].metric("Exact match (test)", f"{test['exact match']:.1%}",
-                f"{test['exact match'] - train['exact match']:+.1%} vs train", delta_color="normal",
-                help="Share of test answers where every token is the model's top choice. The delta is the "
-                "generalisation gap: test minus train.")
+    m = [st.container()] + st.columns(3) if stories else st.columns(4)
+    if stories:
+        m[0].caption("Story endings: token accuracy, perplexity and loss (exact match of a whole ending is always "
+                     "0, so it is not shown).")
+    else:
+        m[0].metric("Exact match (test)", f"{test['exact match']:.1%}",
+                    f"{test['exact match'] - train['exact match']:+.1%} vs train", delta_color="normal",
+                    help="Share of test answers where every token is the model's top choice. The delta is the "
+                    "generalisation gap: test minus train.")
     m[1].metric("Token accuracy (test)", f"{test['token accuracy']:.1%}",
                 f"{test['token accuracy'] - train['token accuracy']:+.1%} vs train",
                 help="Share of answer tokens that are the model's top choice.")
@@ -170,8 +182,9 @@ def headline(splits: dict) -> None:
                 delta_color="inverse", help="exp(mean loss per answer token): 1 is certain, vocabulary size is guessing.")
     m[3].metric("Loss (test)", f"{test['loss']:.3f}", help="Mean negative log-likelihood per answer token, in nats.")
     if "rouge1" in test:
-        for col, key, label in zip(st.columns([1.5, 1, 1, 1, 1]), ("generated exact match", "rouge1", "rouge2", "rougeL", "bleu"),
-                                   ("Generated exact match", "ROUGE-1", "ROUGE-2", "ROUGE-L", "BLEU")):
+        keys = [k for k in ("generated exact match", "rouge1", "rouge2", "rougeL", "bleu") if not stories or "exact" not in k]
+        for col, key in zip(st.columns([1.5, 1, 1, 1, 1][-len(keys):]), keys):
+            label = {"rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L", "bleu": "BLEU"}.get(key, key.capitalize())
             value = f"{test[key]:.1f}" if key == "bleu" else f"{test[key]:.3f}"
             col.metric(f"{label} (test)", value, help="Of the free-running greedy answers against the expected "
                        "ones. ROUGE: mean F-measure 0-1 (rouge-score, stemmed); BLEU: sacrebleu corpus score 0-100.")
@@ -251,7 +264,7 @@ def across_checkpoints_and_runs(choice: Choice) -> None:
         bar = st.progress(0.0)
         try:
             st.session_state["evaluate_runs_table"] = scoring.evaluate_runs(
-                [ws.path("runs", n) for n in chosen], choice.sets(), choice.batch_size, progress_callback(bar, "runs"))
+                [ui.confined_folder(ws.path("runs", n)) for n in chosen], choice.sets(), choice.batch_size, progress_callback(bar, "runs"))
         except (ValueError, OSError, RuntimeError) as exc:
             ui.show_error(exc)
         bar.empty()

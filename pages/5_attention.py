@@ -10,7 +10,7 @@ import streamlit.components.v1 as components
 import torch
 
 import ui
-from lab import heads as head_study, inspect as lens, inspect_charts as charts
+from lab import head_view, heads as head_study, inspect as lens, inspect_charts as charts
 from lab.runs import trained_length
 
 STORY = (
@@ -28,6 +28,7 @@ class Patterns:
     tokens: list[str]
     trained: int | None  # the run's training window, or None: positions past it were never trained
     layer_names: list[str]  # "0 (global)", "1 (local)", ... when the model has attention kinds
+    text: str = ""  # the text the patterns are of
 
 
 def main() -> None:
@@ -60,9 +61,9 @@ def main() -> None:
         st.warning(f"The text is longer than {why}: only its first {len(tokens)} tokens are shown.")
     kinds = getattr(model.config, "attention_layers", None)
     names = [f"{i} ({kinds[i]})" if kinds else str(i) for i in range(pattern.shape[0])]
-    seen = Patterns(path, pattern, tokens, trained, names)
-    heads_tab, token_tab, bertviz_tab, classify_tab = st.tabs(
-        ["Heads of a layer", "One token", "bertviz", "Positional or semantic?"])
+    seen = Patterns(path, pattern, tokens, trained, names, text)
+    heads_tab, token_tab, bertviz_tab, classify_tab = ui.kept_tabs(
+        ["Heads of a layer", "One token", "bertviz", "Positional or semantic?"], "attention_tab")
     with heads_tab:
         layer = heads_of_a_layer(seen)
     with token_tab:
@@ -115,6 +116,27 @@ def one_token(seen: Patterns, layer: int) -> None:
     st.plotly_chart(fig, key="token_view")
     st.caption(f"Layer {layer}. Each row is a head; hover for the exact weight.")
     ui.chart_download(fig, f"token-{position}-L{layer}", "dl_token_view")
+    with st.expander(f"Inside one head: how token {position}'s row is computed, step by step", expanded=False):
+        inside_one_head(seen, layer, position)
+
+
+def inside_one_head(seen: Patterns, layer: int, position: int) -> None:
+    """Transformer Explainer's view with this model's numbers (`lab.head_view`): q and k, the scores and their
+    scale, the causal (and local) mask, the softmax, and the weighted sum of the values."""
+    head = st.selectbox("Head", range(seen.pattern.shape[1]), format_func=lambda h: f"H{h}",
+                        **ui.keep("attention_inside_head"), help="Which head of this layer to open.")
+    try:
+        model, tokenizer = ui.load_model(seen.path)
+        step = head_view.head_step(model, tokenizer, seen.text, layer, head, position, max_tokens=seen.trained)
+    except (ValueError, RuntimeError) as exc:
+        ui.show_error(exc)
+        return
+    fig = charts.head_step_figure(step)
+    st.plotly_chart(fig, key="head_step")
+    st.caption("The weights in step 3 are this head's row in the charts above (checked against the model's own). "
+               + ("GPT-Neo does not divide the scores by √d_head: the markers show what dividing would give."
+                  if step.scale == 1 else f"Scores are multiplied by 1/√{step.d_head}."))
+    ui.chart_download(fig, f"inside-L{layer}H{head}-token{position}", "dl_head_step")
 
 
 def bertviz(seen: Patterns, layer: int) -> None:
@@ -122,7 +144,7 @@ def bertviz(seen: Patterns, layer: int) -> None:
     if not st.toggle("Show bertviz", value=False, **ui.keep("show_bertviz"),
                      help="Off by default: the views embed every weight of the chosen layers in the page."):
         return
-    from lab.bertviz_offline import offline_html
+    from lab.bertviz_offline import frame_height, offline_html
 
     names = seen.layer_names
     view = st.radio("View", ["head view", "model view"], horizontal=True, **ui.keep("bertviz_view"),
@@ -139,8 +161,8 @@ def bertviz(seen: Patterns, layer: int) -> None:
     except (ValueError, FileNotFoundError) as exc:
         ui.show_error(exc)
     else:
-        height = 120 + 22 * len(seen.tokens) if view == "head view" else 60 + 230 * len(chosen)
-        components.html(page, height=min(height, 1400), scrolling=True)
+        # Sized to what bertviz draws (its script then fits the frame to the drawing, e.g. a clicked head).
+        components.html(page, height=frame_height(view.split()[0], len(seen.tokens), len(chosen)), scrolling=True)
 
 
 def positional_or_semantic(path, trained: int | None) -> None:
@@ -167,15 +189,15 @@ def positional_or_semantic(path, trained: int | None) -> None:
     c1, c2 = st.columns([3, 1], vertical_alignment="center")
     c1.caption(texts_label)
     if c2.button("Classify heads", type="primary", key="classify_go", help="Runs the stories and fits every head."):
-        bar = st.progress(0.0, text="Running stories through the model…")
         try:
-            model, tokenizer = ui.load_model(path)
-            st.session_state[key] = head_study.head_stats(
-                model, tokenizer, texts, max_tokens=trained or 256,
-                progress=lambda f: bar.progress(f, text="Running stories through the model…"))
+            with ui.working("Running stories through the model…", "classify") as update:
+                model, tokenizer = ui.load_model(path)
+                st.session_state[key] = head_study.head_stats(model, tokenizer, texts, max_tokens=trained or 256,
+                                                              progress=update)
         except (ValueError, RuntimeError) as exc:
             ui.show_error(exc)
-        bar.empty()
+    if ui.stopped("classify"):
+        st.info("Stopped: press **Classify heads** to run the study again.", icon="⏹")
     stats = st.session_state.get(key)
     if stats is None:
         st.info("Press **Classify heads** to run the study.")

@@ -58,8 +58,8 @@ def main() -> None:
         return
     st.caption(f"{scan.label} · {len(scan.acts.tokens)} tokens · layer {scan.layer} · {scan.width} "
                "neurons" + (f" · each story cut to the {scan.trained}-token windows this run trained on" if scan.trained else ""))
-    tabs = st.tabs(["All neurons", "One neuron", "Word classes", "Across checkpoints", "Logit lens", "Ablation",
-                    "Patching"], key="neurons_tabs")  # keyed: a button in a tab reruns the page in that tab
+    tabs = ui.kept_tabs(["All neurons", "One neuron", "Word classes", "Across checkpoints", "Logit lens", "Ablation",
+                         "Patching"], "neurons_tabs")  # kept: a rerun, a new model or a page switch keeps the tab
     views = (all_neurons, one_neuron, word_classes, across_checkpoints, logit_lens, ablation, patching_tab)
     for tab, view in zip(tabs, views):
         with tab:
@@ -184,14 +184,15 @@ def across_checkpoints(scan: Scan) -> None:
     key = f"neurons_ck::{scan.key}::{neuron}::{len(checkpoints)}"
     if c2.button(f"Compare across {len(checkpoints)} checkpoints of {run_dir.name}", key="neurons_ck_go",
                  help="Loads every checkpoint and runs the same stories through it."):
-        bar = st.progress(0.0, text="Loading checkpoints…")
         try:
-            st.session_state[key] = neurons.neuron_across_checkpoints(
-                checkpoints, scan.texts, scan.layer, int(neuron), load=ui.load_model, max_tokens=scan.trained,
-                progress=lambda f: bar.progress(f, text="Loading checkpoints…"))
+            with ui.working("Running the stories through every checkpoint…", "neurons_ck") as update:
+                st.session_state[key] = neurons.neuron_across_checkpoints(
+                    checkpoints, scan.texts, scan.layer, int(neuron), load=ui.load_model, max_tokens=scan.trained,
+                    progress=update)
         except (ValueError, OSError) as exc:
             ui.show_error(exc)
-        bar.empty()
+    if ui.stopped("neurons_ck"):
+        st.info("Stopped: press the button to compare the checkpoints again.", icon="⏹")
     result = st.session_state.get(key)
     if result is not None:
         fig = charts.checkpoint_lines(result)

@@ -1,47 +1,27 @@
 """Teacher: who is in the lab, which training jobs run or wait, a Stop button per job, the limits in force."""
 
-import hmac
-import os
 import time
 
 import pandas as pd
 import streamlit as st
 
 import ui
+import ui_access
+from lab import identity
 from lab.jobs import JOBS
+from lab.workspace import default_root
 
 
 def main() -> None:
     ui.require_app()
     st.title("🧑‍🏫 Teacher")
     st.caption("The whole class at a glance: active sessions, the training queue, and the limits this machine enforces.")
-    if not unlocked():
+    if not ui_access.teacher_gate():  # refused when shared without a password; else asks for it once
         return
-    if not teacher_password():
-        st.caption("🔓 No teacher password is set: anyone can open this page (set `teacher_password` in "
-                   "`.streamlit/secrets.toml` or `TINYLAB_TEACHER_PASSWORD`).")
     class_view()
     limits_in_force()
-
-
-def teacher_password() -> str:
-    """The environment wins over secrets.toml, so a teacher can set it for one launch."""
-    return os.environ.get("TINYLAB_TEACHER_PASSWORD") or str(ui._secret("teacher_password", "") or "")
-
-
-def unlocked() -> bool:
-    expected = teacher_password()
-    if not expected or st.session_state.get("teacher_ok") == expected:
-        return True
-    with st.form("teacher_login", border=True):
-        typed = st.text_input("Teacher password", type="password", key="teacher_pw",
-                              help="Set as teacher_password in .streamlit/secrets.toml or TINYLAB_TEACHER_PASSWORD.")
-        if st.form_submit_button("Unlock", type="primary"):
-            if hmac.compare_digest(typed.encode(), expected.encode()):  # constant time: no guessing by timing
-                st.session_state["teacher_ok"] = expected
-                st.rerun()
-            st.error("Wrong password.", icon="🔒")
-    return False
+    if ui.classroom_mode() and not ui_access.oidc_configured():
+        names()
 
 
 def ago(t: float) -> str:
@@ -110,8 +90,29 @@ def limits_in_force() -> None:
                                    for what, value, name in rows]), hide_index=True, width="stretch")
     except ValueError as exc:
         ui.show_error(exc)
-    st.caption(f"Classroom mode (a guest workspace per browser session): **{'on' if ui.classroom_mode() else 'off'}**. "
-               "Set `classroom = true` in `.streamlit/secrets.toml` or `TINYLAB_CLASSROOM=1`.")
+    st.caption(f"Classroom mode (a guest workspace per browser session, names opened with their secret, typed "
+               f"paths confined): **{'on' if ui.classroom_mode() else 'off'}**. Set `classroom = true` in "
+               "`.streamlit/secrets.toml` or `TINYLAB_CLASSROOM=1`; it is always on when the lab is served beyond "
+               f"this machine (this one listens on `{ui_access.bind_address() or 'every interface'}`).")
+
+
+@st.fragment
+def names() -> None:
+    """Claimed names, and a new secret for a student who forgot theirs (shown here once)."""
+    st.subheader("Names")
+    claimed = identity.claimed_names(default_root())
+    if not claimed:
+        st.info("Nobody has claimed a name yet.")
+        return
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    who = c1.selectbox("Claimed names", claimed, key="teacher_reset_who",
+                       help=f"{len(claimed)} names. A student who forgot their secret gets a new one here.")
+    if c2.button("🔑 New secret", key="teacher_reset", width="stretch",
+                 help="Replace this name's secret with a new passphrase; the old one stops working."):
+        st.session_state["teacher_new_secret"] = (who, identity.reset(default_root(), who))
+    if st.session_state.get("teacher_new_secret"):
+        who, new = st.session_state["teacher_new_secret"]
+        st.success(f"New secret for **{who}**: `{new}` (give it to the student; it is not shown again).", icon="🔑")
 
 
 main()

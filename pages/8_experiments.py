@@ -93,7 +93,7 @@ def real_file(ws, spec: ExperimentSpec) -> None:
 
 def check_and_start(ws, spec: ExperimentSpec) -> None:
     try:
-        spec.validate(ui.limits())
+        spec = ui.confined_spec(spec.validate(ui.limits()))  # a shared lab: the spec's paths stay confined
         launcher = pick_launcher(None, ray_values())
     except ValueError as exc:
         ui.show_error(exc)
@@ -191,8 +191,10 @@ def results_tab(ws) -> None:
         return
     metrics = [m for m in exp.metrics() if m in results]
     st.markdown(f"**Question.** {exp.spec.question or exp.spec.name}")
+    # Kept per experiment: one experiment's metrics are not another's.
     metric = st.selectbox("Conclude on", metrics, index=metrics.index(exp.primary()) if exp.primary() in metrics else 0,
-                          **ui.keep("ex_metric"), help="The metric of the one-sentence conclusion per factor.")
+                          **ui.keep(f"ex_metric_{exp.spec.name}"),
+                          help="The metric of the one-sentence conclusion per factor.")
     sentences = conclusions(results, exp.factors, metric)
     for sentence in sentences or ["Each factor needs at least two levels with scores to compare."]:
         st.markdown(f"- {sentence}")
@@ -203,8 +205,9 @@ def results_tab(ws) -> None:
     st.dataframe(summary, hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(c, format="%.4g") for c in ("mean", "sd", "ci95", "low", "high")})
     shown = st.multiselect("Charts", [m for m in metrics if m != "parameters"], [metric] if metric != "parameters" else [],
-                           **ui.keep("ex_charts"), help="One chart per metric: mean with its 95 % CI, each seed as a dot.")
-    against = st.toggle("Against parameters", **ui.keep("ex_params"), value=exp.spec.template == "emergence",
+                           **ui.keep(f"ex_charts_{exp.spec.name}"),
+                           help="One chart per metric: mean with its 95 % CI, each seed as a dot.")
+    against = st.toggle("Against parameters", **ui.keep(f"ex_params_{exp.spec.name}"), value=exp.spec.template == "emergence",
                         help="x = the models' parameter count (log scale) instead of the first factor's levels.")
     for m in shown:
         fig = metric_figure(results, m, exp.factors, against_parameters=against)

@@ -1,4 +1,5 @@
 import math
+from pathlib import Path
 import warnings
 
 import pandas as pd
@@ -148,6 +149,44 @@ def test_batched_generation_equals_one_by_one(tokenizer):
     single = [ev.generate_completions(trained, tok, [p], max_new_tokens=12)[0] for p in prompts[:5]]
     assert batched == single
     assert batched[0].startswith(" 1")  # the trained model starts counting
+
+
+def _generate_reference(model, tokenizer, prompts, max_new_tokens):
+    """transformers' generate(), greedy, one prompt at a time (its end, leaving room for the answer in the
+    context), cut after the first eos."""
+    out, room = [], model.config.max_position_embeddings - max_new_tokens
+    for p in prompts:
+        ids = torch.tensor([tokenizer(p, add_special_tokens=False)["input_ids"][-room:]])
+        row = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                             do_sample=False, pad_token_id=tokenizer.pad_token_id)[0, ids.shape[1]:].tolist()
+        eos = tokenizer.eos_token_id
+        out.append(tokenizer.decode(row[: row.index(eos) + 1] if eos in row else row))
+    return out
+
+
+def test_greedy_decoding_writes_what_generate_writes():
+    # The demo story model: prompts of many lengths in one batch, rows leaving at eos while others go on.
+    from lab.eval_sets import load_eval_sets
+    from lab.models import load_model
+
+    model, tok = load_model(Path(__file__).resolve().parents[1] / "assets" / "demo-model")
+    prompts = load_eval_sets("stories", limit=40)["test"][0][:6] + ["Once upon a time", "Tom"]
+    steps = []
+    ours = ev.generate_completions(model, tok, prompts, max_new_tokens=90, batch_size=8,
+                                   progress=lambda f, m: steps.append((f, m)))
+    assert ours == _generate_reference(model, tok, prompts, 90)
+    assert any(a.endswith("<|endoftext|>") for a in ours) and not all(a.endswith("<|endoftext|>") for a in ours)
+    fractions = [f for f, _ in steps]
+    assert len(steps) > 10 and fractions == sorted(fractions) and fractions[-1] == 1.0  # a bar that moves
+
+
+def test_greedy_decoding_with_local_attention_layers(tokenizer):
+    # Alternating global/local layers with a window shorter than prompt + answer: the window must slide alike.
+    trained, tok = trained_micro()
+    local = micro_model(tok, seed=3, attention="alternating", window=24)
+    local.load_state_dict(trained.state_dict())
+    prompts = unary_pairs()[0][:6]
+    assert ev.generate_completions(local, tok, prompts, 30, batch_size=6) == _generate_reference(local, tok, prompts, 30)
 
 
 def test_generation_metrics_of_perfect_answers():

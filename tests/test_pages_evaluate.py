@@ -83,3 +83,19 @@ def test_demo_story_model_defaults_to_stories(workspace_dir):
     assert not at.exception and not at.error
     test = at.session_state["evaluate_results"]["splits"]["test"]["summary"]
     assert 1 < test["perplexity"] < 512 and 0 < test["rouge1"] <= 1
+
+
+def test_a_story_evaluation_shows_no_exact_match_and_explains_the_cut_at_the_context(workspace_dir):
+    """Issue 16: exact match of a whole story ending is always 0 and the context cut is expected, not a fault."""
+    make_run(workspace_dir / "default" / "runs" / "tiny", steps=(0,))
+    at = open_page(PAGE)
+    at.selectbox(key="model").set_value("tiny / step-000000").run()
+    picker = next(s for s in at.selectbox if str(s.key).startswith("evaluate_data:"))
+    picker.set_value(next(o for o in picker.options if o.startswith("Generated stories"))).run()
+    at.number_input(key="evaluate_limit").set_value(4)
+    at.toggle(key="evaluate_generate").set_value(False).run()
+    at.button(key="evaluate_go").click().run()
+    assert not at.exception and not at.error
+    labels = [m.label for m in at.metric]
+    assert "Token accuracy (test)" in labels and "Exact match (test)" not in labels
+    assert not any("✂️" == w.icon for w in at.warning)

@@ -17,7 +17,9 @@ def test_attention_page_shows_heads_token_view_and_classifies(tiny_run):
     at = pick(open_page("pages/5_attention.py"), "model")
     assert not at.error
     charts = at.get("plotly_chart")
-    assert len(charts) >= 3  # head grid, one large head, token view
+    assert len(charts) >= 4  # head grid, one large head, token view, inside one head
+    at.selectbox(key="attention_inside_head").set_value(1).run()  # Transformer Explainer's steps for another head
+    assert not at.exception and not at.error
     at.selectbox(key="attention_layer").set_value(1).run()
     assert not at.exception and not at.error
     at.toggle(key="show_bertviz").set_value(True).run()  # bertviz html is built without error

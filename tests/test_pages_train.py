@@ -5,7 +5,7 @@ import time
 from helpers import open_page
 from lab.cli import main as cli_main
 from lab.jobs import JOBS
-from lab.runs import list_checkpoints
+from lab.runs import list_checkpoints, read_run_config
 
 PAGE = "pages/2_train.py"
 
@@ -45,10 +45,12 @@ def test_impossible_shape_is_explained_before_anything_starts(workspace_dir):
 
 def test_page_run_matches_the_cli_layout(workspace_dir):
     at = tiny_page("page-run", 6)
+    promised = next(m.value for m in at.metric if m.label == "Parameters")  # the run's tokenizer, so exact
     at.button(key="tr_go").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     job = JOBS.wait(JOBS.job_for(workspace_dir / "default" / "runs" / "page-run").id, 120)
     assert job.status == "done", job.error
+    assert read_run_config(workspace_dir / "default" / "runs" / "page-run")["parameters"] == int(promised.replace(",", ""))
     code = cli_main(["train", "cli-run", "--runs-dir", str(workspace_dir / "cli"), "--unary-n", "30", "--vocab-size",
                      "300", "--n-layer", "1", "--d-model", "32", "--n-head", "2", "--d-mlp", "64", "--context", "128",
                      "--steps", "6", "--batch-size", "8", "--warmup", "2", "--eval-every", "2", "--checkpoint-every",

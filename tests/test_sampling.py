@@ -218,11 +218,11 @@ def test_chart_draws_cutoff_lines_where_the_cuts_are(tok):
     fig = distribution_chart(d.table(tok, 25), s, chosen=0, n_kept=d.n_kept, kept_mass=d.kept_mass, vocab_size=len(tok))
     lines = sorted(shape.y0 + 0.5 for shape in fig.layout.shapes)
     assert lines == [d.n_kept, 12]  # top-p line after the kept tokens, top-k line after 12
-    assert [a.text.split(" ↑")[0] for a in fig.layout.annotations] == ["top-k = 12", "top-p = 0.5"]
+    assert [a.text.split("<br>")[0] for a in fig.layout.annotations] == ["top-k = 12", "top-p = 0.5"]
     assert len(fig.data[0].x) == 25  # model's probabilities (outline), then after temperature (solid)
     greedy = distribution_chart(warp(logits, SamplingSettings(strategy="greedy")).table(tok, 10),
                                 SamplingSettings(strategy="greedy"))
-    assert [a.text.split(" ↑")[0] for a in greedy.layout.annotations] == ["greedy: only the top token"]
+    assert [a.text.replace("<br>", " ") for a in greedy.layout.annotations] == ["greedy: only the top token"]
 
 
 def test_coloured_text_escapes_html_and_shows_probabilities():

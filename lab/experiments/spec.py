@@ -27,6 +27,8 @@ from .measure import check_eval_sets
 MAX_RUNS = 200  # a bigger grid is refused: on a shared machine it would hold the queue for days
 MAX_NAME = 40  # leaves room in run names (at most 64 characters) for the levels and the seed
 PRETRAIN, TOKENIZER, SCRATCH = "@pretrain", "@tokenizer", "scratch"
+# Settings that may name a folder or file, with their built-in values (neither those nor "@references" are paths).
+PATH_SETTINGS = {"data": ("unary", "stories"), "tokenizer": ("bpe", "char"), "init_from": (SCRATCH,)}
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,33 @@ class ExperimentSpec:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
+
+    def with_paths(self, resolve) -> "ExperimentSpec":
+        """A copy in which every folder or file the spec names (its data sets' files; data, tokenizer and
+        init_from settings) is ``resolve(setting, value)`` ("file" for a data set's file): how a shared lab
+        confines what a student typed. ``resolve`` raises ValueError to refuse. Levels keep their labels."""
+        d = self.to_dict()
+
+        def fix(settings: dict) -> dict:
+            for key, builtins in PATH_SETTINGS.items():
+                value = settings.get(key)
+                if isinstance(value, str) and value not in builtins and not value.startswith("@"):
+                    settings[key] = resolve(key, value)
+            return settings
+
+        fix(d["train"])
+        if d["pretrain"] is not None:
+            fix(d["pretrain"])
+        for factor, values in d["factors"].items():
+            for i, v in enumerate(values if isinstance(values, list) else []):
+                if isinstance(v, dict):
+                    fix(v)
+                elif factor in PATH_SETTINGS and (settings := fix({factor: v}))[factor] != v:
+                    values[i] = {"label": str(v), **settings}  # a path resolved: the level keeps its typed label
+        for ds in d["datasets"].values():
+            if isinstance(ds, dict) and isinstance(ds.get("file"), str):
+                ds["file"] = resolve("file", ds["file"])
+        return type(self).from_dict(d)
 
     # ---- the grid ----------------------------------------------------------------------------------------
 
