@@ -58,7 +58,7 @@ POSITIONAL_R2 = 0.5  # relative position alone explains at least half of the hel
 SEMANTIC_R2 = 0.25  # ... at most a quarter: the tokens decide
 # Mean over queries of H(row) / log(number of keys the query sees): 1 = uniform, 0 = one key. At 0.75 a query
 # seeing 100 tokens spreads its attention like a uniform pick among ~32 of them (exp(0.75 ln 100)). The demo
-# model's heads sit at 0.48-0.66 (on generated and on real stories); an untrained model's near 1.
+# model's heads sit at 0.56-0.96 on 50 held-out real stories (11 of 16 diffuse); an untrained model's near 1.
 DIFFUSE_ENTROPY = 0.75
 
 
