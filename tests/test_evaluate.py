@@ -9,6 +9,7 @@ import torch
 from eval_fixtures import one_thread, make_run, micro_model, unary_pairs, trained_micro, unary_tokenizer  # noqa: F401 (one_thread: autouse fixture)
 from lab import eval_sets, evaluate as ev, metrics, scoring
 from lab.cli import main as cli_main
+from lab.constants import EOS
 from lab.dummy import DummyModel
 from lab.runs import resolve_model
 
@@ -170,7 +171,10 @@ def test_greedy_decoding_writes_what_generate_writes():
     from lab.models import load_model
 
     model, tok = load_model(Path(__file__).resolve().parents[1] / "assets" / "demo-model")
-    prompts = load_eval_sets("stories", limit=40)["test"][0][:6] + ["Once upon a time", "Tom"]
+    stories, endings = load_eval_sets("stories", limit=40)["test"]
+    # Two prompts that stop one sentence short of a story's end, so some rows meet eos early in the batch.
+    near_end = [(s + e.removesuffix(EOS)).rsplit(". ", 1)[0] + "." for s, e in zip(stories[1:3], endings[1:3])]
+    prompts = stories[:6] + near_end + ["Once upon a time", "Tom"]
     steps = []
     ours = ev.generate_completions(model, tok, prompts, max_new_tokens=90, batch_size=8,
                                    progress=lambda f, m: steps.append((f, m)))
