@@ -22,7 +22,9 @@ def test_a_link_a_table_row_and_a_heatmap_cell_open_one_neurons_view(tmp_path):
         page.get_by_text("Top contexts of L2 N37").wait_for(timeout=SLOW)
         wait_idle(page, SLOW)
         assert error_texts(page) == [] and open_tab(page) == "One neuron"
-        assert page.locator('[role="tabpanel"]:visible .js-plotly-plot').count() == 2  # histogram and profile
+        plots = page.locator('[role="tabpanel"]:visible .js-plotly-plot')
+        plots.nth(1).wait_for(timeout=SLOW)  # plotly's chunk loads after the script is idle on a busy machine
+        assert plots.count() == 2  # histogram and profile
         page.wait_for_timeout(1000)  # let plotly draw
         shot(page, "neurons-one-neuron")
         page.get_by_role("tab", name="All neurons").click(timeout=SLOW)
@@ -35,8 +37,10 @@ def test_a_link_a_table_row_and_a_heatmap_cell_open_one_neurons_view(tmp_path):
         assert open_tab(page) == "One neuron" and row_neuron != "37"
         page.get_by_role("tab", name="Word classes").click(timeout=SLOW)
         wait_idle(page, SLOW)
+        drag = page.locator('[role="tabpanel"]:visible .js-plotly-plot').first.locator(".nsewdrag").first
+        drag.wait_for(timeout=SLOW)
         page.wait_for_timeout(1000)
-        area = page.locator('[role="tabpanel"]:visible .js-plotly-plot').first.locator(".nsewdrag").first.bounding_box()
+        area = drag.bounding_box()
         page.mouse.click(area["x"] + area["width"] * 2.5 / 40, area["y"] + area["height"] * 0.5)  # third neuron shown
         page.get_by_role("tab", name="One neuron", selected=True).wait_for(timeout=SLOW)
         wait_idle(page, SLOW)
