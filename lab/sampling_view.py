@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -97,10 +98,17 @@ def distribution_chart(table: pd.DataFrame | dict, settings: SamplingSettings, c
         barmode="overlay", height=max(300, 22 * n + 170), margin=dict(l=10, r=92 if lines else 10, t=84 if sub else 70, b=10),
         legend=dict(orientation="h", y=-0.07, yanchor="top", x=0), plot_bgcolor="white",
         xaxis=xaxis, shapes=shapes, annotations=annotations,
-        yaxis=dict(tickvals=y, ticktext=[f"{t}" for t in tokens], autorange="reversed", tickfont=dict(family="monospace")),
+        yaxis=dict(tickvals=y, ticktext=[tick_label(t) for t in tokens], autorange="reversed", tickfont=dict(family="monospace")),
         hoverlabel=dict(font_family="monospace"), clickmode="event+select", dragmode=False,
     )
     return go.Figure(data=traces, layout=layout)
+
+
+def tick_label(token: str, longest: int = 16) -> str:
+    """A token as the chart's axis shows it: a run of one character as ``1×23`` and the rest cut at ``longest``
+    (a unary model's 40-character tokens squeezed the bars to a sliver); the hover keeps the whole token."""
+    short = re.sub(r"(.)\1{5,}", lambda m: f"{m.group(1)}×{len(m.group(0))}", token)
+    return short if len(short) <= longest else short[: longest - 1] + "…"
 
 
 # Sampled once: plotly's sample_colorscale costs ~0.1 ms a call, and a streamed text recolours every token.

@@ -138,3 +138,11 @@ def test_loss_figure_names_the_smoothed_curve_and_starts_at_step_zero():
     assert fig.layout.showlegend and fig.layout.xaxis.rangemode == "nonnegative" and fig.layout.xaxis.dtick == 1
     assert [t.name for t in fig.data] == ["a val", "b train (smoothed)"]  # the Live tab's number is the last step's
     assert loss_figure({"a": pd.DataFrame({"step": [0, 500], "val_loss": [6.6, 2.0]})}).layout.xaxis.dtick is None
+
+
+def test_long_tokens_are_short_on_the_distribution_axis():
+    from lab.sampling_view import tick_label
+
+    assert tick_label("␣" + "1" * 23) == "␣1×23"  # a unary model's token: its count, not 23 ones
+    assert tick_label("␣the") == "␣the"
+    assert tick_label("abcdefghijklmnopqrstuvwxyz") == "abcdefghijklmno…"
