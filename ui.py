@@ -24,7 +24,7 @@ from typing import Any
 import streamlit as st
 
 import ui_access
-from ui_work import kept_tabs, stopped, working  # noqa: F401 (ui.working, ui.stopped, ui.kept_tabs)
+from ui_work import kept_tabs, kept_work, show_error, stopped, working  # noqa: F401 (ui.working, ui.kept_work, ...)
 from lab.device import describe_device, pick_device
 from lab.workspace import DEFAULT_USER, Workspace, validate_name
 
@@ -188,11 +188,6 @@ def fmt_seconds(s: float | None) -> str:
         return "–"
     s = int(s)
     return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s"
-
-
-def show_error(exc: BaseException) -> None:
-    """A clear message in the page instead of a traceback."""
-    st.error(str(exc) or type(exc).__name__, icon="⚠️")
 
 
 def model_choices() -> dict[str, Path]:
