@@ -57,14 +57,16 @@ def kept_work(result_key: str, key: str, text: str, compute: Callable[[Callable[
     ``compute``: None when the button was not pressed in this run; else it is called with `working`'s
     ``update(fraction, message)`` under the progress bar and ⏹ Stop (``key``), and what it returns is kept under
     ``result_key``. One of ``errors`` is said in the page (the last result stays); after a Stop,
-    ``stopped_note`` says so."""
-    if compute is not None:
+    ``stopped_note`` says so, and that run does not start the work again (work a page starts by itself when its
+    result is missing would otherwise restart at once)."""
+    was_stopped = stopped(key)
+    if compute is not None and not was_stopped:
         try:
             with working(text, key) as update:
                 st.session_state[result_key] = compute(update)
         except errors as exc:
             show_error(exc)
-    if stopped(key):
+    if was_stopped:
         st.info(stopped_note, icon="⏹")
     return st.session_state.get(result_key)
 

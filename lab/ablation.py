@@ -97,17 +97,18 @@ def _parts(unit: Unit, caches: list[hooks.Cache]) -> list[torch.Tensor]:
 
 
 def ablation_hook(model, unit: Unit, method: str = "zero", reference=None, tokenizer=None, seed: int = 0,
-                  caches: list[hooks.Cache] | None = None, max_tokens: int | None = None) -> tuple[str, hooks.HookFn]:
+                  caches: list[hooks.Cache] | None = None, max_tokens: int | None = None,
+                  progress: Callable[[float], None] | None = None) -> tuple[str, hooks.HookFn]:
     """(hook name, hook function) that ablates ``unit`` in any `lab.hooks.run_with_hooks` pass.
 
     ``reference``: the texts (or token id rows) for mean- and resample-ablation, or ``caches`` made from them by
-    `reference_caches`."""
+    `reference_caches` (``progress`` reports on making them here)."""
     if method not in METHODS:
         raise ValueError(f"Unknown ablation {method!r}; choose one of {', '.join(METHODS)}.")
     unit.check(model)
     where = unit.index_of()
     if method != "zero" and caches is None:
-        caches = reference_caches(model, reference, tokenizer, [unit.hook_name], max_tokens)
+        caches = reference_caches(model, reference, tokenizer, [unit.hook_name], max_tokens, progress)
     parts = _parts(unit, caches) if method != "zero" else []
     if method == "mean":
         if unit.kind == "position":
@@ -156,15 +157,17 @@ class AblationResult:
 
 
 def ablation(model, tokenizer, text: str, unit: Unit, method: str = "zero", reference: Sequence[str] | None = None,
-             at: int = -1, k: int = 8, seed: int = 0, max_tokens: int | None = None) -> AblationResult:
+             at: int = -1, k: int = 8, seed: int = 0, max_tokens: int | None = None,
+             progress: Callable[[float], None] | None = None) -> AblationResult:
     """Ablate ``unit`` and compare the loss on ``text`` (cut to the context, or ``max_tokens``) and the
-    next-token distribution after token ``at`` with the intact model."""
+    next-token distribution after token ``at`` with the intact model. ``progress(fraction)`` after each
+    reference text (mean and resample run every one)."""
     tokens = encode(tokenizer, text, context_length(model, max_tokens)).ids
     if tokens.shape[1] < 2:
         raise ValueError("Ablation needs a text of at least two tokens (the loss predicts the next one).")
     unit.check(model, tokens.shape[1])
     before = hooks.run_with_hooks(model, tokens)[0].float()
-    hook = ablation_hook(model, unit, method, reference, tokenizer, seed, max_tokens=max_tokens)
+    hook = ablation_hook(model, unit, method, reference, tokenizer, seed, max_tokens=max_tokens, progress=progress)
     after = hooks.run_with_hooks(model, tokens, [hook])[0].float()
     lp_before, lp_after = before.log_softmax(-1), after.log_softmax(-1)
     target = tokens[0, 1:].to(before.device)

@@ -237,13 +237,18 @@ def ablation(scan: Scan) -> None:
         unit = c4.number_input("Position", 0, lens.context_length(model, scan.trained) - 1, 1,
                                **ui.keep("neurons_ablate_position"),
                                help="Token position in the text (0 = the first token).")
-    kind = {"a head": "head", "a neuron": "neuron", "a position": "position"}[what]
-    try:
-        result = ablate(model, tokenizer, text, Unit(kind, int(layer), int(unit)), method, reference=scan.texts,
-                        max_tokens=scan.trained)
-    except ValueError as exc:
-        ui.show_error(exc)
-    else:
+    chosen = Unit({"a head": "head", "a neuron": "neuron", "a position": "position"}[what], int(layer), int(unit))
+    # Kept by choices: another click elsewhere on the page does not run the (mean, resample) references again.
+    done = "neurons_ablation::" + hashlib.sha1(f"{scan.key}|{text}|{chosen}|{method}".encode()).hexdigest()
+
+    def ablate_unit(update):
+        return ablate(model, tokenizer, text, chosen, method, reference=scan.texts, max_tokens=scan.trained,
+                      progress=lambda f: update(f, f"running the {len(scan.texts)} reference stories ({method})"))
+
+    result = ui.kept_work(done, "neurons_ablate", f"Ablating {chosen.kind} {chosen.index} of layer {chosen.layer}…",
+                          ablate_unit if done not in st.session_state else None,
+                          "Stopped: change a choice above to ablate again.", errors=(ValueError, RuntimeError))
+    if result is not None:
         m1, m2, m3 = st.columns(3)
         m1.metric("Loss, intact", f"{result.loss_before:.4f}")
         m2.metric("Loss, ablated", f"{result.loss_after:.4f}", f"{result.loss_change:+.4f}", delta_color="inverse")

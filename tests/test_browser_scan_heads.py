@@ -35,6 +35,7 @@ def test_scan_every_head_has_progress_and_a_stop_that_acts(workspace_dir, wide_r
         panel.locator(".js-plotly-plot").first.wait_for(timeout=SLOW)
         wait_idle(page, SLOW)
         page.wait_for_timeout(1000)  # let plotly draw
+        page.mouse.move(0, 0)  # no tooltip in the picture
         shot(page, "neurons-across-checkpoints")
         page.get_by_role("tab", name="Ablation").click()
         wait_idle(page, SLOW)
@@ -49,6 +50,7 @@ def test_scan_every_head_has_progress_and_a_stop_that_acts(workspace_dir, wide_r
         bar = panel.locator('[data-testid="stProgress"]')
         bar.get_by_text("reference texts (mean ablation)").wait_for(timeout=SLOW)  # first the 20 stories of the mean
         bar.get_by_text("of 64 heads").wait_for(timeout=SLOW)  # then one head after another
+        page.mouse.move(0, 0)
         shot(page, "neurons-scan-every-head-running")
         pressed = time.time()
         stop.click()
@@ -56,7 +58,8 @@ def test_scan_every_head_has_progress_and_a_stop_that_acts(workspace_dir, wide_r
         took = time.time() - pressed
         wait_idle(page, SLOW)
         assert error_texts(page) == [] and panel.locator(".js-plotly-plot").count() == 0
-        assert took < 10, f"Stop took {took:.1f} s"  # one forward pass of a tiny model, even on a busy machine
+        # The scan stops at its next forward pass; the rest is the page's rerun (its other results are kept).
+        assert took < 15, f"Stop took {took:.1f} s"
         print(f"Stop took effect after {took:.1f} s")
         panel.get_by_role("button", name="Scan every head").click()  # and a whole scan draws its heatmap
         panel.locator(".js-plotly-plot").first.wait_for(timeout=SLOW)
