@@ -347,11 +347,19 @@ def read_story_upload(name: str, data: bytes, limit: int | None = None, layout: 
     return parse_stories(name, data, limit, layout)
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def _generated_stories(n: int, seed: int) -> list[str]:
+    """The generator's stories, made once per (n, seed) for every session: a class opens the Attention and
+    Neurons pages on the same default stories (~2 ms a story of one GIL's time each)."""
+    from lab.stories import generate_stories
+
+    return generate_stories(n, seed)
+
+
 def story_picker(key: str, default_n: int, max_n: int, seed: int = 1) -> tuple[list[str], str] | None:
     """Stories to run through a model: generated ones, the first ones of an uploaded story file, or of a saved
     story data set. Returns (stories, a line saying what they are), or None after saying what is missing."""
     from lab.corpus import dataset_kind, stories_from
-    from lab.stories import generate_stories
 
     source = st.radio("Stories", STORY_SOURCES, horizontal=True, **keep(f"{key}_source"),
                       help="Generated: the lab's story generator. Upload: any story file. Saved: a story data set "
@@ -363,7 +371,7 @@ def story_picker(key: str, default_n: int, max_n: int, seed: int = 1) -> tuple[l
         if source == STORY_SOURCES[0]:
             s = int(c2.number_input("Seed", 0, 10**6, seed, **keep(f"{key}_seed"),
                                     help="Use a seed the model was not trained on (training uses seed 0 by default)."))
-            return generate_stories(n, s), f"{n} generated stories (seed {s})"
+            return _generated_stories(n, s), f"{n} generated stories (seed {s})"
         if source == STORY_SOURCES[1]:
             with c2:
                 up = kept_upload("Story file", f"{key}_upload", help=STORY_FILE_HELP)

@@ -110,8 +110,9 @@ def identity_panel() -> None:
     ss = st.session_state
     user = session_user()
     if ss.get("shown_secret"):
-        st.success(f"Your secret for **{user}**: `{ss['shown_secret']}`  \nWrite it down: it opens your work from "
-                   "another browser or after a reload, and it is shown only now.", icon="🔑")
+        st.success(f"Your secret for **{user}** is below. Write it down: it opens your work from another browser "
+                   "or after a reload, and it is shown only now.", icon="🔑")
+        st.code(ss["shown_secret"], language=None)  # one unbroken line with a copy button (inline code wrapped)
         if st.button("I wrote it down", key="secret_seen", width="stretch"):
             ss.pop("shown_secret")
             st.rerun()

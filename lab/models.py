@@ -276,29 +276,43 @@ def _load_folder(folder: Path) -> PreTrainedModel:
     runs queued for seconds. A folder whose config was loaded before is instead a copy of that model with this
     folder's weights loaded into it (no global state touched, so no lock), when the file's tensors fit exactly.
     """
-    from safetensors.torch import load_file
-    from transformers import AutoModelForCausalLM
-
     weights = sorted(folder.glob("*.safetensors"))
     extra = folder / "generation_config.json"
     key = (folder / "config.json").read_text(encoding="utf-8") + (extra.read_text(encoding="utf-8") if extra.is_file() else "")
-    template = _TEMPLATES.get(key)
-    if template is not None and len(weights) == 1:
-        model, state = copy.deepcopy(template), load_file(str(weights[0]))
-        if _fits(model, state):
-            model.load_state_dict(state, strict=False)
-            model.config._name_or_path = model.name_or_path = str(folder)
-            return model
-    try:
+    one_file = len(weights) == 1
+    template = _TEMPLATES.get(key) if one_file else None
+    if template is None:
         with _CONSTRUCTION_LOCK:
-            model = AutoModelForCausalLM.from_pretrained(str(folder), use_safetensors=True, attn_implementation="eager")
+            # Checked again under the lock: a class opening their own runs at once all found no template; the
+            # first builds it and the others, waiting here, copy it (each ran from_pretrained before: 57 % of
+            # the Sample page's Python time in bench/classroom_load.py --own-models).
+            template = _TEMPLATES.get(key) if one_file else None
+            if template is None:
+                model = _from_pretrained(folder)
+                if one_file:
+                    if len(_TEMPLATES) >= _TEMPLATES_MAX:
+                        _TEMPLATES.pop(next(iter(_TEMPLATES)))
+                    _TEMPLATES[key] = copy.deepcopy(model).eval()
+                return model
+    from safetensors.torch import load_file
+
+    model, state = copy.deepcopy(template), load_file(str(weights[0]))
+    if _fits(model, state):
+        model.load_state_dict(state, strict=False)
+        model.config._name_or_path = model.name_or_path = str(folder)
+        return model
+    with _CONSTRUCTION_LOCK:  # same config, other tensors (say, another dtype): the slow way
+        return _from_pretrained(folder)
+
+
+def _from_pretrained(folder: Path) -> PreTrainedModel:
+    """``from_pretrained`` of a local folder (the caller holds _CONSTRUCTION_LOCK); raises ValueError."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        return AutoModelForCausalLM.from_pretrained(str(folder), use_safetensors=True, attn_implementation="eager")
     except OSError as exc:
         raise ValueError(f"Could not load a model from {folder.name!r}: {exc}") from exc
-    if len(weights) == 1:
-        if len(_TEMPLATES) >= _TEMPLATES_MAX:
-            _TEMPLATES.pop(next(iter(_TEMPLATES)))
-        _TEMPLATES[key] = copy.deepcopy(model).eval()
-    return model
 
 
 def _fits(model: PreTrainedModel, state: dict[str, torch.Tensor]) -> bool:

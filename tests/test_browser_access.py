@@ -35,7 +35,8 @@ def test_student_b_reaches_a_s_work_only_with_a_s_secret(tmp_path):
         ann, bob = new_page(b), new_page(b)  # two browsers: separate sessions
         goto(ann, url, timeout=180_000)  # the first visit imports torch: slow on a busy machine
         identify(ann, "ann", "", "Claim this name")
-        shown = ann.get_by_text("Your secret for").first.inner_text()
+        ann.get_by_text("Your secret for").first.wait_for()
+        shown = ann.locator('[data-testid="stSidebar"] [data-testid="stCode"]').first.inner_text()
         phrase = re.search(r"[a-z]+(-[a-z]+){3}", shown).group(0)
         ann.get_by_text("Signed in as").first.wait_for(timeout=10_000)
         shot(ann, "access_a_claimed")

@@ -3,6 +3,7 @@
 import shutil
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,32 @@ def test_a_folder_whose_tensors_do_not_fit_the_known_shape_loads_the_slow_way(tm
     model, _ = load_model(odd)  # from_pretrained: drops what it does not know, as it always did
     with torch.inference_mode():
         torch.testing.assert_close(model(IDS).logits, reference(odd))
+
+
+def test_a_class_opening_its_runs_at_once_builds_one_model_and_shares_one_tokenizer(tmp_path, monkeypatch):
+    folders = [student_copy(tmp_path, f"s{n}", 10 + n) for n in range(6)]
+    (folders[5] / "config.json").write_text((folders[5] / "config.json").read_text().replace("{", '{"_x": 1,', 1))
+    models._TEMPLATES.clear()
+    built, slow = [], models._from_pretrained
+
+    def counted(folder):
+        built.append(folder.name)
+        time.sleep(0.3)  # a slow build: the other threads arrive while it runs
+        return slow(folder)
+
+    monkeypatch.setattr(models, "_from_pretrained", counted)
+    with ThreadPoolExecutor(len(folders)) as pool:
+        loaded = list(pool.map(load_model, folders))
+    assert len(built) == 2 and "s5" in built  # one build per config (before: one per folder), whoever came first
+    with torch.inference_mode():
+        for folder, (model, _) in zip(folders, loaded):
+            torch.testing.assert_close(model(IDS).logits, reference(folder))
+    tokenizers = {id(tok) for _, tok in loaded}
+    assert len(tokenizers) == 1  # identical tokenizer files: one object
+    other = tmp_path / "other-tokenizer"
+    shutil.copytree(folders[0], other)
+    (other / "tokenizer_config.json").write_text((other / "tokenizer_config.json").read_text().replace("{", '{"_y": 2,', 1))
+    assert load_model(other)[1] is not loaded[0][1]  # a different file: its own tokenizer
 
 
 def closed_port() -> int:

@@ -90,3 +90,24 @@ def test_remove_upload_touches_only_upload_data_sets(tmp_path):
 def test_transfer_pairs_are_found_again_after_a_reload():
     runs = ["b-scratch", "a-finetune", "b-finetune", "a-scratch", "c-finetune"]
     assert pair_names(runs) == ["a", "b"]  # c has no from-scratch twin
+
+
+def test_a_queued_transfer_pair_shows_in_its_panel_and_after_a_reload(held_jobs):
+    at = start(open_page(TRAIN), "first")  # holds the one training slot: the pair queues
+    at.text_input(key="tr_t_name").set_value("tl")
+    at.number_input(key="tr_t_epochs").set_value(1.0)
+    at.button(key="tr_t_go").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert [j.status for j in held_jobs.jobs() if j.name.startswith("tl-")] == ["queued", "queued"]
+
+    def panel(at) -> list[str]:
+        return [c.value for c in at.caption if c.value.startswith(("**tl-finetune**", "**tl-scratch**"))]
+
+    assert at.selectbox(key="tr_pair").value == "tl"
+    assert [c.split(": ", 1)[1][:6] for c in panel(at)] == ["queued", "queued"]  # not an empty panel
+    assert any("curves appear here" in i.value for i in at.info)
+    at = open_page(TRAIN)  # a reload (a new session) finds the queued pair again
+    assert at.selectbox(key="tr_pair").value == "tl" and len(panel(at)) == 2
+    at.switch_page("pages/1_data.py").run()
+    at.switch_page(TRAIN).run()  # and so does a page switch
+    assert not at.exception and at.selectbox(key="tr_pair").value == "tl" and len(panel(at)) == 2
