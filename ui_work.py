@@ -1,6 +1,6 @@
 """Streamlit helpers for long work and tabs (re-exported by ui.py): a progress bar with a Stop button, work whose
-result is kept in the session, errors said in the page, and tabs that stay on the student's tab across reruns and
-page switches."""
+result is kept in the session, durations and errors as the pages say them, and tabs that stay on the student's tab
+across reruns and page switches."""
 
 from __future__ import annotations
 
@@ -34,6 +34,14 @@ def working(text: str, key: str) -> Iterator[Callable[[float, str], None]]:
         yield update
     finally:  # an error or a Stop leaves no bar behind
         slot.empty()
+
+
+def fmt_seconds(s: float | None) -> str:
+    """A duration as the pages show it: "4m 05s", "1h 20m", or "–" when unknown."""
+    if s is None:
+        return "–"
+    s = int(s)
+    return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s"
 
 
 def _mark_stopped(key: str) -> None:
