@@ -54,6 +54,11 @@ def test_summary_and_conclusions():
     assert list(summary["init"]) == ["scratch", "fine-tuned"]
     assert summary["mean"].tolist() == pytest.approx([0.1, 0.5])
     assert summary["ci95"].tolist() == pytest.approx([4.3027 * 0.1 / math.sqrt(3)] * 2)  # sd 0.1, n 3
+    # A share's interval stops at 0 (0.1 - 0.248 would be below it); a loss's does not.
+    half = 4.3027 * 0.1 / math.sqrt(3)
+    assert summary["low"].tolist() == pytest.approx([0.0, 0.5 - half])
+    lossy = summarise(results.rename(columns={"test exact match": "val loss"}), ["init"], ["val loss"])
+    assert lossy["low"].iloc[0] == pytest.approx(0.1 - half)
     [sentence] = conclusions(results, ["init"], "test exact match")
     assert sentence.startswith("test exact match 0.1 ± 0.248 scratch vs 0.5 ± 0.248 fine-tuned (mean ± 95 % CI, 3 runs each)")
     assert "fine-tuned minus scratch: 0.4" in sentence and "a clear difference" in sentence

@@ -10,7 +10,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import pandas as pd
 
-from .measure import LOWER_IS_BETTER
+from .measure import LOWER_IS_BETTER, bounds_of
 from .stats import interval
 
 PALETTE = ["#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692"]
@@ -24,21 +24,25 @@ def metric_figure(results: pd.DataFrame, metric: str, factors: list[str], agains
     for n, (name, part) in enumerate(groups):
         c = PALETTE[n % len(PALETTE)]
         levels = list(dict.fromkeys(part[x_factor])) if x_factor else ["all"]
-        xs, means, halves, dots_x, dots_y = [], [], [], [], []
+        xs, means, ups, downs, dots_x, dots_y = [], [], [], [], [], []
         for level in levels:
             rows = part[part[x_factor] == level] if x_factor else part
-            iv = interval(rows[metric])
+            iv = interval(rows[metric], bounds_of(metric))
             x = float(rows["parameters"].mean()) if against_parameters else str(level)
             xs.append(x)
             means.append(iv["mean"])
-            halves.append(0.0 if iv["ci95"] != iv["ci95"] else iv["ci95"])
+            spread = iv["ci95"] == iv["ci95"]  # (NaN with one seed)
+            ups.append(iv["high"] - iv["mean"] if spread else 0.0)  # cut at 0 and 1 for shares: not symmetric
+            downs.append(iv["mean"] - iv["low"] if spread else 0.0)
             dots_x += [x] * len(rows)
             dots_y += rows[metric].tolist()
         label = f"{colour} = {name}" if colour else metric
         traces.append(dict(type="scatter", x=xs, y=means, name=label, mode="lines+markers" if against_parameters else "markers",
                            marker=dict(size=11, color=c, symbol="diamond"), line=dict(color=c),
-                           error_y=dict(type="data", array=halves, visible=True, thickness=2, width=8),
-                           hovertemplate="%{x}<br>mean %{y:.4g} ± %{error_y.array:.3g} (95 % CI)<extra></extra>"))
+                           error_y=dict(type="data", array=ups, arrayminus=downs, visible=True, thickness=2, width=8),
+                           customdata=[[m - d, m + u] for m, u, d in zip(means, ups, downs)],
+                           hovertemplate="%{x}<br>mean %{y:.4g}, 95 % CI %{customdata[0]:.3g} to %{customdata[1]:.3g}"
+                           "<extra></extra>"))
         traces.append(dict(type="scatter", x=dots_x, y=dots_y, mode="markers", showlegend=False, name=f"{label} seeds",
                            marker=dict(size=6, color=c, opacity=0.35), hovertemplate="%{x}<br>one seed: %{y:.4g}<extra></extra>"))
     better = "lower is better" if any(metric.endswith(m) for m in LOWER_IS_BETTER) else "higher is better"

@@ -44,6 +44,12 @@ KINDS = {
 RUN_METRICS = ("val loss", "parameters")
 SCORES_FILE = "scores.json"  # in the run folder
 LOWER_IS_BETTER = ("bits per char", "val loss")
+SHARES = ("exact match", "token accuracy", "counts right", "stops right", "pass rate", "rougeL", "word-class coverage")
+
+
+def bounds_of(metric: str) -> tuple[float, float] | None:
+    """(0, 1) for a metric that is a share (its interval cannot reach past them), else None."""
+    return (0.0, 1.0) if any(metric.endswith(share) for share in SHARES) else None
 
 
 def metric_groups(sets: list[dict]) -> dict[str, list[str]]:

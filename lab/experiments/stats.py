@@ -11,6 +11,8 @@ import math
 
 import pandas as pd
 
+from .measure import bounds_of
+
 # Two-sided 95 % critical values of Student's t, t(0.975, df). A table rather than scipy: with scipy installed,
 # `transformers` imports scipy.optimize on every model import (measured: +4 to 5 s per process on this machine),
 # which every run's process pays. Between rows, interpolated linearly in 1/df, the usual way to read such a
@@ -36,14 +38,20 @@ def t_critical(df: float) -> float:
     return T975_INF
 
 
-def interval(values) -> dict:
-    """n, mean, sd (n - 1), the 95 % CI half-width and bounds of ``values`` (NaNs, failed runs, left out)."""
+def interval(values, bounds: tuple[float, float] | None = None) -> dict:
+    """n, mean, sd (n - 1), the 95 % CI half-width and bounds of ``values`` (NaNs, failed runs, left out).
+
+    ``bounds``: the range the metric lives in (a share: 0 and 1). The t interval is symmetric and can reach
+    past them (0.95 ± 0.08 with a few seeds); low and high are then cut at the bound, ci95 stays the t value."""
     v = [float(x) for x in values if x is not None and not math.isnan(float(x))]
     n = len(v)
     mean = sum(v) / n if n else math.nan
     sd = math.sqrt(sum((x - mean) ** 2 for x in v) / (n - 1)) if n > 1 else math.nan
     half = t_critical(n - 1) * sd / math.sqrt(n) if n > 1 else math.nan
-    return {"n": n, "mean": mean, "sd": sd, "ci95": half, "low": mean - half, "high": mean + half}
+    low, high = mean - half, mean + half
+    if bounds is not None and n > 1:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return {"n": n, "mean": mean, "sd": sd, "ci95": half, "low": low, "high": high}
 
 
 def summarise(results: pd.DataFrame, factors: list[str], metrics: list[str]) -> pd.DataFrame:
@@ -54,7 +62,7 @@ def summarise(results: pd.DataFrame, factors: list[str], metrics: list[str]) -> 
         key = key if isinstance(key, tuple) else (key,)
         for metric in metrics:
             if metric in group:
-                rows.append({**dict(zip(factors, key)), "metric": metric, **interval(group[metric])})
+                rows.append({**dict(zip(factors, key)), "metric": metric, **interval(group[metric], bounds_of(metric))})
     return pd.DataFrame(rows)
 
 
