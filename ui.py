@@ -2,16 +2,9 @@
 
 Kept outside `lab/` because it imports streamlit; the pages stay thin views over `lab`.
 
-**Choices survive page switches, one way everywhere.** Streamlit forgets a widget's value when a script run
-does not draw it (another page, another tab's branch, a hidden option). Every widget whose choice a student
-expects to find again is created with ``**ui.keep("key")``: its key plus Streamlit's own
-``persist_state="session"``, which carries the value under that key while the widget is not drawn and gives it
-back when it is drawn again (a value no longer valid, say an option that disappeared, falls back to the
-widget's default). Two widget kinds have no ``persist_state`` and get the same promise here by hand:
-`kept_editor` (``st.data_editor``: edited tables, grades) and `kept_upload` (``st.file_uploader``). Results
-that pages compute (evaluations, scans) live in plain ``st.session_state`` keys, which Streamlit never drops.
-The model choice uses one key on every page (`model_picker`), so a model picked on one page is the one the
-next page opens with.
+**Choices survive page switches, one way everywhere** (README, "The pages"): ``**ui.keep("key")`` on a widget
+(``persist_state="session"``); `kept_editor` and `kept_upload` by hand for the data editor and the uploader;
+results in plain ``st.session_state`` keys; one model key on every page (`model_picker`).
 """
 
 from __future__ import annotations
@@ -341,8 +334,7 @@ def read_story_upload(name: str, data: bytes, limit: int | None = None, layout: 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _generated_stories(n: int, seed: int) -> list[str]:
-    """The generator's stories, made once per (n, seed) for every session: a class opens the Attention and
-    Neurons pages on the same default stories (~2 ms a story of one GIL's time each)."""
+    """The generator's stories once per (n, seed) for every session (a class opens the same default ones)."""
     from lab.stories import generate_stories
 
     return generate_stories(n, seed)

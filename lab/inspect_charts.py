@@ -10,6 +10,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
+from .scatter_labels import place_labels
+
 # Light from end to end, so the guess written in every cell stays readable: red = the true next token is
 # unlikely at that layer, green = likely.
 LENS_COLOURS = [[0, "#f4a582"], [0.5, "#fff7bc"], [1, "#7fc97f"]]
@@ -176,7 +178,8 @@ def head_step_figure(step, future: int = 3) -> go.Figure:
 def head_scatter(stats: pd.DataFrame) -> go.Figure:
     """Heads placed by how well relative position (x) and key-token identity (y) explain their weights."""
     fig = px.scatter(
-        stats, x="r2_position", y="r2_token", color="kind", text="name", color_discrete_map=KIND_COLOURS,
+        stats, x="r2_position", y="r2_token", color="kind", text="name", hover_name="name",
+        color_discrete_map=KIND_COLOURS,
         hover_data={"mean_distance": ":.2f", "entropy": ":.2f", "relative_entropy": ":.2f", "prev_share": ":.2f",
                     "first_share": ":.2f",
                     "r2_position": ":.3f", "r2_token": ":.3f", "name": False},
@@ -194,20 +197,16 @@ def head_scatter(stats: pd.DataFrame) -> go.Figure:
             fig.add_vline(x=x, line={"dash": "dot", "color": "#999"})
         fig.add_annotation(x=x, y=1, yref="paper", yanchor="bottom", xanchor=anchor, text=text, showarrow=False,
                            font={"size": 11, "color": "#666"})
+    x_range = (min(-0.05, float(stats["r2_position"].min()) - 0.02), 1.02)
+    placed = place_labels(stats, x_range, (SEMANTIC_R2, POSITIONAL_R2))
     for trace in fig.data:
-        trace.textposition = [_label_side(x, (SEMANTIC_R2, POSITIONAL_R2)) for x in trace.x]
-    fig.update_xaxes(range=[min(-0.05, float(stats["r2_position"].min()) - 0.02), 1.02])
+        sides = [placed[(x, y)] for x, y in zip(trace.x, trace.y)]
+        trace.textposition = [side or "top center" for side in sides]
+        trace.text = [name if side else "" for name, side in zip(trace.text, sides)]  # crowded: in the hover only
+    fig.update_xaxes(range=list(x_range))
     fig.update_traces(textfont_size=9, marker_size=9)
     fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 36, "b": 10}, legend_title_text="")
     return fig
-
-
-def _label_side(x: float, lines: tuple[float, ...], near: float = 0.06) -> str:
-    """Where a point's label goes: beside it, on the side away from a threshold line within ``near``."""
-    for line in lines:
-        if abs(x - line) < near:
-            return "middle left" if x < line else "middle right"
-    return "top center"
 
 
 def neuron_text_html(tokens: list[str], values, vmax: float | None = None) -> str:

@@ -17,12 +17,15 @@ def loss_figure(metrics: dict[str, pd.DataFrame], title: str = "") -> go.Figure:
         colour = PALETTE[n % len(PALETTE)]
         if "train_loss" in m:
             t = m.dropna(subset=["train_loss"])
-            fig.add_scatter(x=t["step"], y=t["train_loss"].ewm(alpha=0.2).mean(), name=f"{run} train",
+            fig.add_scatter(x=t["step"], y=t["train_loss"].ewm(alpha=0.2).mean(), name=f"{run} train (smoothed)",
                             line=dict(color=colour, width=1.5), opacity=0.55)
         if "val_loss" in m:
             v = m.dropna(subset=["val_loss"])
             fig.add_scatter(x=v["step"], y=v["val_loss"], name=f"{run} val", mode="lines+markers",
                             line=dict(color=colour, width=3))
-    fig.update_layout(title=title, xaxis_title="step", yaxis_title="loss (nats/token)", height=360,
+    last = max((m["step"].max() for m in metrics.values() if "step" in m and len(m)), default=0)
+    # A first point alone would sit mid-axis between step -1 and 1: steps start at 0 and are whole numbers.
+    fig.update_xaxes(rangemode="nonnegative", dtick=1 if last < 10 else None)
+    fig.update_layout(title=title, showlegend=True, xaxis_title="step", yaxis_title="loss (nats/token)", height=360,
                       margin=dict(l=10, r=10, t=40 if title else 10, b=10), legend=dict(orientation="h", y=-0.25))
     return fig

@@ -91,9 +91,10 @@ def distribution_chart(table: pd.DataFrame | dict, settings: SamplingSettings, c
     else:
         xaxis = dict(range=[0, xmax], tickformat=".0%", gridcolor="#eee")
     layout = dict(
-        title=dict(text=title + (f"<br><sup>{' · '.join(sub)} · label = chance of being drawn</sup>" if sub else ""),
+        # Two short subtitle lines: one long line ran past a narrow (Generate mode) column's right edge.
+        title=dict(text=title + (f"<br><sup>{' · '.join(sub)}<br>label = chance of being drawn</sup>" if sub else ""),
                    font=dict(size=15)),
-        barmode="overlay", height=max(300, 22 * n + 170), margin=dict(l=10, r=92 if lines else 10, t=70, b=10),
+        barmode="overlay", height=max(300, 22 * n + 170), margin=dict(l=10, r=92 if lines else 10, t=84 if sub else 70, b=10),
         legend=dict(orientation="h", y=-0.07, yanchor="top", x=0), plot_bgcolor="white",
         xaxis=xaxis, shapes=shapes, annotations=annotations,
         yaxis=dict(tickvals=y, ticktext=[f"{t}" for t in tokens], autorange="reversed", tickfont=dict(family="monospace")),

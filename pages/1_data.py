@@ -273,8 +273,9 @@ def save_box(kind: str, content, meta: dict) -> None:
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
         name = c1.text_input("Save to workspace as", kind, **ui.keep(f"data_save_{kind}"),
                              help="Letters of any alphabet, digits, '-', '_' and '.'.")
-        overwrite = c1.checkbox("Replace a data set of that name", key=f"ow_{kind}")
-        if c2.form_submit_button("💾 Save", width="stretch"):  # Enter in the name box submits too
+        submitted = c2.form_submit_button("💾 Save", width="stretch")  # Enter in the name box submits too
+        overwrite = st.checkbox("Replace a data set of that name", key=f"ow_{kind}")  # below: Save sits by the name
+        if submitted:
             try:
                 what = (name, json.dumps(meta, sort_keys=True, default=str), len(content))
                 if st.session_state.get(f"_saved_{kind}") == what and not overwrite:  # Enter, then a click on Save

@@ -228,7 +228,7 @@ def main() -> None:
     st.caption("Ask one question with many runs: a grid of factors x seeds, each an ordinary run, summarised with "
                "means and 95 % confidence intervals.")
     ws = ui.workspace()
-    design, progress, results = st.tabs(["Design", "Progress", "Results"])
+    design, progress, results = ui.kept_tabs(["Design", "Progress", "Results"], "ex_tab")  # kept across pages
     with design:
         design_tab(ws)
     with progress:

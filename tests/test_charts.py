@@ -61,6 +61,21 @@ def test_head_scatter_labels_avoid_the_threshold_lines():
     assert len(region_names) == 3 and all(a.yref == "paper" and a.y == 1 and a.yanchor == "bottom" for a in region_names)
 
 
+
+def test_head_scatter_labels_in_a_cluster_do_not_cover_each_other():
+    # Untrained heads crowd near (0, 0): labels there went on top of each other (the journey's screenshot).
+    xs = [0.010, 0.011, 0.012, 0.010, 0.013, 0.011, 0.012, 0.010, 0.40, 0.80]
+    ys = [0.010, 0.011, 0.010, 0.012, 0.011, 0.013, 0.012, 0.011, 0.20, 0.30]
+    stats = pd.DataFrame({"r2_position": xs, "r2_token": ys, "kind": ["diffuse"] * 8 + ["mixed", "positional"],
+                          "name": [f"L0H{i}" for i in range(10)], "mean_distance": 1.0, "entropy": 1.0,
+                          "relative_entropy": 0.5, "prev_share": 0.1, "first_share": 0.1})
+    fig = charts.head_scatter(stats)
+    cluster = next(t for t in fig.data if t.name == "diffuse")
+    shown = [(name, side) for name, side in zip(cluster.text, cluster.textposition) if name]
+    assert 0 < len(shown) <= 4 and len({side for _, side in shown}) == len(shown)  # one label to a side at most
+    assert sorted(cluster.hovertext) == [f"L0H{i}" for i in range(8)]  # a hidden label is still in the hover
+    assert [t.text[0] for t in fig.data if t.name in ("mixed", "positional")] == ["L0H8", "L0H9"]  # alone: labelled
+
 def test_ablation_heatmap_ticks_are_heads_and_layers():
     scan = pd.DataFrame([{"layer": layer, "head": head, "loss change": 0.1 * layer - 0.05 * head}
                          for layer in range(3) for head in range(4)])
@@ -113,3 +128,13 @@ def test_bertviz_is_sized_to_fit_its_frame():
     assert bv.frame_height("model", n, 2) == pytest.approx(bv.HEADER + bv.MODEL_AXIS + 2 * bv.LAYER_HEIGHT + 12, abs=1)
     with pytest.raises(RuntimeError, match="bertviz's model view changed"):
         bv._sized("const OTHER = 1;", n, 900)
+
+
+def test_loss_figure_names_the_smoothed_curve_and_starts_at_step_zero():
+    from lab.run_charts import loss_figure
+
+    fig = loss_figure({"a": pd.DataFrame({"step": [0], "val_loss": [6.6]}),  # a pair's first logged step
+                       "b": pd.DataFrame({"step": [1, 2], "train_loss": [7.0, 6.0]})})
+    assert fig.layout.showlegend and fig.layout.xaxis.rangemode == "nonnegative" and fig.layout.xaxis.dtick == 1
+    assert [t.name for t in fig.data] == ["a val", "b train (smoothed)"]  # the Live tab's number is the last step's
+    assert loss_figure({"a": pd.DataFrame({"step": [0, 500], "val_loss": [6.6, 2.0]})}).layout.xaxis.dtick is None
