@@ -17,7 +17,7 @@ from typing import Any
 import streamlit as st
 
 import ui_access
-from ui_work import kept_tabs, stopped, working  # noqa: F401 (ui.working, ui.stopped, ui.kept_tabs)
+from ui_work import fmt_seconds, kept_tabs, kept_work, show_error, stopped, working  # noqa: F401 (ui.working, ...)
 from lab.device import describe_device, pick_device
 from lab.workspace import DEFAULT_USER, Workspace, validate_name
 
@@ -173,19 +173,6 @@ def kept_upload(label: str, key: str, **kwargs):
     if kept and not kept["in_widget"]:
         st.caption(f"Using **{kept['file'].name}**, uploaded earlier; drop a file above to replace it.")
     return kept["file"] if kept else None
-
-
-def fmt_seconds(s: float | None) -> str:
-    """A duration as the pages show it: "4m 05s", "1h 20m", or "–" when unknown."""
-    if s is None:
-        return "–"
-    s = int(s)
-    return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s"
-
-
-def show_error(exc: BaseException) -> None:
-    """A clear message in the page instead of a traceback."""
-    st.error(str(exc) or type(exc).__name__, icon="⚠️")
 
 
 def model_choices() -> dict[str, Path]:

@@ -15,6 +15,7 @@ PAGE_URL = "neurons"  # st.Page's url path for pages/6_neurons.py
 TABS = "neurons_tabs"  # the page's kept tabs
 TAB = "One neuron"  # the tab that holds the view
 NEURON = "neurons_one"  # the chosen neuron (its number input), kept for the session
+FOLLOWERS = ("neurons_ck", "neurons_ablate_neuron")  # other tabs' Neuron boxes: each takes a newly chosen neuron
 LAYER = "neurons_layer"  # the page's layer choice
 SEEN = "_neuron_link_seen"  # the last link applied or written: a link opens its neuron once, then the student leads
 
@@ -96,7 +97,21 @@ def _picked_in(source: str, table_neurons: list[int]) -> int | None:
 def _open(neuron: int) -> None:
     ss = st.session_state
     ss[NEURON] = neuron
+    _followed()
     ss[TABS] = ss[f"_kept_tab:{TABS}"] = TAB  # show the view's tab
+
+
+def _followed() -> None:
+    """The other tabs' Neuron boxes take the neuron just chosen; a number typed in one stays until the next choice."""
+    for key in FOLLOWERS:
+        st.session_state[key] = st.session_state[NEURON]
+
+
+def chosen(scan) -> int:
+    """The neuron chosen in this view (a row, a cell, a link or its box), or the layer's most active one: where
+    the other tabs' Neuron boxes start."""
+    neuron = st.session_state.get(NEURON)
+    return neuron if isinstance(neuron, int) and 0 <= neuron < scan.width else scan.top_neuron
 
 
 def neuron_view(scan) -> None:
@@ -104,9 +119,10 @@ def neuron_view(scan) -> None:
     and a story coloured by its activation."""
     acts, texts = scan.acts, scan.texts
     c1, c2, _ = st.columns([1, 2, 3], vertical_alignment="bottom")
-    neuron = int(c1.number_input("Neuron", 0, scan.width - 1, scan.top_neuron, **ui.keep(NEURON),
+    neuron = int(c1.number_input("Neuron", 0, scan.width - 1, scan.top_neuron, **ui.keep(NEURON), on_change=_followed,
                                  help="Starts on the most active neuron of the layer. Or pick a row of the "
-                                 "neuron table, or a cell of the word-class heatmap."))
+                                 "neuron table, or a cell of the word-class heatmap. The Across checkpoints and "
+                                 "Ablation tabs start on the neuron chosen here."))
     k = c2.slider("Top contexts", 5, 50, 12, **ui.keep("neurons_k"), help="How many of its strongest tokens to list.")
     st.code(write_link(scan, neuron), language=None, wrap_lines=True)
     st.caption("This link (after the app's address; the address bar holds it too) reopens this view: this model, "

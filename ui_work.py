@@ -1,11 +1,12 @@
-"""Streamlit helpers for long work and tabs (re-exported by ui.py): a progress bar with a Stop button, and tabs
-that stay on the student's tab across reruns and page switches."""
+"""Streamlit helpers for long work and tabs (re-exported by ui.py): a progress bar with a Stop button, work whose
+result is kept in the session, durations and errors as the pages say them, and tabs that stay on the student's tab
+across reruns and page switches."""
 
 from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import streamlit as st
 
@@ -35,6 +36,14 @@ def working(text: str, key: str) -> Iterator[Callable[[float, str], None]]:
         slot.empty()
 
 
+def fmt_seconds(s: float | None) -> str:
+    """A duration as the pages show it: "4m 05s", "1h 20m", or "–" when unknown."""
+    if s is None:
+        return "–"
+    s = int(s)
+    return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s"
+
+
 def _mark_stopped(key: str) -> None:
     st.session_state[f"_stopped:{key}"] = True
 
@@ -42,6 +51,32 @@ def _mark_stopped(key: str) -> None:
 def stopped(key: str) -> bool:
     """Whether Stop was pressed on `working(…, key)` just before this run (reading it clears it)."""
     return bool(st.session_state.pop(f"_stopped:{key}", False))
+
+
+def show_error(exc: BaseException) -> None:
+    """A clear message in the page instead of a traceback."""
+    st.error(str(exc) or type(exc).__name__, icon="⚠️")
+
+
+def kept_work(result_key: str, key: str, text: str, compute: Callable[[Callable[[float, str], None]], Any] | None,
+              stopped_note: str, errors: tuple[type[BaseException], ...] = (ValueError, OSError, RuntimeError)) -> Any:
+    """A button's long computation and its kept result: returns ``st.session_state[result_key]`` (None if never made).
+
+    ``compute``: None when the button was not pressed in this run; else it is called with `working`'s
+    ``update(fraction, message)`` under the progress bar and ⏹ Stop (``key``), and what it returns is kept under
+    ``result_key``. One of ``errors`` is said in the page (the last result stays); after a Stop,
+    ``stopped_note`` says so, and that run does not start the work again (work a page starts by itself when its
+    result is missing would otherwise restart at once)."""
+    was_stopped = stopped(key)
+    if compute is not None and not was_stopped:
+        try:
+            with working(text, key) as update:
+                st.session_state[result_key] = compute(update)
+        except errors as exc:
+            show_error(exc)
+    if was_stopped:
+        st.info(stopped_note, icon="⏹")
+    return st.session_state.get(result_key)
 
 
 def kept_tabs(labels: list[str], key: str):

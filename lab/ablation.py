@@ -70,10 +70,11 @@ class Unit:
         return self
 
 
-def reference_caches(model, reference, tokenizer=None, names: Sequence[str] = (),
-                     max_tokens: int | None = None) -> list[hooks.Cache]:
+def reference_caches(model, reference, tokenizer=None, names: Sequence[str] = (), max_tokens: int | None = None,
+                     progress: Callable[[float], None] | None = None) -> list[hooks.Cache]:
     """Each reference text (cut to the context, or ``max_tokens``) or token id row run alone, caching ``names``:
-    what mean- and resample-ablation draw from. Compute once and pass to `ablation_hook` for many units."""
+    what mean- and resample-ablation draw from. Compute once and pass to `ablation_hook` for many units.
+    ``progress(fraction)`` after each text (500 stories take over a minute on a busy CPU)."""
     if reference is None or (isinstance(reference, (list, tuple)) and not reference):
         raise ValueError("Mean- and resample-ablation need reference texts.")
     rows = [reference] if isinstance(reference, str) else list(reference)
@@ -81,7 +82,12 @@ def reference_caches(model, reference, tokenizer=None, names: Sequence[str] = ()
         raise ValueError("Reference texts need the tokenizer: pass tokenizer=...")
     rows = [encode(tokenizer, row, context_length(model, max_tokens)).ids if isinstance(row, str) else
             row if isinstance(row, torch.Tensor) else [row] for row in rows]
-    return [hooks.run_with_cache(model, row, names_filter=list(names))[1] for row in rows]
+    caches = []
+    for n, row in enumerate(rows):
+        caches.append(hooks.run_with_cache(model, row, names_filter=list(names))[1])
+        if progress:
+            progress((n + 1) / len(rows))
+    return caches
 
 
 def _parts(unit: Unit, caches: list[hooks.Cache]) -> list[torch.Tensor]:
@@ -91,17 +97,18 @@ def _parts(unit: Unit, caches: list[hooks.Cache]) -> list[torch.Tensor]:
 
 
 def ablation_hook(model, unit: Unit, method: str = "zero", reference=None, tokenizer=None, seed: int = 0,
-                  caches: list[hooks.Cache] | None = None, max_tokens: int | None = None) -> tuple[str, hooks.HookFn]:
+                  caches: list[hooks.Cache] | None = None, max_tokens: int | None = None,
+                  progress: Callable[[float], None] | None = None) -> tuple[str, hooks.HookFn]:
     """(hook name, hook function) that ablates ``unit`` in any `lab.hooks.run_with_hooks` pass.
 
     ``reference``: the texts (or token id rows) for mean- and resample-ablation, or ``caches`` made from them by
-    `reference_caches`."""
+    `reference_caches` (``progress`` reports on making them here)."""
     if method not in METHODS:
         raise ValueError(f"Unknown ablation {method!r}; choose one of {', '.join(METHODS)}.")
     unit.check(model)
     where = unit.index_of()
     if method != "zero" and caches is None:
-        caches = reference_caches(model, reference, tokenizer, [unit.hook_name], max_tokens)
+        caches = reference_caches(model, reference, tokenizer, [unit.hook_name], max_tokens, progress)
     parts = _parts(unit, caches) if method != "zero" else []
     if method == "mean":
         if unit.kind == "position":
@@ -150,15 +157,17 @@ class AblationResult:
 
 
 def ablation(model, tokenizer, text: str, unit: Unit, method: str = "zero", reference: Sequence[str] | None = None,
-             at: int = -1, k: int = 8, seed: int = 0, max_tokens: int | None = None) -> AblationResult:
+             at: int = -1, k: int = 8, seed: int = 0, max_tokens: int | None = None,
+             progress: Callable[[float], None] | None = None) -> AblationResult:
     """Ablate ``unit`` and compare the loss on ``text`` (cut to the context, or ``max_tokens``) and the
-    next-token distribution after token ``at`` with the intact model."""
+    next-token distribution after token ``at`` with the intact model. ``progress(fraction)`` after each
+    reference text (mean and resample run every one)."""
     tokens = encode(tokenizer, text, context_length(model, max_tokens)).ids
     if tokens.shape[1] < 2:
         raise ValueError("Ablation needs a text of at least two tokens (the loss predicts the next one).")
     unit.check(model, tokens.shape[1])
     before = hooks.run_with_hooks(model, tokens)[0].float()
-    hook = ablation_hook(model, unit, method, reference, tokenizer, seed, max_tokens=max_tokens)
+    hook = ablation_hook(model, unit, method, reference, tokenizer, seed, max_tokens=max_tokens, progress=progress)
     after = hooks.run_with_hooks(model, tokens, [hook])[0].float()
     lp_before, lp_after = before.log_softmax(-1), after.log_softmax(-1)
     target = tokens[0, 1:].to(before.device)
@@ -174,21 +183,28 @@ def ablation(model, tokenizer, text: str, unit: Unit, method: str = "zero", refe
 
 
 def head_ablation_scan(model, tokenizer, text: str, method: str = "zero", reference: Sequence[str] | None = None,
-                       progress: Callable[[float], None] | None = None, seed: int = 0,
+                       progress: Callable[[float, str], None] | None = None, seed: int = 0,
                        max_tokens: int | None = None) -> pd.DataFrame:
-    """The loss change on ``text`` when each head in turn is ablated: one row per (layer, head)."""
+    """The loss change on ``text`` when each head in turn is ablated: one row per (layer, head).
+
+    ``progress(fraction, message)`` after each reference text and each head: one forward pass apart, so a page
+    can stop the scan within a second or so."""
     tokens = encode(tokenizer, text, context_length(model, max_tokens)).ids
     if tokens.shape[1] < 2:
         raise ValueError("Ablation needs a text of at least two tokens.")
     base = float(hooks.run_with_hooks(model, tokens, return_type="loss"))
     rows, layers, heads = [], hooks.n_layers(model), model.config.num_attention_heads
+    # Each reference text and each head is one forward pass: the bar moves by passes.
+    n_ref = 0 if method == "zero" else 1 if isinstance(reference, str) else len(reference or ())
+    total = n_ref + layers * heads
+    tell = progress or (lambda fraction, message: None)
     caches = None if method == "zero" else reference_caches(
-        model, reference, tokenizer, [Unit("head", layer, 0).hook_name for layer in range(layers)], max_tokens)
+        model, reference, tokenizer, [Unit("head", layer, 0).hook_name for layer in range(layers)], max_tokens,
+        progress=lambda f: tell(f * n_ref / total, f"running the {n_ref} reference texts ({method} ablation)"))
     for layer in range(layers):
         for head in range(heads):
             hook = ablation_hook(model, Unit("head", layer, head), method, tokenizer=tokenizer, seed=seed, caches=caches)
             after = float(hooks.run_with_hooks(model, tokens, [hook], return_type="loss"))
             rows.append({"layer": layer, "head": head, "loss change": after - base})
-        if progress:
-            progress((layer + 1) / layers)
+            tell((n_ref + len(rows)) / total, f"ablating L{layer}H{head} ({len(rows)} of {layers * heads} heads)")
     return pd.DataFrame(rows)

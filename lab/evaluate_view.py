@@ -6,6 +6,8 @@ import difflib
 import html
 import re
 
+import pandas as pd
+
 from .constants import EOS
 
 
@@ -32,3 +34,12 @@ def diff_html(expected: str, answer: str, name: str = "model") -> str:
     style = ("font-family:monospace;white-space:pre-wrap;overflow-wrap:anywhere;line-height:1.7;font-size:0.9rem;"
              "max-height:12rem;overflow-y:auto;border:1px solid #eee;border-radius:6px;padding:6px;margin-bottom:6px")
     return f'<div style="{style}"><b>expected</b> {"".join(left)}<br><b>{name:<8}</b> {"".join(right)}</div>'
+
+
+def weak_examples(table: pd.DataFrame, stories: bool) -> pd.Series:
+    """The examples the page marks (True): unary answers that are not an exact match; story endings whose token
+    accuracy is below the split's median (a whole ending is never matched token for token, so exact match would
+    mark every one)."""
+    if stories:
+        return table["token accuracy"] < table["token accuracy"].median()
+    return ~table["exact match"].astype(bool)

@@ -12,12 +12,15 @@ import streamlit as st
 import ui
 from lab import eval_sets, evaluate as ev, probes, scoring
 from lab.constants import EOS
-from lab.evaluate_view import diff_html
+from lab.evaluate_view import diff_html, weak_examples
 from lab.runs import list_checkpoints, read_run_config, run_dir_of
 from lab.train_config import TrainConfig
 
 SPLIT_COLOURS = {"train": "#8ab17d", "test": "#e76f51"}
 EXACT_COLOURS = {True: "#2a9d8f", False: "#e76f51"}
+MEDIAN = "token accuracy vs median"  # what colours a story split's examples (exact match would mark them all)
+MEDIAN_COLOURS = {"median or above": "#2a9d8f", "below median": "#e76f51"}
+EXACT = ["exact match", "generated exact match"]  # never shown for stories: a whole ending is never matched
 
 
 @dataclass
@@ -119,21 +122,18 @@ def progress_callback(bar, prefix: str):
 
 # ---- Scores ---------------------------------------------------------------------------------------------
 def scores(choice: Choice) -> None:
-    if st.button("Evaluate", type="primary", disabled=choice.model_path is None, key="evaluate_go",
-                 help="Score the model on the train and the test split of the chosen data set."):
-        try:
-            with ui.working("Loading…", "evaluate") as update:
-                model, tokenizer = ui.load_model(choice.model_path)
-                splits = scoring.score_splits(model, tokenizer, choice.sets(), choice.batch_size,
-                                              generate=choice.generate, max_new_tokens=choice.max_new, progress=update)
-            st.session_state["evaluate_results"] = {"model": str(choice.model_path), "data": choice.source_label,
-                                                    "splits": splits,
-                                                    "stories": eval_sets.source_kind(choice.source) == "stories"}
-        except (ValueError, OSError, RuntimeError) as exc:
-            ui.show_error(exc)
-    if ui.stopped("evaluate"):
-        st.info("Stopped: the scores below (if any) are from the last finished evaluation.", icon="⏹")
-    saved = st.session_state.get("evaluate_results")
+    go = st.button("Evaluate", type="primary", disabled=choice.model_path is None, key="evaluate_go",
+                   help="Score the model on the train and the test split of the chosen data set.")
+
+    def evaluate(update) -> dict:
+        model, tokenizer = ui.load_model(choice.model_path)
+        splits = scoring.score_splits(model, tokenizer, choice.sets(), choice.batch_size, generate=choice.generate,
+                                      max_new_tokens=choice.max_new, progress=update)
+        return {"model": str(choice.model_path), "data": choice.source_label, "splits": splits,
+                "stories": eval_sets.source_kind(choice.source) == "stories"}
+
+    saved = ui.kept_work("evaluate_results", "evaluate", "Loading…", evaluate if go else None,
+                         "Stopped: the scores below (if any) are from the last finished evaluation.")
     if saved is None:
         st.info("Pick a model and a data set, then press **Evaluate**.", icon="👆")
         return
@@ -145,9 +145,8 @@ def scores(choice: Choice) -> None:
                 "reads them.\n\n" + "\n\n".join(notes), icon="✂️")
     elif notes:
         st.warning("\n\n".join(notes), icon="✂️")
-    # A whole story ending is never matched token for token: exact match would be 0 for every model.
-    hidden = ["exact match", "generated exact match"] if stories else []
-    summary = pd.DataFrame({k: v["summary"] for k, v in splits.items()}).T.drop(columns=hidden, errors="ignore")
+    summary = pd.DataFrame({k: v["summary"] for k, v in splits.items()}).T.drop(columns=EXACT if stories else [],
+                                                                                  errors="ignore")
     headline(splits, stories)
     st.subheader("Train next to test")
     st.dataframe(summary, width="stretch", column_config={
@@ -159,7 +158,7 @@ def scores(choice: Choice) -> None:
                  title="Train vs test (the generalisation gap)", color_discrete_map=SPLIT_COLOURS)
     fig.update_layout(height=340, margin=dict(t=50, b=10))
     st.plotly_chart(fig, width="stretch")
-    per_example(splits)
+    per_example(splits, stories)
 
 
 def headline(splits: dict, stories: bool = False) -> None:
@@ -190,35 +189,48 @@ def headline(splits: dict, stories: bool = False) -> None:
                        "ones. ROUGE: mean F-measure 0-1 (rouge-score, stemmed); BLEU: sacrebleu corpus score 0-100.")
 
 
-def per_example(splits: dict) -> None:
+def per_example(splits: dict, stories: bool = False) -> None:
+    """One split's examples: a table with the weak ones shaded, the differences of one, and two charts. Weak:
+    not an exact match (unary); token accuracy below the split's median (stories)."""
     st.subheader("Per example")
     pick = st.radio("Split", list(splits), horizontal=True, index=len(splits) - 1, **ui.keep("evaluate_split_pick"),
                     help="Whose examples the table and charts show.")
     table = splits[pick]["table"]
-    shown = table.drop(columns=[c for c in ("correct tokens",) if c in table])
-    st.dataframe(highlight_wrong(shown), width="stretch", height=300, column_config={
+    weak = weak_examples(table, stories)
+    shown = table.drop(columns=[c for c in ("correct tokens", *(EXACT if stories else [])) if c in table])
+    st.dataframe(highlight_weak(shown, weak), width="stretch", height=300, column_config={
         "prompt": st.column_config.TextColumn(width="medium"),
         "expected": st.column_config.TextColumn(width="medium"),
         "answer": st.column_config.TextColumn("answer (argmax)", width="medium",
                                               help="The model's top token at each answer position, decoded."),
     })
-    st.caption("Answers that are not an exact match are shaded red.")
-    labels = {f"{i}: …{table.at[i, 'prompt'][-50:]}" + ("" if table.at[i, "exact match"] else "  ✗"): i for i in table.index}
-    first_wrong = next((n for n, i in enumerate(labels.values()) if not table.at[i, "exact match"]), 0)
-    label = st.selectbox("Show the differences of example", list(labels), index=first_wrong,
+    if stories:
+        st.caption(f"Endings whose token accuracy is below this split's median "
+                   f"({table['token accuracy'].median():.1%}) are shaded red and marked ✗: the weaker half. (Exact "
+                   "match would mark every one: a whole story ending is never matched token for token.)")
+    else:
+        st.caption("Answers that are not an exact match are shaded red.")
+    labels = {f"{i}: …{table.at[i, 'prompt'][-50:]}" + ("  ✗" if weak[i] else ""): i for i in table.index}
+    first_weak = next((n for n, i in enumerate(labels.values()) if weak[i]), 0)
+    label = st.selectbox("Show the differences of example", list(labels), index=first_weak,
                          **ui.keep(f"evaluate_diff_{pick}"),
                          help=f"Green: what was expected; red: what the model predicted instead. ⏎ is {EOS}.")
     idx = labels[label]
     st.html(diff_html(table.at[idx, "expected"], table.at[idx, "answer"]))
     if "generated" in table:
         st.html(diff_html(table.at[idx, "expected"], table.at[idx, "generated"], "generated"))
+    if stories:
+        coloured = table.assign(**{MEDIAN: weak.map({True: "below median", False: "median or above"})})
+        colour, colours = MEDIAN, MEDIAN_COLOURS
+    else:
+        coloured, colour, colours = table, "exact match", EXACT_COLOURS
     c1, c2 = st.columns(2)
-    fig = px.bar(table, x=table.index, y="token accuracy", color="exact match", title="Token accuracy per example",
-                 color_discrete_map=EXACT_COLOURS, hover_data=["tokens"])
+    fig = px.bar(coloured, x=coloured.index, y="token accuracy", color=colour, title="Token accuracy per example",
+                 color_discrete_map=colours, hover_data=["tokens"])
     fig.update_layout(height=300, margin=dict(t=50, b=10), xaxis_title="example")
     c1.plotly_chart(fig, width="stretch")
-    fig = px.scatter(table, x="tokens", y="loss", color="exact match", title="Loss per token vs answer length",
-                     color_discrete_map=EXACT_COLOURS)
+    fig = px.scatter(coloured, x="tokens", y="loss", color=colour, title="Loss per token vs answer length",
+                     color_discrete_map=colours)
     fig.update_layout(height=300, margin=dict(t=50, b=10))
     c2.plotly_chart(fig, width="stretch")
     everything = pd.concat([v["table"].assign(split=k) for k, v in splits.items()], ignore_index=True)
@@ -374,9 +386,10 @@ def grades(sheet: pd.DataFrame) -> None:
 
 
 # ---- View helpers ----------------------------------------------------------------------------------------
-def highlight_wrong(table: pd.DataFrame):
+def highlight_weak(table: pd.DataFrame, weak: pd.Series):
+    """The table with the answer of each weak example (`weak_examples`) shaded red."""
     return table.style.apply(
-        lambda row: ["background-color:#ffe3e3" if not row["exact match"] and c == "answer" else "" for c in row.index], axis=1
+        lambda row: ["background-color:#ffe3e3" if weak[row.name] and c == "answer" else "" for c in row.index], axis=1
     ).format(precision=3)
 
 

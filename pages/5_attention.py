@@ -188,17 +188,14 @@ def positional_or_semantic(path, trained: int | None) -> None:
     key = "heads::" + hashlib.sha1(f"{path}|{trained}|{texts}".encode()).hexdigest()
     c1, c2 = st.columns([3, 1], vertical_alignment="center")
     c1.caption(texts_label)
-    if c2.button("Classify heads", type="primary", key="classify_go", help="Runs the stories and fits every head."):
-        try:
-            with ui.working("Running stories through the model…", "classify") as update:
-                model, tokenizer = ui.load_model(path)
-                st.session_state[key] = head_study.head_stats(model, tokenizer, texts, max_tokens=trained or 256,
-                                                              progress=update)
-        except (ValueError, RuntimeError) as exc:
-            ui.show_error(exc)
-    if ui.stopped("classify"):
-        st.info("Stopped: press **Classify heads** to run the study again.", icon="⏹")
-    stats = st.session_state.get(key)
+    go = c2.button("Classify heads", type="primary", key="classify_go", help="Runs the stories and fits every head.")
+
+    def classify(update):
+        model, tokenizer = ui.load_model(path)
+        return head_study.head_stats(model, tokenizer, texts, max_tokens=trained or 256, progress=update)
+
+    stats = ui.kept_work(key, "classify", "Running stories through the model…", classify if go else None,
+                         "Stopped: press **Classify heads** to run the study again.")
     if stats is None:
         st.info("Press **Classify heads** to run the study.")
         return

@@ -169,21 +169,19 @@ def across_checkpoints(scan: Scan) -> None:
         st.info("Pick a checkpoint of a run with several checkpoints (Train page) to follow a neuron through training.")
         return
     c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
-    neuron = c1.number_input("Neuron", 0, scan.width - 1, scan.top_neuron, **ui.keep("neurons_ck"),
-                             help="The same index in every checkpoint of the run.")
-    key = f"neurons_ck::{scan.key}::{neuron}::{len(checkpoints)}"
-    if c2.button(f"Compare across {len(checkpoints)} checkpoints of {run_dir.name}", key="neurons_ck_go",
-                 help="Loads every checkpoint and runs the same stories through it."):
-        try:
-            with ui.working("Running the stories through every checkpoint…", "neurons_ck") as update:
-                st.session_state[key] = neurons.neuron_across_checkpoints(
-                    checkpoints, scan.texts, scan.layer, int(neuron), load=ui.load_model, max_tokens=scan.trained,
-                    progress=update)
-        except (ValueError, OSError) as exc:
-            ui.show_error(exc)
-    if ui.stopped("neurons_ck"):
-        st.info("Stopped: press the button to compare the checkpoints again.", icon="⏹")
-    result = st.session_state.get(key)
+    neuron = c1.number_input("Neuron", 0, scan.width - 1, ui_neuron.chosen(scan), **ui.keep("neurons_ck"),
+                             help="The same index in every checkpoint of the run. Starts on the neuron chosen in "
+                             "the One neuron tab.")
+    go = c2.button(f"Compare across {len(checkpoints)} checkpoints of {run_dir.name}", key="neurons_ck_go",
+                   help="Loads every checkpoint and runs the same stories through it.")
+
+    def compare(update):
+        return neurons.neuron_across_checkpoints(checkpoints, scan.texts, scan.layer, int(neuron), load=ui.load_model,
+                                                 max_tokens=scan.trained, progress=update)
+
+    result = ui.kept_work(f"neurons_ck::{scan.key}::{neuron}::{len(checkpoints)}", "neurons_ck",
+                          "Running the stories through every checkpoint…", compare if go else None,
+                          "Stopped: press the button to compare the checkpoints again.")
     if result is not None:
         fig = charts.checkpoint_lines(result)
         st.plotly_chart(fig, key="ck_lines")
@@ -233,19 +231,24 @@ def ablation(scan: Scan) -> None:
     if what == "a head":
         unit = c4.number_input("Head", 0, n_heads - 1, 0, **ui.keep("neurons_ablate_head"), help="Head index.")
     elif what == "a neuron":
-        unit = c4.number_input("Neuron", 0, scan.width - 1, scan.top_neuron, **ui.keep("neurons_ablate_neuron"),
-                               help="Neuron index in that layer.")
+        unit = c4.number_input("Neuron", 0, scan.width - 1, ui_neuron.chosen(scan), **ui.keep("neurons_ablate_neuron"),
+                               help="Neuron index in that layer. Starts on the neuron chosen in the One neuron tab.")
     else:
         unit = c4.number_input("Position", 0, lens.context_length(model, scan.trained) - 1, 1,
                                **ui.keep("neurons_ablate_position"),
                                help="Token position in the text (0 = the first token).")
-    kind = {"a head": "head", "a neuron": "neuron", "a position": "position"}[what]
-    try:
-        result = ablate(model, tokenizer, text, Unit(kind, int(layer), int(unit)), method, reference=scan.texts,
-                        max_tokens=scan.trained)
-    except ValueError as exc:
-        ui.show_error(exc)
-    else:
+    chosen = Unit({"a head": "head", "a neuron": "neuron", "a position": "position"}[what], int(layer), int(unit))
+    # Kept by choices: another click elsewhere on the page does not run the (mean, resample) references again.
+    done = "neurons_ablation::" + hashlib.sha1(f"{scan.key}|{text}|{chosen}|{method}".encode()).hexdigest()
+
+    def ablate_unit(update):
+        return ablate(model, tokenizer, text, chosen, method, reference=scan.texts, max_tokens=scan.trained,
+                      progress=lambda f: update(f, f"running the {len(scan.texts)} reference stories ({method})"))
+
+    result = ui.kept_work(done, "neurons_ablate", f"Ablating {chosen.kind} {chosen.index} of layer {chosen.layer}…",
+                          ablate_unit if done not in st.session_state else None,
+                          "Stopped: change a choice above to ablate again.", errors=(ValueError, RuntimeError))
+    if result is not None:
         m1, m2, m3 = st.columns(3)
         m1.metric("Loss, intact", f"{result.loss_before:.4f}")
         m2.metric("Loss, ablated", f"{result.loss_after:.4f}", f"{result.loss_change:+.4f}", delta_color="inverse")
@@ -253,17 +256,14 @@ def ablation(scan: Scan) -> None:
         st.dataframe(result.next_tokens.round(4), hide_index=True, width="stretch")
     # Named by scan, text and method: a scan made with other choices is not shown as if it were this one's.
     key = "neurons_head_scan::" + hashlib.sha1(f"{scan.key}|{method}|{text}".encode()).hexdigest()
-    if st.button("Scan every head", key="neurons_scan_heads", help="Ablate each head in turn (with the method above); "
-                 "plot the loss change."):
-        bar = st.progress(0.0, text="Ablating heads…")
-        try:
-            st.session_state[key] = head_ablation_scan(
-                model, tokenizer, text, method, scan.texts, max_tokens=scan.trained,
-                progress=lambda f: bar.progress(f, text="Ablating heads…"))
-        except ValueError as exc:
-            ui.show_error(exc)
-        bar.empty()
-    head_scan = st.session_state.get(key)
+    go = st.button("Scan every head", key="neurons_scan_heads", help="Ablate each head in turn (with the method "
+                   "above); plot the loss change.")
+
+    def scan_heads(update):
+        return head_ablation_scan(model, tokenizer, text, method, scan.texts, max_tokens=scan.trained, progress=update)
+
+    head_scan = ui.kept_work(key, "neurons_scan_heads", f"Ablating {n_layers * n_heads} heads, one at a time…",
+                             scan_heads if go else None, "Stopped: press **Scan every head** to scan again.")
     if head_scan is not None:
         fig = px.imshow(head_scan.pivot(index="layer", columns="head", values="loss change"),
                         color_continuous_scale="Reds", labels={"color": f"loss change ({method})"}, aspect="auto")

@@ -28,16 +28,6 @@ def _run_from_repo_root(monkeypatch):
 @pytest.fixture
 def tiny_run(workspace_dir):
     """A 2-layer run ``tiny`` with checkpoints at steps 10 and 20 in the default user's workspace (pages list it)."""
-    from lab.models import ModelShape, build_model
-    from lab.runs import checkpoint_name
-    from lab.stories import generate_stories
-    from lab.tokenizer import train_tokenizer
+    from helpers import make_run_of
 
-    tok = train_tokenizer(generate_stories(30, 0), "bpe", 300)
-    run = workspace_dir / "default" / "runs" / "tiny"
-    for step in (10, 20):
-        model = build_model(ModelShape(n_layer=2, d_model=32, n_head=4, d_mlp=64, context=256, window=8),
-                            len(tok), seed=step)
-        model.save_pretrained(run / checkpoint_name(step))
-        tok.save_pretrained(run / checkpoint_name(step))
-    return run
+    return make_run_of(workspace_dir, "tiny", n_layer=2, d_model=32, n_head=4, d_mlp=64)

@@ -15,3 +15,19 @@ def open_page(path: str | None = None, timeout: float = 120) -> AppTest:
         at.switch_page(path)
         at.run()
     return at
+
+
+def make_run_of(workspace_dir, name: str, **shape):
+    """A run ``name`` of an untrained GPT-Neo of ``shape`` with checkpoints at steps 10 and 20 (a 300-token BPE)."""
+    from lab.models import ModelShape, build_model
+    from lab.runs import checkpoint_name
+    from lab.stories import generate_stories
+    from lab.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(generate_stories(30, 0), "bpe", 300)
+    run = workspace_dir / "default" / "runs" / name
+    for step in (10, 20):
+        model = build_model(ModelShape(**shape, context=256, window=8), len(tok), seed=step)
+        model.save_pretrained(run / checkpoint_name(step))
+        tok.save_pretrained(run / checkpoint_name(step))
+    return run

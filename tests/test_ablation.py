@@ -79,8 +79,14 @@ def test_ablation_result_and_head_scan(neo, tok):
     zeroed = by_hand(neo, tok, "blocks.0.attn.hook_z", lambda x: x.index_fill(2, torch.tensor([2]), 0.0))
     assert result.loss_after == pytest.approx(float(F.cross_entropy(zeroed[0, :-1], ids[0, 1:])), abs=1e-5)
     assert result.kl > 0 and list(result.next_tokens.columns) == ["token", "p before", "p after", "change"]
-    scan = ablation.head_ablation_scan(neo, tok, TEXT, method="mean", reference=REFERENCE)
+    told = []
+    scan = ablation.head_ablation_scan(neo, tok, TEXT, method="mean", reference=REFERENCE,
+                                       progress=lambda f, message: told.append((f, message)))
     assert len(scan) == 2 * 4
+    # One report per forward pass (each reference text, then each head), so a page's Stop acts within one pass.
+    assert len(told) == len(REFERENCE) + 2 * 4 and told[-1][0] == pytest.approx(1.0)
+    assert [f for f, _ in told] == sorted(f for f, _ in told) and "reference texts" in told[0][1]
+    assert told[-1][1] == "ablating L1H3 (8 of 8 heads)"
     one = ablation.ablation(neo, tok, TEXT, Unit("head", 1, 3), "mean", REFERENCE)
     assert scan.query("layer == 1 and head == 3")["loss change"].item() == pytest.approx(one.loss_change, abs=1e-5)
 

@@ -4,6 +4,8 @@ import pytest
 from eval_fixtures import one_thread, make_run  # noqa: F401 (one_thread: autouse fixture)
 from helpers import ROOT, open_page
 
+from lab.evaluate_view import weak_examples
+
 PAGE = "pages/3_evaluate.py"
 
 
@@ -23,6 +25,10 @@ def test_evaluate_page_scores_train_and_test(workspace_dir):
     assert set(results) == {"train", "test"}
     assert len(results["test"]["table"]) == 30 and "generated" in results["test"]["table"]
     assert len(at.get("plotly_chart")) >= 3
+    # Per example (unary): the answers that are not an exact match are the marked ones, as before.
+    assert any("not an exact match are shaded red" in c.value for c in at.caption)
+    marked = [o for o in at.selectbox(key="evaluate_diff_test").options if o.endswith("✗")]
+    assert len(marked) == int((~results["test"]["table"]["exact match"]).sum())
     # Across checkpoints: the picked model is the newest checkpoint of a two-checkpoint run.
     at.button(key="evaluate_ckpts").click().run()
     assert not at.exception and not at.error
@@ -99,3 +105,19 @@ def test_a_story_evaluation_shows_no_exact_match_and_explains_the_cut_at_the_con
     labels = [m.label for m in at.metric]
     assert "Token accuracy (test)" in labels and "Exact match (test)" not in labels
     assert not any("✂️" == w.icon for w in at.warning)
+    # Per example: no exact match either; the weaker half (token accuracy below the split's median) is marked.
+    table = at.session_state["evaluate_results"]["splits"]["test"]["table"]
+    shown = next(df.value for df in at.dataframe if "expected" in getattr(df.value, "columns", []))
+    assert "token accuracy" in shown.columns and "exact match" not in shown.columns
+    assert any("below this split's median" in c.value for c in at.caption)
+    assert not any("not an exact match" in c.value for c in at.caption)
+    below = table["token accuracy"] < table["token accuracy"].median()
+    marked = [o for o in at.selectbox(key="evaluate_diff_test").options if o.endswith("✗")]
+    assert 0 < len(marked) == int(below.sum()) < len(table)  # exact match would have marked all of them
+
+
+def test_weak_examples_are_the_misses_for_unary_and_the_weaker_half_for_stories():
+    table = pd.DataFrame({"exact match": [False, False, True, False], "token accuracy": [0.2, 0.5, 1.0, 0.4]})
+    assert weak_examples(table, stories=False).tolist() == [True, True, False, True]
+    assert weak_examples(table, stories=True).tolist() == [True, False, False, True]  # median 0.45
+    assert not weak_examples(table.assign(**{"token accuracy": 0.3}), stories=True).any()  # all alike: none weaker

@@ -40,3 +40,21 @@ def test_a_bad_link_says_what_is_wrong(tiny_run):
     assert any("layer 7" in e.value and "0..1" in e.value for e in at.error), [e.value for e in at.error]
     at = open_link(model="no such run", layer="1", neuron="x")
     assert any("no such run" in e.value for e in at.error) and any("neuron x" in e.value for e in at.error)
+
+
+def test_the_other_tabs_neuron_boxes_start_on_the_chosen_neuron(tiny_run):
+    """Issue 16: Across checkpoints and Ablation take the neuron chosen in the one-neuron view; the student can
+    still type another there, until the next choice."""
+    at = open_link(model=RUN_CHOICE, layer="0", neuron="37")
+    at.radio(key="neurons_ablate_what").set_value("a neuron").run()
+    assert not at.exception and not at.error
+    assert at.number_input(key="neurons_ck").value == 37 and at.number_input(key="neurons_ablate_neuron").value == 37
+    at.number_input(key="neurons_ck").set_value(5).run()  # a number typed in one box stays there
+    at.number_input(key="neurons_ablate_neuron").set_value(6).run()
+    assert at.number_input(key="neurons_ck").value == 5 and at.number_input(key="neurons_ablate_neuron").value == 6
+    assert at.number_input(key="neurons_one").value == 37  # and does not move the chosen neuron
+    at.number_input(key="neurons_one").set_value(12).run()  # a new choice in the view: both boxes follow
+    assert at.number_input(key="neurons_ck").value == 12 and at.number_input(key="neurons_ablate_neuron").value == 12
+    at.button(key="neurons_ck_go").click().run()  # and the comparison is of that neuron
+    assert not at.exception and not at.error
+    assert any(k.startswith("neurons_ck::") and k.endswith("::12::2") for k in at.session_state.keys())
