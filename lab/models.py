@@ -269,13 +269,11 @@ _TEMPLATES_MAX = 8
 
 
 def _load_folder(folder: Path) -> PreTrainedModel:
-    """A model from a local safetensors folder.
-
-    ``from_pretrained`` takes 0.2-0.4 s of Python for a demo-sized model (conversion maps, meta-device build,
-    weight init) and must run one at a time (see _CONSTRUCTION_LOCK), so twenty students opening their own
-    runs queued for seconds. A folder whose config was loaded before is instead a copy of that model with this
-    folder's weights loaded into it (no global state touched, so no lock), when the file's tensors fit exactly.
-    """
+    """A model from a local safetensors folder. ``from_pretrained`` takes 0.2-0.4 s of Python for a demo-sized
+    model and runs one at a time (_CONSTRUCTION_LOCK), so a folder whose config was loaded before is a copy of
+    that model with this folder's weights put in (no lock), when the file's tensors fit exactly. The template
+    is looked for again under the lock: a class opening their runs at once all miss it, the first builds it and
+    the others copy it (each ran from_pretrained before: 57 % of the Sample page's Python time, classroom bench)."""
     weights = sorted(folder.glob("*.safetensors"))
     extra = folder / "generation_config.json"
     key = (folder / "config.json").read_text(encoding="utf-8") + (extra.read_text(encoding="utf-8") if extra.is_file() else "")
@@ -283,9 +281,6 @@ def _load_folder(folder: Path) -> PreTrainedModel:
     template = _TEMPLATES.get(key) if one_file else None
     if template is None:
         with _CONSTRUCTION_LOCK:
-            # Checked again under the lock: a class opening their own runs at once all found no template; the
-            # first builds it and the others, waiting here, copy it (each ran from_pretrained before: 57 % of
-            # the Sample page's Python time in bench/classroom_load.py --own-models).
             template = _TEMPLATES.get(key) if one_file else None
             if template is None:
                 model = _from_pretrained(folder)
@@ -319,9 +314,7 @@ def _fits(model: PreTrainedModel, state: dict[str, torch.Tensor]) -> bool:
     """Whether ``state`` fills every tensor of ``model`` with the same names, shapes and dtypes (a tensor left out
     must be tied to one loaded, as the output head is to the token embeddings)."""
     mine = model.state_dict()
-    if not set(state) <= set(mine):
-        return False
-    if any(state[k].shape != mine[k].shape or state[k].dtype != mine[k].dtype for k in state):
+    if not set(state) <= set(mine) or any(v.shape != mine[k].shape or v.dtype != mine[k].dtype for k, v in state.items()):
         return False
     loaded = {mine[k].data_ptr() for k in state}
     return all(mine[k].data_ptr() in loaded for k in set(mine) - set(state))
@@ -331,10 +324,9 @@ def save_model_copy(source: str | Path, out: str | Path) -> Path:
     """Load a model (e.g. a released TinyStories hub id, whose safetensors come from the hub's conversion) and
     save it with its tokenizer as a local safetensors folder, for classes without internet."""
     model, tokenizer = load_model(source)
-    out = Path(out)
-    model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
-    return out
+    model.save_pretrained(Path(out), safe_serialization=True)
+    tokenizer.save_pretrained(Path(out))
+    return Path(out)
 
 
 def check_checkpoint_folder(folder: Path) -> dict:
@@ -352,9 +344,8 @@ def check_checkpoint_folder(folder: Path) -> dict:
     if not isinstance(config, dict) or "model_type" not in config:
         raise ValueError(f"{folder.name!r}: config.json has no model_type.")
     if not list(folder.glob("*.safetensors")):
-        raise ValueError(
-            f"{folder.name!r} has no .safetensors weights. TinyLab loads only safetensors, never pickled files."
-        )
+        raise ValueError(f"{folder.name!r} has no .safetensors weights. TinyLab loads only safetensors, never "
+                         "pickled files.")
     return config
 
 
@@ -382,8 +373,7 @@ def model_device(model) -> torch.device:
 
 
 # ---- sharing one loaded model ---------------------------------------------------------------------------
-_MODEL_LOCKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_MODEL_LOCKS_GUARD = threading.Lock()
+_MODEL_LOCKS, _MODEL_LOCKS_GUARD = weakref.WeakKeyDictionary(), threading.Lock()  # model -> its lock
 
 
 def last_logits_only(model) -> dict:
@@ -393,18 +383,16 @@ def last_logits_only(model) -> dict:
     return {"logits_to_keep": 1} if _takes_logits_to_keep(type(model)) else {}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _takes_logits_to_keep(model_class) -> bool:
     return "logits_to_keep" in inspect.signature(model_class.forward).parameters
 
 
 def model_lock(model) -> threading.RLock:
     """The lock held for a forward pass of ``model``, and for as long as hooks or an attention switch change it.
-
     Every student's session shares a loaded model: with one pass at a time, one student's ablation hooks never
     touch another's text. It also keeps a busy server fast: a small model's pass is ~100 tiny ops, each
-    releasing and retaking the GIL, and twenty threads doing that at once all crawl.
-    """
+    releasing and retaking the GIL, and twenty threads doing that at once all crawl."""
     with _MODEL_LOCKS_GUARD:
         lock = _MODEL_LOCKS.get(model)
         if lock is None:

@@ -4,6 +4,7 @@ followed across checkpoints."""
 
 from __future__ import annotations
 
+import bisect
 from pathlib import Path
 from typing import Callable
 
@@ -38,13 +39,27 @@ def top_activating(acts: Activations, neuron: int, k: int = 10, width: int = 40)
 def neuron_table(acts: Activations, k: int = 5) -> pd.DataFrame:
     """One row per neuron: max and mean activation and its top-``k`` tokens; most active neuron first."""
     values, tokens = acts.values, acts.tokens["token"].to_numpy()
-    top = np.argsort(-values, axis=0, kind="stable")[:k]  # [k, d_mlp]
+    top = top_rows(values, k)  # [k, d_mlp]
     table = pd.DataFrame({
         "neuron": np.arange(values.shape[1]),
         "max": values.max(0), "mean": values.mean(0),
         "top tokens": [" | ".join(repr(str(tokens[r]))[1:-1] for r in top[:, n]) for n in range(values.shape[1])],
     })
     return table.sort_values("max", ascending=False, ignore_index=True)
+
+
+def top_rows(values: np.ndarray, k: int) -> np.ndarray:
+    """[k, columns]: each column's rows of the ``k`` largest values, largest first, ties in row order: what
+    ``np.argsort(-values, axis=0, kind="stable")[:k]`` gives, without sorting every column (that took 2.1 s of
+    a ~12 s 33M scan): a partition finds each column's k-th value, then only the rows at or above it are sorted."""
+    k = min(k, len(values))
+    negated = -values
+    kth = np.partition(negated, k - 1, axis=0)[k - 1] if k else np.zeros(values.shape[1], values.dtype)
+    columns, rows = np.nonzero((negated <= kth).T)  # the k largest and any ties with the k-th, by column
+    order = np.lexsort((rows, negated[rows, columns], columns))  # by column, then value, then row
+    rows = rows[order]
+    starts = np.concatenate([[0], np.cumsum(np.bincount(columns, minlength=values.shape[1]))[:-1]])
+    return rows[starts[None, :] + np.arange(k)[:, None]]
 
 
 def token_classes(acts: Activations) -> np.ndarray:
@@ -54,11 +69,12 @@ def token_classes(acts: Activations) -> np.ndarray:
     starts, ends = acts.tokens["start"].to_numpy(), acts.tokens["end"].to_numpy()
     text_ids = acts.tokens["text"].to_numpy()
     for n, text in enumerate(acts.texts):
-        spans = word_spans(text)
+        spans = word_spans(text)  # in order, not overlapping: their ends are sorted too
+        span_ends = [e for _, e, _, _ in spans]
         for r in np.flatnonzero(text_ids == n):
             a, b = starts[r], ends[r]
             best, best_overlap = None, 0
-            for s, e, _, cls in spans:
+            for s, e, _, cls in spans[bisect.bisect_right(span_ends, a):]:  # from the first word ending after a
                 if s >= b:
                     break
                 overlap = min(b, e) - max(a, s)
@@ -76,12 +92,14 @@ def word_class_selectivity(acts: Activations, classes: np.ndarray | None = None)
     values = acts.values[known].astype(np.float64)
     classes = classes[known]
     std = values.std(0) + 1e-6
-    rows = {}
+    total, rows = values.sum(0), {}
     for cls in WORD_CLASSES:
         mask = classes == cls
-        if mask.sum() == 0 or mask.all():
+        inside = int(mask.sum())
+        if inside == 0 or inside == len(mask):
             continue
-        rows[cls] = (values[mask].mean(0) - values[~mask].mean(0)) / std
+        in_sum = values[mask].sum(0)  # the other tokens' sum is the rest of the total: one pass per class
+        rows[cls] = (in_sum / inside - (total - in_sum) / (len(mask) - inside)) / std
     return pd.DataFrame(rows).T.rename_axis("class")
 
 

@@ -78,6 +78,32 @@ def test_mlp_activations_equal_a_hook_on_c_proj_input_texts_in_order(neo, tok):
         lens.mlp_activations(neo, tok, texts, layer=5)
 
 
+def test_the_neuron_scan_runs_fused_and_leaves_the_model_on_eager_attention(neo, tok):
+    from transformers.activations import NewGELUActivation
+
+    from lab.attention import attention_kind
+
+    kinds = []
+    handle = neo.transformer.h[0].attn.attention.register_forward_pre_hook(lambda m, a: kinds.append(attention_kind(neo)))
+    try:
+        lens.mlp_activations(neo, tok, [TEXT], layer=1)
+    finally:
+        handle.remove()
+    assert kinds == ["sdpa"]  # the scan needs no attention weights
+    assert attention_kind(neo) == "eager" and type(neo.transformer.h[1].mlp.act) is NewGELUActivation
+    assert lens.patterns_for_ids(neo, tok(TEXT, return_tensors="pt")["input_ids"]).shape[0] == 2  # weights again
+
+
+def test_top_rows_equal_a_stable_sort_ties_included():
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal((200, 9)).astype(np.float32)
+    values[:, 0] = 0.0  # a dead neuron: every row ties
+    values[::3, 1] = 2.0  # many rows tie at the top
+    values[5:9, 2] = values[:, 2].max() + 1  # four rows tie above the rest
+    for k in (1, 3, 5, 300):
+        np.testing.assert_array_equal(neurons.top_rows(values, k), np.argsort(-values, axis=0, kind="stable")[:k])
+
+
 @torch.no_grad()
 def test_the_neuron_scan_stops_at_its_layer(neo, tok):
     """Later layers and the unembedding (the bulk of the work over a large vocabulary) do not run."""
