@@ -116,8 +116,12 @@ def one_token(seen: Patterns, layer: int) -> None:
     st.plotly_chart(fig, key="token_view")
     st.caption(f"Layer {layer}. Each row is a head; hover for the exact weight.")
     ui.chart_download(fig, f"token-{position}-L{layer}", "dl_token_view")
-    with st.expander(f"Inside one head: how token {position}'s row is computed, step by step", expanded=False):
-        inside_one_head(seen, layer, position)
+    # Drawn only while open: its own forward pass and chart were ~40 % of opening this page for a class at once.
+    inside = st.expander("Inside one head: how the chosen token's row is computed, step by step",
+                         key="attention_inside_open", on_change="rerun")
+    with inside:
+        if inside.open:
+            inside_one_head(seen, layer, position)
 
 
 def inside_one_head(seen: Patterns, layer: int, position: int) -> None:
