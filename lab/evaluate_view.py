@@ -31,9 +31,11 @@ def diff_html(expected: str, answer: str, name: str = "model") -> str:
         else:
             left.append(f'<span style="background:#b7f0c0">{x}</span>' if x else "")
             right.append(f'<span style="background:#ffc2c2">{y}</span>' if y else "")
+    # Two boxes, each scrolling on its own: in one box a long story's expected text hid the model's line below.
     style = ("font-family:monospace;white-space:pre-wrap;overflow-wrap:anywhere;line-height:1.7;font-size:0.9rem;"
-             "max-height:12rem;overflow-y:auto;border:1px solid #eee;border-radius:6px;padding:6px;margin-bottom:6px")
-    return f'<div style="{style}"><b>expected</b> {"".join(left)}<br><b>{name:<8}</b> {"".join(right)}</div>'
+             "max-height:9rem;overflow-y:auto;border:1px solid #eee;border-radius:6px;padding:6px;margin-bottom:4px")
+    return (f'<div style="{style}"><b>expected</b> {"".join(left)}</div>'
+            f'<div style="{style};margin-bottom:10px"><b>{name:<8}</b> {"".join(right)}</div>')
 
 
 def weak_examples(table: pd.DataFrame, stories: bool) -> pd.Series:

@@ -4,7 +4,7 @@ import pytest
 from eval_fixtures import one_thread, make_run  # noqa: F401 (one_thread: autouse fixture)
 from helpers import ROOT, open_page
 
-from lab.evaluate_view import weak_examples
+from lab.evaluate_view import diff_html, weak_examples
 
 PAGE = "pages/3_evaluate.py"
 
@@ -121,3 +121,11 @@ def test_weak_examples_are_the_misses_for_unary_and_the_weaker_half_for_stories(
     assert weak_examples(table, stories=False).tolist() == [True, True, False, True]
     assert weak_examples(table, stories=True).tolist() == [True, False, False, True]  # median 0.45
     assert not weak_examples(table.assign(**{"token accuracy": 0.3}), stories=True).any()  # all alike: none weaker
+
+
+def test_a_long_expected_story_leaves_the_models_line_in_view():
+    shown = diff_html("word " * 400, "word " * 10 + "other")
+    expected_box, model_box = shown.split("</div>")[:2]  # a box each, each scrolling on its own
+    assert "<b>expected</b>" in expected_box and "other" not in expected_box
+    assert "<b>model" in model_box and 'background:#ffc2c2">other' in model_box
+    assert all("max-height" in box and "overflow-y:auto" in box for box in (expected_box, model_box))
