@@ -17,7 +17,7 @@ from typing import Any
 import streamlit as st
 
 import ui_access
-from ui_work import fmt_seconds, kept_tabs, kept_work, show_error, stopped, working  # noqa: F401 (ui.working, ...)
+from ui_work import fmt_seconds, kept_tabs, kept_work, show_error, stop_button, stopped, working  # noqa: F401
 from lab.device import describe_device, pick_device
 from lab.workspace import DEFAULT_USER, Workspace, validate_name
 

@@ -23,8 +23,7 @@ def working(text: str, key: str) -> Iterator[Callable[[float, str], None]]:
     with slot.container():
         bar_col, stop_col = st.columns([7, 1], vertical_alignment="bottom")
         bar = bar_col.progress(0.0, text=text)
-        stop_col.button("⏹ Stop", key=f"{key}_stop", on_click=_mark_stopped, args=(key,), width="stretch",
-                        help="Stops this computation; nothing else on the page is lost.")
+        stop_button(key, "Stops this computation; nothing else on the page is lost.", stop_col)
     started = time.time()
 
     def update(fraction: float, message: str = "") -> None:
@@ -42,6 +41,12 @@ def fmt_seconds(s: float | None) -> str:
         return "–"
     s = int(s)
     return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s"
+
+
+def stop_button(key: str, help: str, where: Any = st) -> None:
+    """The ⏹ Stop button of `working`, alone, for work that shows its own progress (text streaming in): pressing
+    it reruns the page, which ends the work at its next update; `stopped(key)` is True in that rerun."""
+    where.button("⏹ Stop", key=f"{key}_stop", on_click=_mark_stopped, args=(key,), width="stretch", help=help)
 
 
 def _mark_stopped(key: str) -> None:

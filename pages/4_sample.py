@@ -17,9 +17,9 @@ TOP_N = 25
 REDRAW_S = 0.1  # fastest redraw while streaming
 DEFAULT_PROMPT = "Once upon a time, there was a little girl named Lily. She"
 DEFAULTS = {
-    "s4_prompt": DEFAULT_PROMPT, "s4_mode": "Generate", "s4_strategy": "sample", "s4_temperature": 1.0,
-    "s4_top_k": 0, "s4_top_p": 1.0, "s4_penalty": 1.0, "s4_max_new": 60, "s4_samples": 1, "s4_seed": 0,
-    "s4_delay": 0.0, "s4_n_compare": 3, "s4_log": False,
+    "s4_prompt": DEFAULT_PROMPT, "s4_mode": "Generate", "s4_strategy": "sample", "s4_temperature": 1.0, "s4_top_k": 0,
+    "s4_top_p": 1.0, "s4_penalty": 1.0, "s4_max_new": 60, "s4_samples": 1, "s4_seed": 0, "s4_delay": 0.0,
+    "s4_n_compare": 3, "s4_log": False,
     "s4_c0_strategy": "greedy", "s4_c0_temperature": 1.0, "s4_c0_top_k": 0, "s4_c0_top_p": 1.0,
     "s4_c1_strategy": "sample", "s4_c1_temperature": 0.7, "s4_c1_top_k": 0, "s4_c1_top_p": 0.9,
     "s4_c2_strategy": "sample", "s4_c2_temperature": 1.5, "s4_c2_top_k": 0, "s4_c2_top_p": 1.0,
@@ -32,8 +32,7 @@ HELP = {
     "top_k": "Keep only the k most likely tokens and draw among them. 0 = off.",
     "top_p": "Nucleus sampling: keep the fewest most-likely tokens whose probabilities add up to p. 1.0 = off.",
     "penalty": "Above 1 makes tokens already in the text less likely (as in generate()); 1.0 = off.",
-    "max_new": f"How many tokens to write at most; generation also stops at {EOS}. Capped to the "
-               "model's context.",
+    "max_new": f"How many tokens to write at most; generation also stops at {EOS}. Capped to the model's context.",
     "samples": "How many texts to write with these settings; sample i uses seed + i.",
     "seed": "The same seed and settings give the same text, so a demo can be repeated exactly.",
     "delay": "Pause after each token so an audience can follow the text, and the chart redraws for every token "
@@ -82,10 +81,15 @@ def main() -> None:
 # ---- Generate -------------------------------------------------------------------------------------------
 def generate(model, tokenizer, path, prompt: str) -> None:
     vocab = model.config.vocab_size
-    go_btn = st.button("▶ Generate", type="primary", help="Write with the settings on the left.")
+    go_col, stop_col = st.columns([1, 1], vertical_alignment="center", width=320)
+    go_btn = go_col.button("▶ Generate", type="primary", help="Write with the settings on the left.")
+    if ui.stopped("s4_generate"):
+        st.info("Stopped: press **Generate** to write again.", icon="⏹")
     text_col, chart_col = st.columns([1, 1])
     if go_btn:
         ss.pop("s4_results", None)
+        stop_slot = stop_col.empty()  # while the text streams in (long in a busy class or with a pause)
+        ui.stop_button("s4_generate", "Stops writing; press Generate to start again.", stop_slot)
         # Streamed into placeholders that the finished view then replaces, in this same run: a rerun
         # would redraw the whole page for nothing.
         live_text, live_chart = text_col.empty(), chart_col.empty()
@@ -106,6 +110,7 @@ def generate(model, tokenizer, path, prompt: str) -> None:
             live_chart.empty()
         except ValueError as exc:
             ui.show_error(exc)
+        stop_slot.empty()
     if ss.get("s4_results"):
         show_results(ss.s4_results, text_col, chart_col, tokenizer, path, vocab)
     elif not go_btn:
@@ -324,11 +329,10 @@ def settings_panel(comparing: bool) -> None:
 
 def current_settings(prefix: str = "s4") -> smp.SamplingSettings:
     strategy = ss.get(f"{prefix}_strategy") or "sample"  # a segmented control can be clicked empty
-    return smp.SamplingSettings(
-        strategy=strategy, temperature=float(ss[f"{prefix}_temperature"]), top_k=int(ss[f"{prefix}_top_k"]),
-        top_p=float(ss[f"{prefix}_top_p"]), repetition_penalty=float(ss.s4_penalty),
-        max_new_tokens=int(ss.s4_max_new), seed=int(ss.s4_seed),
-    )
+    return smp.SamplingSettings(strategy=strategy, temperature=float(ss[f"{prefix}_temperature"]),
+                                top_k=int(ss[f"{prefix}_top_k"]), top_p=float(ss[f"{prefix}_top_p"]),
+                                repetition_penalty=float(ss.s4_penalty), max_new_tokens=int(ss.s4_max_new),
+                                seed=int(ss.s4_seed))
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -348,8 +352,7 @@ def start(model, tokenizer, prompt, settings_list: list) -> list[tuple]:
 
 
 def stream(gen: smp.Generation, steps, text_box, chart_box, label: str, by_model: bool = False) -> dict:
-    """Show a started generation's ``steps`` with live text and chart; return what the page keeps (text, tokens,
-    per-step charts)."""
+    """Show a started generation's ``steps`` with live text and chart; return what the page keeps."""
     model, tokenizer, prompt = gen.model, gen.tokenizer, gen.prompt
     for note in gen.notes:
         st.info(note, icon="ℹ️")
@@ -364,11 +367,9 @@ def stream(gen: smp.Generation, steps, text_box, chart_box, label: str, by_model
         text_box.markdown(coloured_text(prompt, token_rows(gen.steps), by_model or gen.settings.greedy),
                           unsafe_allow_html=True)
         if chart and chart_box is not None:
-            chart_box.plotly_chart(
-                chart_for(records[-1]["table"], gen.settings, step.token_id, f"{label}step {step.index + 1}: "
-                          f"{wp.token_label(tokenizer, step.token_id)!r} drawn", records[-1], model.config.vocab_size),
-                width="stretch", config={"displayModeBar": False},
-            )
+            title = f"{label}step {step.index + 1}: {wp.token_label(tokenizer, step.token_id)!r} drawn"
+            chart_box.plotly_chart(chart_for(records[-1]["table"], gen.settings, step.token_id, title, records[-1],
+                                             model.config.vocab_size), width="stretch", config={"displayModeBar": False})
 
     next_draw, step = 0.0, None
     for step in steps:
@@ -379,8 +380,7 @@ def stream(gen: smp.Generation, steps, text_box, chart_box, label: str, by_model
         elif time.perf_counter() >= next_draw:
             started = time.perf_counter()
             draw(step, chart=False)
-            now = time.perf_counter()
-            next_draw = now + max(REDRAW_S, 9 * (now - started))
+            next_draw = time.perf_counter() + max(REDRAW_S, 9 * (time.perf_counter() - started))
     if step is not None and not watch:  # the text's last tokens; the finished view draws the chart
         draw(step, chart=False)
     return {"prompt": prompt, "settings": gen.settings, "seed": gen.settings.seed, "text": gen.text,

@@ -44,3 +44,23 @@ def test_sample_page_streams_text_and_a_bar_click_chooses_a_token(tmp_path):
         assert error_texts(page) == []
         shot(page, "sample_step")
         assert page.blocked == []
+
+
+def test_stop_ends_a_slow_text_and_says_so(tmp_path):
+    with running_app(tmp_path / "ws") as url, browser() as b:
+        page = new_page(b, width=1400, height=1400)
+        goto(page, url)
+        goto(page, url + "/sample")
+        pause = page.locator('[data-testid="stSlider"]').filter(has_text="Pause per token").get_by_role("slider")
+        pause.focus()
+        for _ in range(10):  # 0.05 s a press: half a second per token, 30 s for the default 60 tokens
+            pause.press("ArrowRight")
+        wait_idle(page)
+        page.get_by_role("button", name="▶ Generate").click()
+        page.wait_for_function(SPANS + " >= 3", timeout=60_000)  # writing, slowly
+        page.get_by_role("button", name="⏹ Stop").click()
+        page.get_by_text("Stopped: press Generate to write again.").wait_for(timeout=30_000)
+        wait_idle(page)
+        assert error_texts(page) == [] and page.get_by_role("button", name="⏹ Stop").count() == 0
+        assert page.evaluate(SPANS) < 60  # the text did not run on to its end
+        shot(page, "sample_stopped")
