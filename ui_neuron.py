@@ -17,6 +17,7 @@ TAB = "One neuron"  # the tab that holds the view
 NEURON = "neurons_one"  # the chosen neuron (its number input), kept for the session
 FOLLOWERS = ("neurons_ck", "neurons_ablate_neuron")  # other tabs' Neuron boxes: each takes a newly chosen neuron
 LAYER = "neurons_layer"  # the page's layer choice
+ABLATION_LAYER = "neurons_ablate_layer"  # the Ablation tab's Layer box (its Neuron box is a follower)
 SEEN = "_neuron_link_seen"  # the last link applied or written: a link opens its neuron once, then the student leads
 
 
@@ -105,6 +106,8 @@ def _followed() -> None:
     """The other tabs' Neuron boxes take the neuron just chosen; a number typed in one stays until the next choice."""
     for key in FOLLOWERS:
         st.session_state[key] = st.session_state[NEURON]
+    if LAYER in st.session_state:  # the chosen neuron is one of the page's layer: Ablation's Layer box follows too
+        st.session_state[ABLATION_LAYER] = st.session_state[LAYER]
 
 
 def chosen(scan) -> int:

@@ -53,8 +53,10 @@ def test_the_other_tabs_neuron_boxes_start_on_the_chosen_neuron(tiny_run):
     at.number_input(key="neurons_ablate_neuron").set_value(6).run()
     assert at.number_input(key="neurons_ck").value == 5 and at.number_input(key="neurons_ablate_neuron").value == 6
     assert at.number_input(key="neurons_one").value == 37  # and does not move the chosen neuron
+    at.selectbox(key="neurons_ablate_layer").set_value(1).run()  # Ablation looks at another layer
     at.number_input(key="neurons_one").set_value(12).run()  # a new choice in the view: both boxes follow
     assert at.number_input(key="neurons_ck").value == 12 and at.number_input(key="neurons_ablate_neuron").value == 12
+    assert at.selectbox(key="neurons_ablate_layer").value == 0  # neuron 12 of the page's layer, not of layer 1
     at.button(key="neurons_ck_go").click().run()  # and the comparison is of that neuron
     assert not at.exception and not at.error
     assert any(k.startswith("neurons_ck::") and k.endswith("::12::2") for k in at.session_state.keys())
