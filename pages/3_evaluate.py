@@ -116,10 +116,6 @@ def sets_for(source, limit: int) -> dict:
     return eval_sets.eval_sets_of("stories" if isinstance(source, list) else "unary", source, limit)
 
 
-def progress_callback(bar, prefix: str):
-    return lambda fraction, message: bar.progress(min(1.0, fraction), text=f"{prefix}: {message}")
-
-
 # ---- Scores ---------------------------------------------------------------------------------------------
 def scores(choice: Choice) -> None:
     go = st.button("Evaluate", type="primary", disabled=choice.model_path is None, key="evaluate_go",
@@ -243,20 +239,19 @@ def across_checkpoints_and_runs(choice: Choice) -> None:
     st.markdown("When does the skill appear during training, and does it appear at all in a smaller model?")
     run_dir = run_dir_of(choice.model_path)
     checkpoints = list_checkpoints(run_dir) if run_dir else []
+    stories = eval_sets.source_kind(choice.source) == "stories"  # no exact match then: a whole ending never is
+    pressed = False
     if len(checkpoints) < 2:
         st.info("Pick a checkpoint of a run with two or more checkpoints (Train page) to chart metrics against steps.")
-    elif st.button(f"Evaluate all {len(checkpoints)} checkpoints of {run_dir.name}", key="evaluate_ckpts",
-                   help="Loads each checkpoint and scores the train and test split (teacher forcing only)."):
-        bar = st.progress(0.0)
-        try:
-            st.session_state["evaluate_ckpt_table"] = scoring.evaluate_checkpoints(
-                checkpoints, choice.sets(), choice.batch_size, progress_callback(bar, "checkpoints"))
-        except (ValueError, OSError, RuntimeError) as exc:
-            ui.show_error(exc)
-        bar.empty()
+    else:
+        pressed = st.button(f"Evaluate all {len(checkpoints)} checkpoints of {run_dir.name}", key="evaluate_ckpts",
+                            help="Loads each checkpoint and scores the train and test split (teacher forcing only).")
+    ui.kept_work("evaluate_ckpt_table", "evaluate_ckpts_work", "Scoring each checkpoint…",
+                 (lambda update: scoring.evaluate_checkpoints(checkpoints, choice.sets(), choice.batch_size, update))
+                 if pressed else None, "Stopped: press the button to score the checkpoints again.")
     table = st.session_state.get("evaluate_ckpt_table")
     if table is not None:
-        metric = st.radio("Metric", list(scoring.CURVE), horizontal=True,
+        metric = st.radio("Metric", [m for m in scoring.CURVE if not (stories and m in EXACT)], horizontal=True,
                           **ui.keep("evaluate_ckpt_metric"), help="Which score to plot against the training step.")
         fig = px.line(table, x="step", y=metric, color="split", markers=True, title=f"{metric} vs training step",
                       color_discrete_map=SPLIT_COLOURS)
@@ -271,19 +266,17 @@ def across_checkpoints_and_runs(choice: Choice) -> None:
     chosen = st.multiselect("Compare runs (last checkpoint of each)", runs, **ui.keep("evaluate_runs"),
                             help="Runs of different sizes on the same data: TinyStories saw consistency appear "
                             "between 1M and 3M parameters.")
-    if st.button("Compare runs", disabled=len(chosen) < 1, key="evaluate_runs_go",
-                 help="Scores each run's last checkpoint on the chosen data set."):
-        bar = st.progress(0.0)
-        try:
-            st.session_state["evaluate_runs_table"] = scoring.evaluate_runs(
-                [ui.confined_folder(ws.path("runs", n)) for n in chosen], choice.sets(), choice.batch_size, progress_callback(bar, "runs"))
-        except (ValueError, OSError, RuntimeError) as exc:
-            ui.show_error(exc)
-        bar.empty()
-    runs_table = st.session_state.get("evaluate_runs_table")
+    pressed = st.button("Compare runs", disabled=len(chosen) < 1, key="evaluate_runs_go",
+                        help="Scores each run's last checkpoint on the chosen data set.")
+    runs_table = ui.kept_work(
+        "evaluate_runs_table", "evaluate_runs_work", "Scoring each run…",
+        (lambda update: scoring.evaluate_runs([ui.confined_folder(ws.path("runs", n)) for n in chosen], choice.sets(),
+                                              choice.batch_size, update)) if pressed else None,
+        "Stopped: press **Compare runs** to score them again.")
     if runs_table is not None:
-        fig = px.line(runs_table, x="parameters", y="exact match", color="split", markers=True, hover_data=["run", "loss"],
-                      log_x=True, title="Exact match vs model size", color_discrete_map=SPLIT_COLOURS)
+        y = "token accuracy" if stories else "exact match"
+        fig = px.line(runs_table, x="parameters", y=y, color="split", markers=True, hover_data=["run", "loss"],
+                      log_x=True, title=f"{y.capitalize()} vs model size", color_discrete_map=SPLIT_COLOURS)
         fig.update_layout(height=340, margin=dict(t=50, b=10))
         st.plotly_chart(fig, width="stretch")
         st.dataframe(runs_table, hide_index=True, width="stretch")

@@ -97,16 +97,15 @@ def scan_of_choice() -> Scan | None:
     # Kept in the session under a key naming model, weights, layer and stories: switching tabs or pages does
     # not redo it, and re-saved weights scan again.
     key = "neurons_scan::" + hashlib.sha1(f"{path}|{ui.model_stamp(path)}|{layer}|{trained}|{texts}".encode()).hexdigest()
-    if key not in st.session_state:
-        bar = st.progress(0.0, text=f"Running {len(texts)} stories through the model…")
-        try:
-            st.session_state[key] = lens.mlp_activations(model, tokenizer, texts, layer, max_tokens=trained,
-                                                         progress=lambda f: bar.progress(f, text=f"Running {len(texts)} stories…"))
-        except ValueError as exc:
-            ui.show_error(exc)
-            return None
-        bar.empty()
-    return Scan(path, model, tokenizer, texts, layer, trained, st.session_state[key], key, texts_label)
+    running = f"Running {len(texts)} stories through the model…"
+    acts = ui.kept_work(key, "neurons_scan", running, None if key in st.session_state else (
+        lambda update: lens.mlp_activations(model, tokenizer, texts, layer, max_tokens=trained,
+                                            progress=lambda f: update(f, running))),
+        "Stopped: press **Scan the stories** (or change a choice above) to scan again.")
+    if acts is None:  # stopped, or refused (the reason is shown): pressing the button reruns, which scans
+        st.button("Scan the stories", key="neurons_scan_again", help="Runs the stories through the model again.")
+        return None
+    return Scan(path, model, tokenizer, texts, layer, trained, acts, key, texts_label)
 
 
 # ---- Tabs ------------------------------------------------------------------------------------------------
@@ -306,19 +305,14 @@ def patching_tab(scan: Scan) -> None:
                           **ui.keep("patch_target"), help="Which activation the layer x position map puts back. "
                           "The head map always patches each head's output (z) at every position.")
     key = f"patch::{scan.path}::{ui.model_stamp(scan.path)}::{clean}::{corrupted}::{correct}::{wrong}::{target}"
-    if c4.button("Run patching", type="primary", key="patch_go", help="Computes both maps (one pass per 32 patches)."):
-        bar = st.progress(0.0, text="Patching…")
-        try:
-            st.session_state[key] = patching.patching_maps(
-                model, tokenizer, clean, corrupted, correct, wrong, target,
-                progress=lambda f, what: bar.progress(f, text=f"Patching {what}…"))
-        except ValueError as exc:
-            ui.show_error(exc)
-        bar.empty()
-    if key not in st.session_state:
+    pressed = c4.button("Run patching", type="primary", key="patch_go", help="Computes both maps (one pass per 32 patches).")
+    maps = ui.kept_work(key, "patch_work", "Patching…", (lambda update: patching.patching_maps(
+        model, tokenizer, clean, corrupted, correct, wrong, target, progress=lambda f, what: update(f, f"Patching {what}…")))
+        if pressed else None, "Stopped: press **Run patching** to compute the maps again.")
+    if maps is None:
         st.info("Press **Run patching** to compute the maps.")
         return
-    positions, heads = st.session_state[key]
+    positions, heads = maps
     m1, m2, m3 = st.columns(3)
     m1.metric("Logit difference, clean", f"{positions.clean:+.3f}")
     m2.metric("Logit difference, corrupted", f"{positions.corrupted:+.3f}")

@@ -34,6 +34,20 @@ def test_evaluate_page_scores_train_and_test(workspace_dir):
     assert not at.exception and not at.error
     table = at.session_state["evaluate_ckpt_table"]
     assert sorted(table["step"].unique()) == [0, 40]
+    assert "exact match" in at.radio(key="evaluate_ckpt_metric").options
+    # Compare runs (under a progress bar with Stop): unary answers are charted by exact match.
+    at.multiselect(key="evaluate_runs").set_value(["tiny"]).run()
+    at.button(key="evaluate_runs_go").click().run()
+    assert not at.exception and not at.error
+    assert list(at.session_state["evaluate_runs_table"]["run"].unique()) == ["tiny"]
+    assert "Exact match vs model size" in at.get("plotly_chart")[-1].proto.spec
+    # On stories, neither chart offers exact match (a whole ending is never matched token for token).
+    data = at.selectbox(key="evaluate_data:" + str(workspace_dir / "default" / "runs" / "tiny" / "step-000040"))
+    data.set_value(next(o for o in data.options if o.startswith("Generated stories"))).run()
+    at.button(key="evaluate_runs_go").click().run()
+    assert not at.exception and not at.error
+    assert "Token accuracy vs model size" in at.get("plotly_chart")[-1].proto.spec
+    assert "exact match" not in at.radio(key="evaluate_ckpt_metric").options
 
 
 def test_probes_and_grading_sheet(workspace_dir):

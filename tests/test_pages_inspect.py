@@ -41,6 +41,16 @@ def test_attention_page_empty_text_gives_a_message(tiny_run):
     assert "empty" in at.error[0].value
 
 
+def test_a_stopped_neuron_scan_says_so_and_scans_again_on_its_button(tiny_run):
+    at = open_page("pages/6_neurons.py")
+    at.session_state["_stopped:neurons_scan"] = True  # Stop was pressed under the scan's progress bar
+    pick(at, "model")
+    assert any("Stopped" in i.value for i in at.info) and not at.dataframe  # no scan, no tables
+    at.button(key="neurons_scan_again").click().run()
+    assert not at.exception and not at.error
+    assert len(at.dataframe[0].value) == 64  # scanned: every neuron of the layer
+
+
 def test_neurons_page_tables_classes_checkpoints_lens_and_ablation(tiny_run):
     at = pick(open_page("pages/6_neurons.py"), "model")
     assert not at.error
