@@ -13,13 +13,13 @@ import streamlit as st
 
 # ---- Long work: a progress bar and a Stop button -----------------------------------------------------------
 @contextmanager
-def working(text: str, key: str) -> Iterator[Callable[[float, str], None]]:
+def working(text: str, key: str, slot: Any = None) -> Iterator[Callable[[float, str], None]]:
     """A progress bar with a ⏹ Stop button beside it while the block runs; yields ``update(fraction, message)``.
 
     Pressing Stop (or any other control) makes Streamlit rerun the page: the running computation stops at its
     next progress update, and `stopped(key)` is True in that rerun, so the page can say so. Every computation
-    over ~2 s on a busy classroom machine runs inside one of these."""
-    slot = st.empty()
+    over ~2 s on a busy classroom machine runs inside one of these. ``slot``: an ``st.empty()`` to draw in."""
+    slot = st.empty() if slot is None else slot
     with slot.container():
         bar_col, stop_col = st.columns([7, 1], vertical_alignment="bottom")
         bar = bar_col.progress(0.0, text=text)
@@ -58,9 +58,9 @@ def stopped(key: str) -> bool:
     return bool(st.session_state.pop(f"_stopped:{key}", False))
 
 
-def show_error(exc: BaseException) -> None:
-    """A clear message in the page instead of a traceback."""
-    st.error(str(exc) or type(exc).__name__, icon="⚠️")
+def show_error(exc: BaseException, where: Any = st) -> None:
+    """A clear message in the page (or in ``where``, a container) instead of a traceback."""
+    where.error(str(exc) or type(exc).__name__, icon="⚠️")
 
 
 def kept_work(result_key: str, key: str, text: str, compute: Callable[[Callable[[float, str], None]], Any] | None,
@@ -72,15 +72,18 @@ def kept_work(result_key: str, key: str, text: str, compute: Callable[[Callable[
     ``result_key``. One of ``errors`` is said in the page (the last result stays); after a Stop,
     ``stopped_note`` says so, and that run does not start the work again (work a page starts by itself when its
     result is missing would otherwise restart at once)."""
+    # One place, in every run, for the bar, the error or the note: what follows keeps its place in the page (a
+    # block that moves is drawn anew, and in a browser its stale copy can linger beside it for a moment).
+    slot = st.empty()
     was_stopped = stopped(key)
     if compute is not None and not was_stopped:
         try:
-            with working(text, key) as update:
+            with working(text, key, slot) as update:
                 st.session_state[result_key] = compute(update)
         except errors as exc:
-            show_error(exc)
+            show_error(exc, slot)
     if was_stopped:
-        st.info(stopped_note, icon="⏹")
+        slot.info(stopped_note, icon="⏹")
     return st.session_state.get(result_key)
 
 
