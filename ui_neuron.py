@@ -99,7 +99,7 @@ def _open(neuron: int) -> None:
     ss = st.session_state
     ss[NEURON] = neuron
     _followed()
-    ss[TABS] = ss[f"_kept_tab:{TABS}"] = TAB  # show the view's tab
+    ss[TABS] = TAB  # show the view's tab (ui.kept_tabs remembers it)
 
 
 def _followed() -> None:

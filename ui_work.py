@@ -89,12 +89,15 @@ def kept_work(result_key: str, key: str, text: str, compute: Callable[[Callable[
 
 def kept_tabs(labels: list[str], key: str):
     """``st.tabs`` that stay on the student's tab when the page reruns (a button, a new model, a progress bar
-    above them) and when they come back from another page; returns the tab containers (``.open`` says which
-    one shows, so a page can skip the work of hidden tabs)."""
+    above them) and when they come back from another page; returns the tab containers. ``.open`` says which
+    one shows: a page draws only that one (``if tab.open: with tab: ...``), since a switch reruns the page
+    anyway; widgets of hidden tabs keep their values through ``ui.keep``. ``st.session_state[key] = label``
+    before this call opens a tab from code."""
     ss = st.session_state
     remembered = ss.get(f"_kept_tab:{key}")
-
-    def remember() -> None:
-        ss[f"_kept_tab:{key}"] = ss[key]
-
-    return st.tabs(labels, key=key, default=remembered if remembered in labels else None, on_change=remember)
+    if key not in ss and remembered in labels:  # back from another page (which forgot the widget): its last tab
+        ss[key] = remembered
+    # No ``default=remembered``: it is part of the widget's id, and a new id drops a tab chosen from code.
+    tabs = st.tabs(labels, key=key, on_change="rerun")
+    ss[f"_kept_tab:{key}"] = ss[key]  # the open tab, however it was opened
+    return tabs

@@ -50,14 +50,12 @@ def main() -> None:
     choice = inputs()
     scores_tab, ckpt_tab, probe_tab, grade_tab = ui.kept_tabs(
         ["📊 Scores", "📈 Across checkpoints and runs", "🔎 Probes", "📝 Grading sheet"], "evaluate_tab")
-    with scores_tab:
-        scores(choice)
-    with ckpt_tab:
-        across_checkpoints_and_runs(choice)
-    with probe_tab:
-        probe_list(choice.model_path)
-    with grade_tab:
-        grading_sheet(choice.model_path)
+    views = ((scores_tab, scores, choice), (ckpt_tab, across_checkpoints_and_runs, choice),
+             (probe_tab, probe_list, choice.model_path), (grade_tab, grading_sheet, choice.model_path))
+    for tab, view, arg in views:
+        if tab.open:  # only the tab that shows is drawn: a switch reruns the page
+            with tab:
+                view(arg)
 
 
 def inputs() -> Choice:

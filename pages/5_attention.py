@@ -64,14 +64,21 @@ def main() -> None:
     seen = Patterns(path, pattern, tokens, trained, names, text)
     heads_tab, token_tab, bertviz_tab, classify_tab = ui.kept_tabs(
         ["Heads of a layer", "One token", "bertviz", "Positional or semantic?"], "attention_tab")
-    with heads_tab:
-        layer = heads_of_a_layer(seen)
-    with token_tab:
-        one_token(seen, layer)
-    with bertviz_tab:
-        bertviz(seen, layer)
-    with classify_tab:
-        positional_or_semantic(path, trained)
+    # Only the open tab is drawn (a switch reruns the page); the layer is the first tab's choice, kept.
+    layer = st.session_state.get("attention_layer", 0)
+    layer = layer if layer in range(pattern.shape[0]) else 0  # as its box does when a kept layer is gone
+    if heads_tab.open:
+        with heads_tab:
+            heads_of_a_layer(seen)
+    if token_tab.open:
+        with token_tab:
+            one_token(seen, layer)
+    if bertviz_tab.open:
+        with bertviz_tab:
+            bertviz(seen, layer)
+    if classify_tab.open:
+        with classify_tab:
+            positional_or_semantic(path, trained)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -82,8 +89,8 @@ def patterns_of(path: str, text: str, max_tokens: int | None, stamp: float):  # 
 
 
 # ---- Tabs ------------------------------------------------------------------------------------------------
-def heads_of_a_layer(seen: Patterns) -> int:
-    """Every head of one layer small, one of them large; returns the layer (the other tabs use it too)."""
+def heads_of_a_layer(seen: Patterns) -> None:
+    """Every head of one layer small, one of them large; its Layer box is the one the other tabs use."""
     n_layers, n_heads = seen.pattern.shape[:2]
     names = seen.layer_names
     c1, c2 = st.columns([1, 3])
@@ -99,7 +106,6 @@ def heads_of_a_layer(seen: Patterns) -> int:
     big = charts.head_heatmap(seen.pattern[layer, head], seen.tokens, f"Layer {layer}, head {head}")
     st.plotly_chart(big, key="head_big")
     ui.chart_download(big, f"attention-L{layer}H{head}", "dl_head_big")
-    return layer
 
 
 def one_token(seen: Patterns, layer: int) -> None:

@@ -64,8 +64,9 @@ def main() -> None:
                          "Patching"], "neurons_tabs")  # kept: a rerun, a new model or a page switch keeps the tab
     views = (all_neurons, ui_neuron.neuron_view, word_classes, across_checkpoints, logit_lens, ablation, patching_tab)
     for tab, view in zip(tabs, views):
-        with tab:
-            view(scan)
+        if tab.open:  # only the tab that shows is computed: a switch reruns the page (2-4 s saved per switch)
+            with tab:
+                view(scan)
 
 
 def scan_of_choice() -> Scan | None:
@@ -141,8 +142,10 @@ def word_classes(scan: Scan) -> None:
                 "nouns, adjectives, function words — adverbs included —, punctuation). **Selectivity** = (mean "
                 "activation on the class − mean on all other tokens) / standard deviation: above ~1 the neuron "
                 "clearly prefers that class.")
-    st.caption(f"{ui.coverage_caption(scan.acts.texts)} in these stories; tokens of unclassed words count as 'other'.")
-    selectivity = neurons.word_class_selectivity(scan.acts)
+    if f"{scan.key}::coverage" not in st.session_state:  # tagging the stories again: once per scan
+        st.session_state[f"{scan.key}::coverage"] = ui.coverage_caption(scan.acts.texts)
+    st.caption(f"{st.session_state[f'{scan.key}::coverage']} in these stories; tokens of unclassed words count as 'other'.")
+    selectivity = neurons.word_class_selectivity(scan.acts, ui_neuron.classes_of(scan))  # classes: once per scan
     best = neurons.best_class(selectivity).sort_values("selectivity", ascending=False, ignore_index=True)
     most = min(200, len(best))
     show = st.slider("Neurons shown (most selective first)", 10, most, min(40, len(best)),
@@ -196,11 +199,16 @@ def logit_lens(scan: Scan) -> None:
         return
     text = st.text_area("Text", scan.texts[0][:300], height=90, **ui.keep("neurons_lens_text"),
                         help="Any text; it is cut to the model's context.")
-    try:
-        table = logit_lens_table(scan.model, scan.tokenizer, text, max_tokens=scan.trained)
-    except ValueError as exc:
-        ui.show_error(exc)
-        return
+    kept = st.session_state.get("neurons_lens_table")  # the last text's table: a tab switch back does not redo it
+    if kept and kept[0] == (scan.key, text):
+        table = kept[1]
+    else:
+        try:
+            table = logit_lens_table(scan.model, scan.tokenizer, text, max_tokens=scan.trained)
+        except ValueError as exc:
+            ui.show_error(exc)
+            return
+        st.session_state["neurons_lens_table"] = ((scan.key, text), table)
     fig = charts.logit_lens_heatmap(table)
     st.plotly_chart(fig, key="lens_fig")
     ui.chart_download(fig, "logit-lens", "dl_lens")

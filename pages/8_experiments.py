@@ -228,13 +228,11 @@ def main() -> None:
     st.caption("Ask one question with many runs: a grid of factors x seeds, each an ordinary run, summarised with "
                "means and 95 % confidence intervals.")
     ws = ui.workspace()
-    design, progress, results = ui.kept_tabs(["Design", "Progress", "Results"], "ex_tab")  # kept across pages
-    with design:
-        design_tab(ws)
-    with progress:
-        progress_tab(ws)
-    with results:
-        results_tab(ws)
+    tabs = ui.kept_tabs(["Design", "Progress", "Results"], "ex_tab")  # kept across pages
+    for tab, view in zip(tabs, (design_tab, progress_tab, results_tab)):
+        if tab.open:  # only the tab that shows is drawn: a switch reruns the page
+            with tab:
+                view(ws)
 
 
 main()

@@ -17,6 +17,13 @@ def open_page(path: str | None = None, timeout: float = 120) -> AppTest:
     return at
 
 
+def open_tab(at: AppTest, key: str, label: str) -> AppTest:
+    """Open the tab ``label`` of a page's tabs (``ui.kept_tabs(..., key)``) and run, as a click on it does: a
+    page draws only its open tab, so a widget of another tab is reached after opening it."""
+    at.session_state[key] = label
+    return at.run()
+
+
 def make_run_of(workspace_dir, name: str, **shape):
     """A run ``name`` of an untrained GPT-Neo of ``shape`` with checkpoints at steps 10 and 20 (a 300-token BPE)."""
     from lab.models import ModelShape, build_model

@@ -8,7 +8,7 @@ import time
 import pandas as pd
 import pytest
 
-from helpers import open_page
+from helpers import open_page, open_tab
 from lab.experiments import driver as drivers
 from lab.experiments.driver import Driver, overview, status_table
 from lab.experiments.runner import Experiment
@@ -142,9 +142,10 @@ def test_the_page_runs_the_same_grid_and_gets_the_same_numbers(api_grid, workspa
     assert not at.exception and not at.error
     exp = Experiment(Workspace.default().path("experiments", "page"), Workspace.default().folder("runs"))
     drivers.driver_for(exp).wait(900)
-    at.run()
+    open_tab(at, "ex_tab", "Progress")
     assert not at.exception
     assert [m.value for m in at.metric][:5] == ["9", "0", "0", "0", "0"]  # done, running, queued, stopped, failed
+    open_tab(at, "ex_tab", "Results")
     pd.testing.assert_frame_equal(numbers(exp), numbers(api_grid))  # same spec, same numbers
     conclusions = [m.value for m in at.markdown if m.value.startswith("- test token accuracy")]
     assert len(conclusions) == 2 and "scratch vs" in conclusions[0] and "pooled over lr" in conclusions[0]
@@ -193,7 +194,7 @@ def test_the_ray_backend_on_a_local_head_gives_the_same_numbers(api_grid, ray_he
     assert len(state["failed"]) == 4 and all("Lost the Ray cluster" in r for r in state["failed"].values())
     at = open_page("pages/8_experiments.py")
     at.session_state["ex_pick_progress"] = "lost"
-    at.run()
+    open_tab(at, "ex_tab", "Progress")
     assert not at.exception and any("Ray cluster" in e.value for e in at.error)
     assert os.environ["TINYLAB_RAY_ADDRESS"] == ray_head.address
     at.button(key="ex_resume").click().run()  # the cluster is gone: a message, not a traceback

@@ -1,13 +1,14 @@
 """Every page keeps its choices when a student switches to another page and back (AppTest `switch_page`).
 
 Each test changes several choices on one page (widgets of several tabs, including ones a later choice hides),
-leaves for another page, comes back and checks every choice is still there.
+leaves for another page, comes back and checks every choice is still there. A page draws only its open tab, so
+("tab", key, label) entries open a tab (as a click does) before its widgets are set or checked.
 """
 
 from dataclasses import fields
 
 import pytest
-from helpers import open_page
+from helpers import open_page, open_tab
 
 import lab.jobs
 from lab.jobs import JobManager
@@ -21,14 +22,20 @@ STORY_FILE = ("my-stories.txt", b"Tom had a red ball.\n\nLucy saw a big dog. She
 def choose(at, choices: list[tuple[str, str, object]]):
     """Set each (widget kind, key, value) in turn, running the page after each (a choice can reveal the next)."""
     for kind, key, value in choices:
-        getattr(at, kind)(key=key).set_value(value).run()
+        if kind == "tab":
+            open_tab(at, key, value)
+        else:
+            getattr(at, kind)(key=key).set_value(value).run()
         assert not at.exception, (key, at.exception)
     return at
 
 
 def assert_kept(at, choices: list[tuple[str, str, object]]) -> None:
     for kind, key, value in choices:
-        assert getattr(at, kind)(key=key).value == value, key
+        if kind == "tab":
+            open_tab(at, key, value)
+        else:
+            assert getattr(at, kind)(key=key).value == value, key
 
 
 def away_and_back(at, page: str, elsewhere: str = "pages/7_teacher.py"):
@@ -96,18 +103,20 @@ def test_evaluate_page_keeps_its_choices_and_the_model_follows_to_other_pages(ti
     data_key = f"evaluate_data:{tiny_run / 'step-000010'}"
     choices = [("selectbox", data_key, at.selectbox(key=data_key).options[1]),
                ("number_input", "evaluate_batch", 4), ("number_input", "evaluate_limit", 7),
-               ("toggle", "evaluate_generate", False), ("number_input", "evaluate_probe_tokens", 5),
+               ("toggle", "evaluate_generate", False), ("tab", "evaluate_tab", "🔎 Probes"),
+               ("number_input", "evaluate_probe_tokens", 5), ("tab", "evaluate_tab", "📝 Grading sheet"),
                ("text_area", "evaluate_beginnings", "Once there was a cat."), ("slider", "evaluate_grade_temp", 0.5),
                ("number_input", "evaluate_grade_seed", 9)]
     at = choose(at, choices)
     # An edited probe list (st.data_editor, which has no persist_state) is kept by ui.kept_editor.
     at.session_state["evaluate_probe_list"] = {"edited_rows": {0: {"keyword": "zebra"}}, "added_rows": [],
                                                "deleted_rows": [7]}
-    at.run()
+    open_tab(at, "evaluate_tab", "🔎 Probes")
     at = away_and_back(at, page)
-    assert_kept(at, [("selectbox", "model", OLDER)] + choices)
+    assert at.session_state["evaluate_tab"] == "🔎 Probes"  # the open tab is kept too
     probes = at.data_editor(key="evaluate_probe_list").value
     assert probes["keyword"].iloc[0] == "zebra" and len(probes) == 7
+    assert_kept(at, [("selectbox", "model", OLDER)] + choices)
     for other in ("pages/4_sample.py", "pages/5_attention.py", "pages/6_neurons.py"):  # one model choice everywhere
         at.switch_page(other).run()
         assert at.selectbox(key="model").value == OLDER, other
@@ -131,9 +140,12 @@ def test_sample_page_keeps_its_choices_in_every_mode(tiny_run):
 def test_attention_page_keeps_its_choices(tiny_run):
     page = "pages/5_attention.py"
     choices = [("selectbox", "model", OLDER), ("text_area", "attention_text", "Tom and Lucy went to the park."),
+               ("tab", "attention_tab", "Heads of a layer"),
                ("selectbox", "attention_layer", 1), ("segmented_control", "attention_head", 2),
+               ("tab", "attention_tab", "One token"),
                ("selectbox", "attention_token", 3), ("radio", "attention_direction", "attended by"),
-               ("toggle", "show_bertviz", True), ("radio", "bertviz_view", "model view"),
+               ("tab", "attention_tab", "bertviz"), ("toggle", "show_bertviz", True), ("radio", "bertviz_view", "model view"),
+               ("tab", "attention_tab", "Positional or semantic?"),
                ("number_input", "classify_n", 6), ("number_input", "classify_seed", 2)]
     at = away_and_back(choose(open_page(page), choices), page)
     assert_kept(at, choices)
@@ -142,10 +154,12 @@ def test_attention_page_keeps_its_choices(tiny_run):
 def test_neurons_page_keeps_its_choices(tiny_run):
     page = "pages/6_neurons.py"
     generated = [("number_input", "neurons_n", 3), ("number_input", "neurons_seed", 2)]
-    choices = [("selectbox", "model", OLDER), ("selectbox", "neurons_layer", 0), ("number_input", "neurons_one", 5),
-               ("slider", "neurons_k", 7), ("text_area", "neurons_lens_text", "The dog ran home."),
+    choices = [("selectbox", "model", OLDER), ("selectbox", "neurons_layer", 0), ("tab", "neurons_tabs", "One neuron"),
+               ("number_input", "neurons_one", 5), ("slider", "neurons_k", 7), ("tab", "neurons_tabs", "Logit lens"),
+               ("text_area", "neurons_lens_text", "The dog ran home."), ("tab", "neurons_tabs", "Ablation"),
                ("radio", "neurons_ablate_what", "a neuron"), ("selectbox", "neurons_ablate_layer", 1),
                ("number_input", "neurons_ablate_neuron", 4), ("radio", "neurons_ablate_method", "mean"),
+               ("tab", "neurons_tabs", "Patching"),
                ("text_input", "patch_correct", " Tom"), ("text_input", "patch_wrong", " Lucy"),
                ("selectbox", "patch_target", "mlp_out")]
     at = choose(open_page(page), generated + choices + [("radio", "neurons_source", "Upload a file")])

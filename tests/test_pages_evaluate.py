@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from eval_fixtures import one_thread, make_run  # noqa: F401 (one_thread: autouse fixture)
-from helpers import ROOT, open_page
+from helpers import ROOT, open_page, open_tab
 
 from lab.evaluate_view import diff_html, weak_examples
 
@@ -30,6 +30,8 @@ def test_evaluate_page_scores_train_and_test(workspace_dir):
     marked = [o for o in at.selectbox(key="evaluate_diff_test").options if o.endswith("✗")]
     assert len(marked) == int((~results["test"]["table"]["exact match"]).sum())
     # Across checkpoints: the picked model is the newest checkpoint of a two-checkpoint run.
+    open_tab(at, "evaluate_tab", "📈 Across checkpoints and runs")
+    assert not at.get("plotly_chart")  # the Scores tab's charts are not drawn under another tab
     at.button(key="evaluate_ckpts").click().run()
     assert not at.exception and not at.error
     table = at.session_state["evaluate_ckpt_table"]
@@ -54,10 +56,12 @@ def test_probes_and_grading_sheet(workspace_dir):
     make_run(workspace_dir / "default" / "runs" / "tiny", steps=(0,))
     at = open_page(PAGE)
     at.selectbox(key="model").set_value("tiny / step-000000").run()
+    open_tab(at, "evaluate_tab", "🔎 Probes")
     at.button(key="evaluate_probe_go").click().run()
     assert not at.exception and not at.error
     result = at.session_state["evaluate_probes"]
     assert len(result) == 8 and "passed" in result
+    open_tab(at, "evaluate_tab", "📝 Grading sheet")
     at.button(key="evaluate_grade_go").click().run()
     assert not at.exception and not at.error
     sheet = at.session_state["evaluate_sheet"]

@@ -2,7 +2,7 @@
 
 from streamlit.testing.v1 import AppTest
 
-from helpers import ROOT
+from helpers import ROOT, open_tab
 
 RUN_CHOICE = "tiny / step-000020"
 
@@ -46,17 +46,20 @@ def test_the_other_tabs_neuron_boxes_start_on_the_chosen_neuron(tiny_run):
     """Issue 16: Across checkpoints and Ablation take the neuron chosen in the one-neuron view; the student can
     still type another there, until the next choice."""
     at = open_link(model=RUN_CHOICE, layer="0", neuron="37")
+    open_tab(at, "neurons_tabs", "Ablation")  # (the page draws only its open tab)
     at.radio(key="neurons_ablate_what").set_value("a neuron").run()
     assert not at.exception and not at.error
-    assert at.number_input(key="neurons_ck").value == 37 and at.number_input(key="neurons_ablate_neuron").value == 37
-    at.number_input(key="neurons_ck").set_value(5).run()  # a number typed in one box stays there
-    at.number_input(key="neurons_ablate_neuron").set_value(6).run()
-    assert at.number_input(key="neurons_ck").value == 5 and at.number_input(key="neurons_ablate_neuron").value == 6
-    assert at.number_input(key="neurons_one").value == 37  # and does not move the chosen neuron
+    assert at.number_input(key="neurons_ablate_neuron").value == 37
+    at.number_input(key="neurons_ablate_neuron").set_value(6).run()  # a number typed in one box stays there
     at.selectbox(key="neurons_ablate_layer").set_value(1).run()  # Ablation looks at another layer
+    assert open_tab(at, "neurons_tabs", "Across checkpoints").number_input(key="neurons_ck").value == 37
+    at.number_input(key="neurons_ck").set_value(5).run()
+    assert open_tab(at, "neurons_tabs", "Ablation").number_input(key="neurons_ablate_neuron").value == 6
+    assert open_tab(at, "neurons_tabs", "One neuron").number_input(key="neurons_one").value == 37  # not moved
     at.number_input(key="neurons_one").set_value(12).run()  # a new choice in the view: both boxes follow
-    assert at.number_input(key="neurons_ck").value == 12 and at.number_input(key="neurons_ablate_neuron").value == 12
+    assert open_tab(at, "neurons_tabs", "Ablation").number_input(key="neurons_ablate_neuron").value == 12
     assert at.selectbox(key="neurons_ablate_layer").value == 0  # neuron 12 of the page's layer, not of layer 1
+    assert open_tab(at, "neurons_tabs", "Across checkpoints").number_input(key="neurons_ck").value == 12
     at.button(key="neurons_ck_go").click().run()  # and the comparison is of that neuron
     assert not at.exception and not at.error
     assert any(k.startswith("neurons_ck::") and k.endswith("::12::2") for k in at.session_state.keys())
