@@ -59,7 +59,7 @@ def main() -> None:
 
 
 def inputs() -> Choice:
-    c1, c2 = st.columns([3, 2])
+    c1, c2 = st.columns([2, 3])  # the data set's labels are the longer ones: each fits its box
     with c1:
         model_path = ui.model_picker()
     sources = data_sources(model_path)
@@ -93,7 +93,7 @@ def data_sources(model_path) -> dict[str, object]:
     if run_dir and list_checkpoints(run_dir) and "data" in read_run_config(run_dir):
         sources[f"The data run {run_dir.name} trained on"] = run_dir
     unary = {"Unary task (the exercise's 70/30 split)": "unary"}
-    stories = {f"Generated stories (the trainer's default corpus; last {TrainConfig.val_fraction:.0%} held out)": "stories"}
+    stories = {f"Generated stories (the trainer's default; last {TrainConfig.val_fraction:.0%} held out)": "stories"}
     first, second = (stories, unary) if model_path and Path(str(model_path)) == ui.DEMO_MODEL else (unary, stories)
     sources |= first | second
     if st.session_state.get("unary_split") is not None:

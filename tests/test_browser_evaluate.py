@@ -28,3 +28,18 @@ def test_evaluate_page_in_chromium(tmp_path):
         page.get_by_text("Train vs test (the generalisation gap)").first.wait_for(timeout=10_000)
         shot(page, "evaluate")
         assert page.blocked == []  # nothing asked of the internet
+
+
+def test_the_chosen_data_set_fits_its_box(tmp_path):
+    """Issue 16: the Data set box cut its chosen label ("Generated stories (the trainer's default ...")."""
+    (tmp_path / "ws").mkdir()
+    with running_app(tmp_path / "ws") as url, browser() as b:
+        page = new_page(b, width=1400)
+        goto(page, url + "/evaluate", timeout=120_000)
+        page.get_by_text("Data set").first.wait_for(timeout=120_000)
+        wait_idle(page)
+        # A selectbox shows its choice in an <input>: wider content than box = a cut label.
+        boxes = page.evaluate("""() => [...document.querySelectorAll('[data-testid="stSelectbox"] input')]
+            .map(e => [e.value, e.scrollWidth, e.clientWidth])""")
+        assert [v for v, *_ in boxes][1].startswith("Generated stories"), boxes  # the demo model's data set
+        assert all(scroll <= client for _, scroll, client in boxes), boxes
