@@ -211,8 +211,9 @@ def step_by_step(model, tokenizer, path, prompt: str) -> None:
         st.rerun()
     text_col, chart_col = st.columns([1, 1])
     with text_col:
-        st.markdown(coloured_text(tokenizer.decode(decoder.ids[:state["n_prompt"]]), state["rows"],
-                                  settings.greedy), unsafe_allow_html=True)
+        texts = smp.display_texts(tokenizer, decoder.ids[state["n_prompt"]:])  # together: a character split in tokens
+        shown = [(r[0] if r[0] == "⏹" else t, *r[1:]) for t, r in zip(texts, state["rows"])]
+        st.markdown(coloured_text(tokenizer.decode(decoder.ids[:state["n_prompt"]]), shown, settings.greedy), unsafe_allow_html=True)
         st.markdown(colour_legend(settings.greedy), unsafe_allow_html=True)
         if full:
             st.warning("The context is full: undo or restart to go on.")
@@ -337,8 +338,7 @@ def current_settings(prefix: str = "s4") -> smp.SamplingSettings:
 
 @st.cache_resource(max_entries=64, show_spinner=False)
 def first_logits(path: str, stamp: float, prompt_ids: tuple[int, ...]) -> torch.Tensor:
-    """The model's next-token logits after a prompt, computed once for every session: a class opens this
-    page on the same default prompt, and moving a slider only re-warps them."""
+    """Next-token logits after a prompt, once for every session: a class opens the page on one prompt."""
     model, _ = ui.load_model(path)
     return smp.Decoder(model, list(prompt_ids)).logits
 
@@ -364,7 +364,7 @@ def stream(gen: smp.Generation, steps, text_box, chart_box, label: str, by_model
     watch = ss.s4_delay > 0
 
     def draw(step, chart: bool) -> None:
-        text_box.markdown(coloured_text(prompt, token_rows(gen.steps), by_model or gen.settings.greedy),
+        text_box.markdown(coloured_text(prompt, token_rows(gen.steps, tokenizer, False), by_model or gen.settings.greedy),
                           unsafe_allow_html=True)
         if chart and chart_box is not None:
             title = f"{label}step {step.index + 1}: {wp.token_label(tokenizer, step.token_id)!r} drawn"
@@ -384,7 +384,7 @@ def stream(gen: smp.Generation, steps, text_box, chart_box, label: str, by_model
     if step is not None and not watch:  # the text's last tokens; the finished view draws the chart
         draw(step, chart=False)
     return {"prompt": prompt, "settings": gen.settings, "seed": gen.settings.seed, "text": gen.text,
-            "rows": token_rows(gen.steps), "records": records, "table": gen.table(), "notes": gen.notes}
+            "rows": token_rows(gen.steps, tokenizer), "records": records, "table": gen.table(), "notes": gen.notes}
 
 
 def downloads(results: list[dict], name: str, key: str) -> None:
