@@ -160,7 +160,8 @@ def classes_of(scan):
     """The word class of every token of the scan, computed once per scan (the tagger is the slow part)."""
     key = f"{scan.key}::classes"
     if key not in st.session_state:
-        st.session_state[key] = neurons.token_classes(scan.acts)
+        with st.spinner("Classing every word of the stories (once for these stories)…"):  # 1-3 s on a busy machine
+            st.session_state[key] = neurons.token_classes(scan.acts)
     return st.session_state[key]
 
 

@@ -143,7 +143,8 @@ def word_classes(scan: Scan) -> None:
                 "activation on the class − mean on all other tokens) / standard deviation: above ~1 the neuron "
                 "clearly prefers that class.")
     if f"{scan.key}::coverage" not in st.session_state:  # tagging the stories again: once per scan
-        st.session_state[f"{scan.key}::coverage"] = ui.coverage_caption(scan.acts.texts)
+        with st.spinner("Counting the words classed…"):
+            st.session_state[f"{scan.key}::coverage"] = ui.coverage_caption(scan.acts.texts)
     st.caption(f"{st.session_state[f'{scan.key}::coverage']} in these stories; tokens of unclassed words count as 'other'.")
     selectivity = neurons.word_class_selectivity(scan.acts, ui_neuron.classes_of(scan))  # classes: once per scan
     best = neurons.best_class(selectivity).sort_values("selectivity", ascending=False, ignore_index=True)
