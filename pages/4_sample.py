@@ -8,7 +8,7 @@ import streamlit as st
 import torch
 
 import ui
-from lab import batching, sampling as smp, warping as wp
+from lab import decode_worker, sampling as smp, warping as wp
 from lab.constants import EOS
 from lab.sampling_view import coloured_text, colour_legend, describe, distribution_chart, summary, token_rows, tokens_csv
 
@@ -42,6 +42,7 @@ HELP = {
 
 # ---- Page -----------------------------------------------------------------------------------------------
 def main() -> None:
+    _s.stderr.write(f"T {ss.get('user_name')} main {time.perf_counter():.3f}\n")
     ui.require_app()
     for key, default in DEFAULTS.items():  # every setting readable from the first run on, in any mode
         ss.setdefault(key, default)
@@ -61,11 +62,13 @@ def main() -> None:
         st.info("Pick a model above: the demo story model, a checkpoint of a run you trained, or any local "
                 "GPT-Neo / GPT-2 folder saved with `save_pretrained` (safetensors).", icon="👆")
         return
+    _t0=time.perf_counter()
     try:
-        model, tokenizer = ui.load_model(path)
+        model, tokenizer = ui.load_model(path, decoding=True)
     except (ValueError, OSError) as exc:
         ui.show_error(exc)
         return
+    _s.stderr.write(f"T {ss.get('user_name')} load {time.perf_counter():.3f} took {time.perf_counter()-_t0:.3f}\n")
     st.caption(f"`{path}` · {type(model).__name__} · {model.config.num_hidden_layers} layers · "
                f"vocabulary {model.config.vocab_size} · context {smp.context_size(model)} tokens · device {model.device}")
     st.text_area("Prompt", height=80, **ui.keep("s4_prompt"), help="The beginning of a text; the model continues it.")
@@ -79,6 +82,7 @@ def main() -> None:
 
 
 # ---- Generate -------------------------------------------------------------------------------------------
+import sys as _s
 def generate(model, tokenizer, path, prompt: str) -> None:
     vocab = model.config.vocab_size
     go_col, stop_col = st.columns([1, 1], vertical_alignment="center", width=320)
@@ -96,9 +100,11 @@ def generate(model, tokenizer, path, prompt: str) -> None:
         try:
             base = current_settings()
             results = []
+            _s.stderr.write(f"T {ss.get('user_name')} submit {time.perf_counter():.3f}\n")
             started = start(model, tokenizer, prompt, [replace(base, seed=base.seed + i) for i in range(int(ss.s4_samples))])
             with live_text.container():
                 for i, (gen, steps) in enumerate(started):
+                    steps = iter(steps); _first = next(steps); _s.stderr.write(f"T {ss.get('user_name')} first {time.perf_counter():.3f}\n"); import itertools as _it; steps = _it.chain([_first], steps)
                     label = f"Sample {i + 1}: " if ss.s4_samples > 1 else ""
                     if label:
                         st.markdown(f"**{label.rstrip(': ')}** · seed {base.seed + i}")
@@ -106,6 +112,7 @@ def generate(model, tokenizer, path, prompt: str) -> None:
                     st.caption(summary(r))
                     results.append(r)
             ss.s4_results = {"path": str(path), "results": results}
+            _s.stderr.write(f"T {ss.get('user_name')} decoded {time.perf_counter():.3f}\n")
             live_text.empty()
             live_chart.empty()
         except ValueError as exc:
@@ -113,6 +120,7 @@ def generate(model, tokenizer, path, prompt: str) -> None:
         stop_slot.empty()
     if ss.get("s4_results"):
         show_results(ss.s4_results, text_col, chart_col, tokenizer, path, vocab)
+        _s.stderr.write(f"T {ss.get('user_name')} shown {time.perf_counter():.3f}\n")
     elif not go_btn:
         text_col.info("Press **Generate**. Each token appears as it is drawn, coloured by its probability; "
                       "hover a token to see the number.", icon="✍️")
@@ -267,6 +275,7 @@ def compare(model, tokenizer, path, prompt: str) -> None:
         ss.pop("s4_compare", None)
         lives = [col.empty() for col in outs]  # replaced by the finished view in this same run
         try:
+            _s.stderr.write(f"T {ss.get('user_name')} submit {time.perf_counter():.3f}\n")
             started = start(model, tokenizer, prompt, [current_settings(f"s4_c{i}") for i in range(n)])
             results = []
             for live, (gen, steps) in zip(lives, started):
@@ -348,7 +357,7 @@ def start(model, tokenizer, prompt, settings_list: list) -> list[tuple]:
     students' texts): a page's samples or compared settings cost about what one text costs."""
     gens = [smp.Generation(model, tokenizer, prompt, s, keep_distributions=False, keep_top=TOP_N)
             for s in settings_list]  # the page keeps each step's top-25 table, not the whole distribution
-    return [(gen, batching.submit(gen)) for gen in gens]
+    return [(gen, decode_worker.submit(gen)) for gen in gens]
 
 
 def stream(gen: smp.Generation, steps, text_box, chart_box, label: str, by_model: bool = False) -> dict:
