@@ -1,11 +1,15 @@
 """Classroom load: N student sessions at once against a local app while a training job runs in it.
 
 A student session opens the Sample page, generates 50 tokens with the demo model, then opens the Attention
-page. One more session starts a long training run on the Train page first, so the app's own background job
-(a child process, as classroom mode runs it; ``--job-mode thread``: a thread of the server) trains throughout.
-Reports p50/p95 latency per step and every error (exception, error box, time-out). Local only (127.0.0.1), at most 40 sessions, a global time bound.
-Target on a 2-core machine: zero errors, p95 under 3 s. ``--own-models``: each student samples their own run
-(a copy of the demo model per student) instead of the one shared demo model.
+page. ``--own-models``: each student samples their own run (a copy of the demo model per student, a model
+object each) instead of the one shared demo model, picking it in the model box first (a step of its own: the
+page loads the model), as a student does before pressing Generate. One more session starts a long training run
+on the Train page first and the bench waits for its first step, so the app's background job trains throughout.
+Reports p50/p95 latency per step and every error (exception, error box, time-out). Local only (127.0.0.1), at
+most 40 sessions, a global time bound. Target on a 2-core machine: zero errors, p95 under 3 s.
+
+The app runs as classroom mode runs it: the training job in a child process (``--job-mode``) and texts decoded
+in a worker process (``--decode-mode``); ``thread`` for either runs it in the server, as a single-user lab does.
 
 Sessions speak Streamlit's own websocket protocol (the protobuf messages its frontend sends and receives),
 not a browser: in a classroom each browser runs on a student's laptop, while here 20 headless Chromiums
@@ -164,9 +168,10 @@ async def student(url: str, n: int, timings: dict, errors: list, timeout_s: floa
     try:
         async with Session(url, user, timeout_s) as s:
             sample = await step("open sample page", "sample")
+            if own_model:  # a student picks their run in the model box (the page loads it), then writes
+                sample = await step("pick own model", "sample", [set_value(sample.widgets["Model"], string_value=OWN_MODEL)])
             # Each student their own seed and one of a few prompts, as in a class: nobody's text is another's.
-            own = [set_value(sample.widgets["Model"], string_value=OWN_MODEL)] if own_model else []
-            generate = own + [set_value(sample.widgets["Prompt"], string_value=PROMPTS[n % len(PROMPTS)]),
+            generate = [set_value(sample.widgets["Prompt"], string_value=PROMPTS[n % len(PROMPTS)]),
                         set_value(sample.widgets["Seed"], int_value=n),
                         set_value(sample.widgets["Max new tokens"], int_value=50),
                         set_value(sample.widgets["▶ Generate"], trigger_value=True)]

@@ -34,7 +34,7 @@ ACTIVE = ("queued", "running", "stopping")
 MODES = ("thread", "process")
 ROOT = Path(__file__).resolve().parents[1]  # the folder holding `lab`, put on a child's PYTHONPATH
 STOP_GRACE_S = 30.0  # a stopped child saves a checkpoint first; after this long it is killed
-CHILD_NICE = 10  # a child job yields the CPU to the server, whose pages have students waiting on them
+CHILD_NICE = 10  # a child job runs this much nicer than the server: students wait on the server's pages
 
 
 @dataclass
@@ -250,7 +250,7 @@ def run_child(argv: list[str], job: Job, tail: RunTail, poll_s: float = 0.5) -> 
                                 stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         job.pid = proc.pid
         try:
-            os.setpriority(os.PRIO_PROCESS, proc.pid, CHILD_NICE)
+            os.setpriority(os.PRIO_PROCESS, proc.pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + CHILD_NICE))
         except (AttributeError, OSError):  # no priorities on this system: the child runs at the server's
             pass
         term_sent = None

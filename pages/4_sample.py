@@ -42,7 +42,6 @@ HELP = {
 
 # ---- Page -----------------------------------------------------------------------------------------------
 def main() -> None:
-    _s.stderr.write(f"T {ss.get('user_name')} main {time.perf_counter():.3f}\n")
     ui.require_app()
     for key, default in DEFAULTS.items():  # every setting readable from the first run on, in any mode
         ss.setdefault(key, default)
@@ -62,13 +61,11 @@ def main() -> None:
         st.info("Pick a model above: the demo story model, a checkpoint of a run you trained, or any local "
                 "GPT-Neo / GPT-2 folder saved with `save_pretrained` (safetensors).", icon="👆")
         return
-    _t0=time.perf_counter()
     try:
         model, tokenizer = ui.load_model(path, decoding=True)
     except (ValueError, OSError) as exc:
         ui.show_error(exc)
         return
-    _s.stderr.write(f"T {ss.get('user_name')} load {time.perf_counter():.3f} took {time.perf_counter()-_t0:.3f}\n")
     st.caption(f"`{path}` · {type(model).__name__} · {model.config.num_hidden_layers} layers · "
                f"vocabulary {model.config.vocab_size} · context {smp.context_size(model)} tokens · device {model.device}")
     st.text_area("Prompt", height=80, **ui.keep("s4_prompt"), help="The beginning of a text; the model continues it.")
@@ -82,7 +79,6 @@ def main() -> None:
 
 
 # ---- Generate -------------------------------------------------------------------------------------------
-import sys as _s
 def generate(model, tokenizer, path, prompt: str) -> None:
     vocab = model.config.vocab_size
     go_col, stop_col = st.columns([1, 1], vertical_alignment="center", width=320)
@@ -100,11 +96,9 @@ def generate(model, tokenizer, path, prompt: str) -> None:
         try:
             base = current_settings()
             results = []
-            _s.stderr.write(f"T {ss.get('user_name')} submit {time.perf_counter():.3f}\n")
             started = start(model, tokenizer, prompt, [replace(base, seed=base.seed + i) for i in range(int(ss.s4_samples))])
             with live_text.container():
                 for i, (gen, steps) in enumerate(started):
-                    steps = iter(steps); _first = next(steps); _s.stderr.write(f"T {ss.get('user_name')} first {time.perf_counter():.3f}\n"); import itertools as _it; steps = _it.chain([_first], steps)
                     label = f"Sample {i + 1}: " if ss.s4_samples > 1 else ""
                     if label:
                         st.markdown(f"**{label.rstrip(': ')}** · seed {base.seed + i}")
@@ -112,7 +106,6 @@ def generate(model, tokenizer, path, prompt: str) -> None:
                     st.caption(summary(r))
                     results.append(r)
             ss.s4_results = {"path": str(path), "results": results}
-            _s.stderr.write(f"T {ss.get('user_name')} decoded {time.perf_counter():.3f}\n")
             live_text.empty()
             live_chart.empty()
         except ValueError as exc:
@@ -120,7 +113,6 @@ def generate(model, tokenizer, path, prompt: str) -> None:
         stop_slot.empty()
     if ss.get("s4_results"):
         show_results(ss.s4_results, text_col, chart_col, tokenizer, path, vocab)
-        _s.stderr.write(f"T {ss.get('user_name')} shown {time.perf_counter():.3f}\n")
     elif not go_btn:
         text_col.info("Press **Generate**. Each token appears as it is drawn, coloured by its probability; "
                       "hover a token to see the number.", icon="✍️")
@@ -219,8 +211,9 @@ def step_by_step(model, tokenizer, path, prompt: str) -> None:
         st.rerun()
     text_col, chart_col = st.columns([1, 1])
     with text_col:
-        st.markdown(coloured_text(tokenizer.decode(decoder.ids[:state["n_prompt"]]), state["rows"],
-                                  settings.greedy), unsafe_allow_html=True)
+        texts = smp.display_texts(tokenizer, decoder.ids[state["n_prompt"]:])  # together: a character split in tokens
+        shown = [(r[0] if r[0] == "⏹" else t, *r[1:]) for t, r in zip(texts, state["rows"])]
+        st.markdown(coloured_text(tokenizer.decode(decoder.ids[:state["n_prompt"]]), shown, settings.greedy), unsafe_allow_html=True)
         st.markdown(colour_legend(settings.greedy), unsafe_allow_html=True)
         if full:
             st.warning("The context is full: undo or restart to go on.")
@@ -275,7 +268,6 @@ def compare(model, tokenizer, path, prompt: str) -> None:
         ss.pop("s4_compare", None)
         lives = [col.empty() for col in outs]  # replaced by the finished view in this same run
         try:
-            _s.stderr.write(f"T {ss.get('user_name')} submit {time.perf_counter():.3f}\n")
             started = start(model, tokenizer, prompt, [current_settings(f"s4_c{i}") for i in range(n)])
             results = []
             for live, (gen, steps) in zip(lives, started):
@@ -346,15 +338,14 @@ def current_settings(prefix: str = "s4") -> smp.SamplingSettings:
 
 @st.cache_resource(max_entries=64, show_spinner=False)
 def first_logits(path: str, stamp: float, prompt_ids: tuple[int, ...]) -> torch.Tensor:
-    """The model's next-token logits after a prompt, computed once for every session: a class opens this
-    page on the same default prompt, and moving a slider only re-warps them."""
+    """Next-token logits after a prompt, once for every session: a class opens the page on one prompt."""
     model, _ = ui.load_model(path)
     return smp.Decoder(model, list(prompt_ids)).logits
 
 
 def start(model, tokenizer, prompt, settings_list: list) -> list[tuple]:
-    """Hand one generation per settings to the shared decoder at once, so they decode together (and with other
-    students' texts): a page's samples or compared settings cost about what one text costs."""
+    """Hand one generation per settings to the shared decoder (`lab.decode_worker.submit`) at once, so they decode
+    together (and with other students' texts): a page's samples or compared settings cost about one text."""
     gens = [smp.Generation(model, tokenizer, prompt, s, keep_distributions=False, keep_top=TOP_N)
             for s in settings_list]  # the page keeps each step's top-25 table, not the whole distribution
     return [(gen, decode_worker.submit(gen)) for gen in gens]
@@ -373,7 +364,7 @@ def stream(gen: smp.Generation, steps, text_box, chart_box, label: str, by_model
     watch = ss.s4_delay > 0
 
     def draw(step, chart: bool) -> None:
-        text_box.markdown(coloured_text(prompt, token_rows(gen.steps), by_model or gen.settings.greedy),
+        text_box.markdown(coloured_text(prompt, token_rows(gen.steps, tokenizer, False), by_model or gen.settings.greedy),
                           unsafe_allow_html=True)
         if chart and chart_box is not None:
             title = f"{label}step {step.index + 1}: {wp.token_label(tokenizer, step.token_id)!r} drawn"
@@ -393,7 +384,7 @@ def stream(gen: smp.Generation, steps, text_box, chart_box, label: str, by_model
     if step is not None and not watch:  # the text's last tokens; the finished view draws the chart
         draw(step, chart=False)
     return {"prompt": prompt, "settings": gen.settings, "seed": gen.settings.seed, "text": gen.text,
-            "rows": token_rows(gen.steps), "records": records, "table": gen.table(), "notes": gen.notes}
+            "rows": token_rows(gen.steps, tokenizer), "records": records, "table": gen.table(), "notes": gen.notes}
 
 
 def downloads(results: list[dict], name: str, key: str) -> None:
