@@ -243,11 +243,17 @@ OTHER_MODEL = "Other folder or hub id…"
 
 
 def model_picker(label: str = "Model") -> Path | str | None:
-    """A selectbox of known models plus a free path / hub id; one choice shared by every page."""
+    """A selectbox of known models plus a free path / hub id; one choice shared by every page. Until the student
+    picks one it shows their newest run's latest checkpoint (a first run is what they look at next, not the demo)."""
     choices = model_choices()
+    options = list(choices) + [OTHER_MODEL]
+    ss = st.session_state
+    if not ss.get("_model_picked") or ss.get("model") not in options:  # never picked, or the pick is gone
+        ss["model"] = next((k for k, path in choices.items() if path != DEMO_MODEL), options[0])
     choice = st.selectbox(
-        label, list(choices) + [OTHER_MODEL], **keep("model"),
-        help="The demo model ships with the lab; runs you train appear here with each checkpoint.",
+        label, options, **keep("model"), on_change=pick_model,
+        help="The demo model ships with the lab; runs you train appear here with each checkpoint (your newest "
+        "run's latest one is shown until you pick).",
     )
     if choice == OTHER_MODEL:
         other = st.text_input(
@@ -257,6 +263,13 @@ def model_picker(label: str = "Model") -> Path | str | None:
         )
         return typed_model(other)
     return choices[choice]
+
+
+def pick_model(label: str | None = None) -> None:
+    """The student's own choice of model (the picker's, or ``label`` from a link): kept from now on."""
+    if label is not None:
+        st.session_state["model"] = label
+    st.session_state["_model_picked"] = True
 
 
 def typed_model(typed: str) -> Path | str | None:

@@ -38,7 +38,7 @@ def apply_link_model() -> None:
     link = _new_link()
     if link and "model" in link:
         if link["model"] in ui.model_choices():
-            st.session_state["model"] = link["model"]
+            ui.pick_model(link["model"])
         else:
             st.error(f"The link names the model **{link['model']}**, which is not in your list of models; its "
                      "neuron is shown in the model picked below.", icon="⚠️")

@@ -7,7 +7,11 @@ same seed and settings give the same text, token for token what `generate()` wri
 
 from __future__ import annotations
 
+import codecs
+import json
+import re
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Iterator
 
 import pandas as pd
@@ -253,3 +257,81 @@ def steps_table(steps: list[Step]) -> pd.DataFrame:
 
 def generate_text(model, tokenizer, prompt: str, settings: SamplingSettings) -> str:
     return Generation(model, tokenizer, prompt, settings).run().text
+
+
+# ---- token texts for display -----------------------------------------------------------------------------
+HELD = ""  # the text of a token whose bytes only start a character: the character goes with the next token(s)
+BYTES_NOTE = ("⟨e2⟩ marks a byte that forms no character: this tokenizer's tokens are bytes, and the model wrote "
+              "part of a multi-byte UTF-8 character (an accent, an emoji) without the rest of it.")
+
+
+class TokenTexts:
+    """Each generated token's text for display, one token at a time (the one owner: page, CLI). With a
+    byte-level tokenizer one character can span tokens, and each piece alone decodes to "�". As transformers'
+    TextStreamer does, a token that only starts a character gets ``HELD``, and the character goes with the token
+    that completes it; bytes that form no character show as ``⟨e2⟩`` markers (`BYTES_NOTE`)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.table = tokenizer, _byte_table(tokenizer)
+        self.specials = set(tokenizer.all_special_ids)
+        self.pending = b""  # the start of a character, waiting for the next token
+
+    def push(self, token_id: int) -> str:
+        raw = None if self.table is None or token_id in self.specials else _bytes_of(self.tokenizer, self.table, token_id)
+        if raw is None:  # not byte-level, or a special token: its own text
+            text, self.pending = marked(self.pending) + self.tokenizer.decode([int(token_id)]), b""
+            return text
+        decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        text = decoder.decode(self.pending + raw, final=False)
+        self.pending = decoder.getstate()[0]  # an incomplete character at the end
+        return marked(text) if text else HELD
+
+    def flush(self) -> str:
+        """The bytes of a character never completed (the text ended inside it), as markers."""
+        text, self.pending = marked(self.pending), b""
+        return text
+
+
+def display_texts(tokenizer, token_ids: list[int], finished: bool = True) -> list[str]:
+    """`TokenTexts` of a whole list; ``finished``: a character left incomplete at the end is shown as bytes
+    (else it is held back, as while streaming)."""
+    texts = TokenTexts(tokenizer)
+    shown = [texts.push(t) for t in token_ids]
+    if finished and shown:
+        shown[-1] += texts.flush()
+    return shown
+
+
+def marked(text: str | bytes) -> str:
+    """Undecodable bytes (surrogate escapes, or raw bytes) as visible ``⟨e2⟩`` markers."""
+    if isinstance(text, bytes):
+        return "".join(f"⟨{b:02x}⟩" for b in text)
+    return re.sub("[\udc80-\udcff]", lambda m: f"⟨{ord(m.group(0)) - 0xDC00:02x}⟩", text)
+
+
+def has_byte_markers(texts: list[str]) -> bool:
+    """Whether some text shows bytes that form no character (then say `BYTES_NOTE`)."""
+    return any(re.search("⟨[0-9a-f]{2}⟩", t) for t in texts)
+
+
+def _bytes_of(tokenizer, table: dict[str, int], token_id: int) -> bytes | None:
+    piece = tokenizer.convert_ids_to_tokens(int(token_id))
+    if not isinstance(piece, str) or any(c not in table for c in piece):
+        return None  # an added token outside the byte alphabet: decoded as itself
+    return bytes(table[c] for c in piece)
+
+
+@lru_cache(maxsize=64)
+def _byte_table(tokenizer) -> dict[str, int] | None:
+    """Byte-level BPE's character -> byte table (GPT-2's `bytes_to_unicode`, inverted) when ``tokenizer`` decodes
+    that way (the lab's BPE, GPT-2's); else None."""
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        decoder = json.loads(backend.to_str()).get("decoder") or {}
+        if "ByteLevel" not in [decoder.get("type")] + [d.get("type") for d in decoder.get("decoders") or []]:
+            return None
+    elif not hasattr(tokenizer, "byte_decoder"):  # a slow tokenizer: GPT-2's has a byte decoder
+        return None
+    return {c: b for b, c in bytes_to_unicode().items()}

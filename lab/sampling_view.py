@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 
 from .constants import EOS
+from .sampling import BYTES_NOTE, HELD, display_texts, has_byte_markers
 from .warping import SamplingSettings
 
 KEPT, CHOSEN, CUT_P, CUT_K, RAW = "#2a9d8f", "#e76f51", "#c9c9c9", "#e4e4e4", "#264653"
@@ -123,16 +124,25 @@ def probability_colour(p: float) -> str:
 def coloured_text(prompt: str, tokens: list[tuple[str, float, float]], by_model: bool = False) -> str:
     """HTML: the prompt in grey, then each (token text, probability, model probability) as a span coloured by
     the probability it was drawn with (``by_model``: the model's own, more telling for greedy decoding, where
-    every draw is certain); hovering shows both numbers."""
+    every draw is certain); hovering shows both numbers. A token whose text is ``HELD`` (a piece of a character,
+    `token_rows`) is shown with the token(s) that complete it, at the probability of them all."""
     parts = [f'<span style="color:#888">{html.escape(prompt)}</span>']
+    held, p_held, raw_held = 0, 1.0, 1.0
     for text, p, raw in tokens:
-        tip = f"{text!r}: drawn with p = {p:.3f} (model: {raw:.3f})"
-        shown = html.escape(text) if text else "·"
+        if text == HELD:
+            held, p_held, raw_held = held + 1, p_held * p, raw_held * raw
+            continue
+        p, raw = p * p_held, raw * raw_held
+        tip = f"{text!r}: drawn with p = {p:.3f} (model: {raw:.3f})" + (f", {held + 1} tokens" if held else "")
+        held, p_held, raw_held = 0, 1.0, 1.0
+        shown = html.escape(text)
         parts.append(
             f'<span title="{html.escape(tip)}" style="background:{probability_colour(raw if by_model else p)};'
             f'border-radius:3px;'
             f'padding:1px 0">{shown}</span>'
         )
+    if has_byte_markers([text for text, _, _ in tokens]):  # the one line saying what the markers are
+        parts.append(f'<p style="font-size:0.8rem;color:#666;line-height:1.4;margin:6px 0 0">{BYTES_NOTE}</p>')
     return ('<div style="white-space:pre-wrap;line-height:1.9;font-size:1.02rem;border:1px solid #e6e6e6;'
             'border-radius:8px;padding:10px 12px;min-height:3rem">' + "".join(parts) + "</div>")
 
@@ -154,9 +164,11 @@ def describe(s: SamplingSettings) -> str:
     return ", ".join(parts) + (f", penalty {s.repetition_penalty:g}" if s.repetition_penalty != 1 else "")
 
 
-def token_rows(steps) -> list[tuple[str, float, float]]:
-    """(text, probability drawn with, model probability) per generated step; ⏹ marks <|endoftext|>."""
-    return [("⏹" if s.is_end else s.text, s.probability, s.raw_probability) for s in steps]
+def token_rows(steps, tokenizer, finished: bool = True) -> list[tuple[str, float, float]]:
+    """(text, probability drawn with, model probability) per generated step; ⏹ marks <|endoftext|>. The texts
+    are `lab.sampling.display_texts`: while streaming (``finished=False``) a character not complete yet waits."""
+    texts = display_texts(tokenizer, [s.token_id for s in steps], finished)
+    return [("⏹" if s.is_end else text, s.probability, s.raw_probability) for s, text in zip(steps, texts)]
 
 
 def summary(result: dict) -> str:

@@ -111,3 +111,24 @@ def test_a_queued_transfer_pair_shows_in_its_panel_and_after_a_reload(held_jobs)
     at.switch_page("pages/1_data.py").run()
     at.switch_page(TRAIN).run()  # and so does a page switch
     assert not at.exception and at.selectbox(key="tr_pair").value == "tl" and len(panel(at)) == 2
+
+
+def test_the_model_picker_opens_on_the_students_newest_run_until_they_pick_one(workspace_dir):
+    """Issue 16: after a first run the picker still opened on the demo model, a newcomer's trap."""
+    from helpers import make_run_of
+
+    shape = dict(n_layer=1, d_model=16, n_head=2, d_mlp=32)
+    at = open_page("pages/4_sample.py")
+    assert at.selectbox(key="model").value == "Demo story model (assets)"  # no run yet
+    make_run_of(workspace_dir, "first", **shape)
+    at.run()
+    assert not at.exception and at.selectbox(key="model").value == "first / step-000020"  # their newest checkpoint
+    at.switch_page("pages/5_attention.py").run()
+    assert not at.exception and at.selectbox(key="model").value == "first / step-000020"
+    at.selectbox(key="model").set_value("first / step-000010").run()  # the student picks
+    make_run_of(workspace_dir, "second", **shape)  # a newer run does not move their pick, on any page
+    at.switch_page("pages/4_sample.py").run()
+    assert not at.exception and at.selectbox(key="model").value == "first / step-000010"
+    at.selectbox(key="model").set_value("Demo story model (assets)").run()  # the demo too, once picked
+    at.switch_page("pages/5_attention.py").run()
+    assert at.selectbox(key="model").value == "Demo story model (assets)"

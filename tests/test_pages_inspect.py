@@ -48,9 +48,9 @@ def test_attention_page_empty_text_gives_a_message(tiny_run):
 
 
 def test_a_stopped_neuron_scan_says_so_and_scans_again_on_its_button(tiny_run):
-    at = open_page("pages/6_neurons.py")
+    at = open_page("pages/6_neurons.py")  # (on the newest checkpoint of tiny, the student's run)
     at.session_state["_stopped:neurons_scan"] = True  # Stop was pressed under the scan's progress bar
-    pick(at, "model")
+    at.selectbox(key="model").set_value("tiny / step-000010").run()  # for a model not scanned yet
     assert any("Stopped" in i.value for i in at.info) and not at.dataframe  # no scan, no tables
     at.button(key="neurons_scan_again").click().run()
     assert not at.exception and not at.error

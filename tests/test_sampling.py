@@ -244,3 +244,47 @@ def test_works_with_a_gpt2_model_too(tok):
     out = gpt2.generate(torch.tensor([gen.prompt_ids]), do_sample=False, max_new_tokens=len(gen.steps),
                         pad_token_id=tok.eos_token_id)
     assert out[0, len(gen.prompt_ids):].tolist() == [s.token_id for s in gen.steps]
+
+
+def test_a_character_split_across_byte_tokens_shows_whole_and_stray_bytes_show_as_markers():
+    """Issue 16: a barely trained byte-level model wrote "�" where one character spans tokens."""
+    from lab.sampling import BYTES_NOTE, display_texts
+    from lab.sampling_view import coloured_text
+    from lab.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(["a cat sat on the mat."] * 5, "bpe", 300)  # no "é" or "☕" learned: one token per byte
+    ids = tok.encode("café ☕ ok", add_special_tokens=False)
+    assert "�" in "".join(tok.decode([i]) for i in ids)  # what decoding token by token showed
+    texts = display_texts(tok, ids)
+    assert "".join(texts) == "café ☕ ok" and texts.count("") == 3  # é: 2 bytes, ☕: 3 bytes
+    streaming = display_texts(tok, ids[:8], finished=False)  # "caf" é " " and the first 2 of ☕'s 3 bytes
+    assert "".join(streaming) == "café " and streaming[-2:] == ["", ""]  # held back, not "�"
+    assert "".join(display_texts(tok, ids[:8])) == "café ⟨e2⟩⟨98⟩"  # the text ended inside ☕: its bytes
+    stray = tok.convert_tokens_to_ids("Ã")  # byte 0xc3 starts a 2-byte character; " o" cannot continue it
+    texts = display_texts(tok, ids[:2] + [stray] + ids[-3:])
+    assert "".join(texts) == "ca⟨c3⟩ ok" and "�" not in "".join(texts)
+    rows = [(t, 0.5, 0.5) for t in texts]
+    html = coloured_text("", rows)
+    assert "⟨c3⟩" in html and BYTES_NOTE.split(":")[0] in html  # one line says why
+    assert BYTES_NOTE.split(":")[0] not in coloured_text("", [(t, 0.5, 0.5) for t in display_texts(tok, ids)])
+    assert "p = 0.250 (model: 0.250), 2 tokens" in coloured_text("", [(t, 0.5, 0.5) for t in display_texts(tok, ids)])
+    char = train_tokenizer(["a cat é"], "char")  # not byte-level: each token decodes alone, as before
+    assert display_texts(char, char.encode("cat é")) == ["c", "a", "t", " ", "é"]
+
+
+def test_the_cli_writes_a_split_character_whole(tmp_path, capsys):
+    from argparse import Namespace
+
+    from lab.commands import sample as sample_verb
+    from lab.models import ModelShape, build_model
+    from lab.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(["a cat sat on the mat."] * 5, "bpe", 300)
+    build_model(ModelShape(n_layer=1, d_model=16, n_head=2, d_mlp=32, context=64, window=8), len(tok), seed=0).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    args = Namespace(model=str(tmp_path), prompt="café", greedy=True, temperature=1.0, top_k=0, top_p=1.0,
+                     repetition_penalty=1.0, max_new_tokens=20, seed=0, device="cpu")
+    assert sample_verb.run(args) == 0
+    out = capsys.readouterr()
+    assert out.out.startswith("café") and "�" not in out.out
+    assert ("⟨" in out.out) == ("⟨" in out.err)  # markers come with the note saying why

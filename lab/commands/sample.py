@@ -7,7 +7,7 @@ import sys
 from ..device import pick_device
 from ..models import load_model
 from ..runs import resolve_model
-from ..sampling import Generation
+from ..sampling import BYTES_NOTE, Generation, TokenTexts, has_byte_markers
 from ..warping import SamplingSettings
 
 
@@ -40,9 +40,14 @@ def run(args) -> int:
     for n in gen.notes:
         print(f"note: {n}", file=sys.stderr)
     sys.stdout.write(args.prompt)
+    texts, written = TokenTexts(tokenizer), []  # a character split across tokens is written whole, once complete
     for step in gen:
         if not step.is_end:
-            sys.stdout.write(step.text)
+            written.append(texts.push(step.token_id))
+            sys.stdout.write(written[-1])
             sys.stdout.flush()
-    sys.stdout.write("\n")
+    written.append(texts.flush())
+    sys.stdout.write(written[-1] + "\n")
+    if has_byte_markers(written):
+        print(f"note: {BYTES_NOTE}", file=sys.stderr)
     return 0
