@@ -41,23 +41,6 @@ def limits():
     return Limits.from_mapping(dict(_secret("limits", {}) or {}))
 
 
-def apply_job_settings() -> None:
-    """Give the process-wide job queue the teacher's ``max_jobs`` (secrets.toml or TINYLAB_MAX_JOBS) and where
-    jobs train and texts decode (`lab.jobs.job_mode`, `lab.decode_worker.decode_mode`: other processes in
-    classroom mode)."""
-    from lab.decode_worker import WORKER, decode_mode
-    from lab.jobs import JOBS, job_mode
-
-    try:
-        JOBS.mode = job_mode(classroom_mode())
-        WORKER.enabled = decode_mode(classroom_mode()) == "process"
-        if WORKER.enabled:
-            WORKER.start()  # a no-op once it runs; the first class's Generate then does not wait for its start
-        JOBS.set_max_running(limits().max_jobs)
-    except ValueError as exc:  # a typo in secrets.toml: say so on every page rather than crash
-        st.sidebar.error(f"Teacher settings: {exc}")
-
-
 def user_name() -> str:
     """Who this session works for: typed name, else ?user= in the URL, else a guest id or ``default``. In
     classroom mode a name needs its secret (`ui_access.session_user`)."""
@@ -105,7 +88,7 @@ def sidebar() -> None:
     current = user_name()
     st.session_state["_session_started"] = True  # see require_app
     _record_session(current)
-    apply_job_settings()
+    ui_access.apply_job_settings(limits)
     with st.sidebar:
         ui_access.shared_warning()
         if classroom_mode():
