@@ -261,8 +261,8 @@ def generate_text(model, tokenizer, prompt: str, settings: SamplingSettings) -> 
 
 # ---- token texts for display -----------------------------------------------------------------------------
 HELD = ""  # the text of a token whose bytes only start a character: the character goes with the next token(s)
-BYTES_NOTE = ("⟨e2⟩ marks a byte that forms no character: this tokenizer's tokens are bytes, and the model wrote "
-              "part of a multi-byte UTF-8 character (an accent, an emoji) without the rest of it.")
+BYTES_NOTE = ("⟨e2⟩ marks a byte that shows no character: this tokenizer's tokens are bytes, and the model wrote a "
+              "control byte, or part of a multi-byte UTF-8 character (an accent, an emoji) without the rest of it.")
 
 
 class TokenTexts:
@@ -302,11 +302,15 @@ def display_texts(tokenizer, token_ids: list[int], finished: bool = True) -> lis
     return shown
 
 
+# Undecodable bytes (surrogate escapes of 0x80-0xff) and control bytes, which print nothing (tab and newline do).
+_HIDDEN = re.compile("[\udc80-\udcff\x00-\x08\x0b-\x1f\x7f]")
+
+
 def marked(text: str | bytes) -> str:
-    """Undecodable bytes (surrogate escapes, or raw bytes) as visible ``⟨e2⟩`` markers."""
+    """Bytes that show no character (raw bytes, or in a text `_HIDDEN`) as visible ``⟨e2⟩`` markers."""
     if isinstance(text, bytes):
         return "".join(f"⟨{b:02x}⟩" for b in text)
-    return re.sub("[\udc80-\udcff]", lambda m: f"⟨{ord(m.group(0)) - 0xDC00:02x}⟩", text)
+    return _HIDDEN.sub(lambda m: f"⟨{ord(m.group(0)) & 0xFF:02x}⟩", text)
 
 
 def has_byte_markers(texts: list[str]) -> bool:

@@ -69,7 +69,7 @@ def inputs() -> Choice:
         "each story's middle: beginning → ending (the paper's *** split). A run's own data is rebuilt from its "
         "settings, with the same held-out part the trainer validated on.",
     )
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4 = st.columns(4, vertical_alignment="bottom")  # the toggle level with the boxes
     batch_size = c1.number_input("Batch size", 1, 256, 16, **ui.keep("evaluate_batch"),
                                  help="Examples per forward pass. The scores do not depend on it; speed does.")
     limit = c2.number_input("Examples per split (max)", 1, 5000, 100, **ui.keep("evaluate_limit"),

@@ -263,6 +263,8 @@ def test_a_character_split_across_byte_tokens_shows_whole_and_stray_bytes_show_a
     stray = tok.convert_tokens_to_ids("Ã")  # byte 0xc3 starts a 2-byte character; " o" cannot continue it
     texts = display_texts(tok, ids[:2] + [stray] + ids[-3:])
     assert "".join(texts) == "ca⟨c3⟩ ok" and "�" not in "".join(texts)
+    backspace = tok.convert_tokens_to_ids("Ĉ")  # byte 0x08: a character that prints nothing (a box in a browser)
+    assert display_texts(tok, [backspace] + ids[:2]) == ["⟨08⟩", "c", "a"]
     rows = [(t, 0.5, 0.5) for t in texts]
     html = coloured_text("", rows)
     assert "⟨c3⟩" in html and BYTES_NOTE.split(":")[0] in html  # one line says why
