@@ -65,6 +65,23 @@ def classroom_mode() -> bool:
     return shared() or _flag("TINYLAB_CLASSROOM", "classroom")
 
 
+def apply_job_settings(limits) -> None:
+    """Give the process-wide job queue the teacher's ``max_jobs`` (``limits()``: secrets.toml or TINYLAB_MAX_JOBS)
+    and where jobs train and texts decode (`lab.jobs.job_mode`, `lab.decode_worker.decode_mode`: in processes of
+    their own in classroom mode, so the server's one interpreter is left to the students' pages)."""
+    from lab.decode_worker import WORKER, decode_mode
+    from lab.jobs import JOBS, job_mode
+
+    try:
+        JOBS.mode = job_mode(classroom_mode())
+        WORKER.enabled = decode_mode(classroom_mode()) == "process"
+        if WORKER.enabled:
+            WORKER.start()  # a no-op once it runs; the first class's Generate then does not wait for its start
+        JOBS.set_max_running(limits().max_jobs)
+    except ValueError as exc:  # a typo in secrets.toml: say so on every page rather than crash
+        st.sidebar.error(f"Teacher settings: {exc}")
+
+
 def teacher_password() -> str:
     """The environment wins over secrets.toml, so a teacher can set it for one launch. Never read from the URL."""
     return os.environ.get("TINYLAB_TEACHER_PASSWORD") or str(secret("teacher_password", "") or "")

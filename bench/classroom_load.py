@@ -1,11 +1,15 @@
 """Classroom load: N student sessions at once against a local app while a training job runs in it.
 
 A student session opens the Sample page, generates 50 tokens with the demo model, then opens the Attention
-page. One more session starts a long training run on the Train page first, so the app's own background job
-(a thread of the same server process) trains throughout. Reports p50/p95 latency per step and every error
-(exception, error box, time-out). Local only (127.0.0.1), at most 40 sessions, a global time bound.
-Target on a 2-core machine: zero errors, p95 under 3 s. ``--own-models``: each student samples their own run
-(a copy of the demo model per student) instead of the one shared demo model.
+page. ``--own-models``: each student samples their own run (a copy of the demo model per student, a model
+object each) instead of the one shared demo model, picking it in the model box first (a step of its own: the
+page loads the model), as a student does before pressing Generate. One more session starts a long training run
+on the Train page first and the bench waits for its first step, so the app's background job trains throughout.
+Reports p50/p95 latency per step and every error (exception, error box, time-out). Local only (127.0.0.1), at
+most 40 sessions, a global time bound. Target on a 2-core machine: zero errors, p95 under 3 s.
+
+The app runs as classroom mode runs it: the training job in a child process (``--job-mode``) and texts decoded
+in a worker process (``--decode-mode``); ``thread`` for either runs it in the server, as a single-user lab does.
 
 Sessions speak Streamlit's own websocket protocol (the protobuf messages its frontend sends and receives),
 not a browser: in a classroom each browser runs on a student's laptop, while here 20 headless Chromiums
@@ -139,6 +143,16 @@ async def start_training(url: str, timeout_s: float) -> None:
             raise RuntimeError(f"the training job did not start: {page.errors}")
 
 
+async def training_started(metrics: Path, timeout_s: float) -> None:
+    """Wait until the job has logged a step: a child process imports torch first, and the bench is about a
+    class working beside a run that trains, not beside one that is still starting."""
+    deadline = time.perf_counter() + timeout_s
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) > 1):
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"the training job logged no step in {timeout_s:.0f} s")
+        await asyncio.sleep(0.5)
+
+
 async def student(url: str, n: int, timings: dict, errors: list, timeout_s: float, own_model: bool = False) -> None:
     user = f"student{n:02d}"
 
@@ -154,9 +168,10 @@ async def student(url: str, n: int, timings: dict, errors: list, timeout_s: floa
     try:
         async with Session(url, user, timeout_s) as s:
             sample = await step("open sample page", "sample")
+            if own_model:  # a student picks their run in the model box (the page loads it), then writes
+                sample = await step("pick own model", "sample", [set_value(sample.widgets["Model"], string_value=OWN_MODEL)])
             # Each student their own seed and one of a few prompts, as in a class: nobody's text is another's.
-            own = [set_value(sample.widgets["Model"], string_value=OWN_MODEL)] if own_model else []
-            generate = own + [set_value(sample.widgets["Prompt"], string_value=PROMPTS[n % len(PROMPTS)]),
+            generate = [set_value(sample.widgets["Prompt"], string_value=PROMPTS[n % len(PROMPTS)]),
                         set_value(sample.widgets["Seed"], int_value=n),
                         set_value(sample.widgets["Max new tokens"], int_value=50),
                         set_value(sample.widgets["▶ Generate"], trigger_value=True)]
@@ -173,12 +188,14 @@ async def main_async(args) -> int:
     if args.own_models:  # each student samples their own run: a copy of the demo model, a model object each
         for n in range(args.sessions):
             shutil.copytree(ROOT / "assets" / "demo-model", workspace / f"student{n:02d}" / "runs" / "own" / "step-000001")
-    env = dict(e.split("=", 1) for e in args.env)
+    env = {"TINYLAB_JOB_MODE": args.job_mode, "TINYLAB_DECODE_MODE": args.decode_mode, **dict(e.split("=", 1) for e in args.env)}
     if args.device == "cpu":  # the app's "auto" device would take a GPU when there is one
         env["CUDA_VISIBLE_DEVICES"] = ""
     with running_app(workspace, env=env, timeout=max(60.0, args.timeout / 2)) as url:  # a busy machine starts slowly
+        metrics = workspace / "trainer" / "runs" / "run-1" / "metrics.jsonl"
         if args.train:
             await start_training(url, args.timeout)
+            await training_started(metrics, args.timeout)
         # Warm-up, not counted: the first visit imports torch and loads the demo model once per server.
         await student(url, 99, {}, errors, args.timeout)
         server = server_pid(url)
@@ -192,11 +209,12 @@ async def main_async(args) -> int:
             errors.append(f"{len(unfinished)} sessions unfinished after {args.timeout:.0f} s")
         wall = time.perf_counter() - t0
         cpu, load1 = cpu_seconds(server) - cpu0, os.getloadavg()[0]
-        metrics = workspace / "trainer" / "runs" / "run-1" / "metrics.jsonl"
         trained = len(metrics.read_text().splitlines()) if metrics.exists() else 0
-    print(f"{args.sessions} sessions at once, wall {wall:.1f} s; the app's training job logged {trained} steps meanwhile")
+    print(f"{args.sessions} sessions at once, wall {wall:.1f} s; the app's training job ({args.job_mode}) logged "
+          f"{trained} steps meanwhile; decoding in a {args.decode_mode}")
     # The server's own CPU time says how much work the class cost, whatever else the machine ran meanwhile.
-    print(f"server CPU time meanwhile {cpu:.1f} s (training included); machine load average {load0:.1f} -> {load1:.1f} "
+    training = "training included" if args.job_mode == "thread" else "the training child not included"
+    print(f"server CPU time meanwhile {cpu:.1f} s ({training}); machine load average {load0:.1f} -> {load1:.1f} "
           f"on {os.cpu_count()} cores")
     all_times = [t for ts in timings.values() for t in ts]
     for name, ts in [*timings.items(), ("all steps", all_times)]:
@@ -215,6 +233,12 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=20, help="Concurrent student sessions (at most 40).")
     parser.add_argument("--timeout", type=float, default=300, help="Seconds before the whole bench gives up.")
     parser.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE", help="Environment for the app.")
+    parser.add_argument("--job-mode", default="process", choices=["process", "thread"],
+                        help="Where the app trains: process (what classroom mode picks, as when a teacher serves a "
+                        "class) or thread (the single-user default).")
+    parser.add_argument("--decode-mode", default="process", choices=["process", "thread"],
+                        help="Where the app decodes: process (a worker, what classroom mode picks) or thread (the "
+                        "single-user default).")
     parser.add_argument("--no-train", dest="train", action="store_false", help="Measure without the training job.")
     parser.add_argument("--own-models", action="store_true",
                         help="Each student samples their own run (a copy of the demo model) instead of the shared demo model.")

@@ -258,7 +258,7 @@ def decode_together(gens: list[Generation]) -> Iterator[list[tuple[Generation, S
         events = batch.step()
 
 
-_DONE = object()
+DONE = object()  # what a reader's queue gets after the last step
 
 
 class SharedDecoder:
@@ -278,17 +278,22 @@ class SharedDecoder:
         Leaving the loop early frees its row. Errors in decoding are raised in the reader.
         """
         out: queue.SimpleQueue = queue.SimpleQueue()
+        self.submit_to(gen, out)
+        return self._read(gen, out)
+
+    def submit_to(self, gen: Generation, out) -> None:
+        """Queue ``gen`` now; its steps, then `DONE` (or an exception), go to ``out.put`` from the decoding
+        thread (a worker process sends them on from there, `lab.decode_worker`)."""
         self._requests.put((gen, out))
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._serve, name="tinylab-decoder", daemon=True)
                 self._thread.start()
-        return self._read(gen, out)
 
     @staticmethod
     def _read(gen: Generation, out: queue.SimpleQueue) -> Iterator[Step]:
         try:
-            while (item := out.get()) is not _DONE:
+            while (item := out.get()) is not DONE:
                 if isinstance(item, BaseException):
                     raise item
                 yield item
@@ -327,9 +332,11 @@ class SharedDecoder:
             for batch in list(batches):  # one step each, in turn
                 try:
                     for gen, step in batch.step(joining[id(batch)]):
+                        if id(gen) not in outs:  # its reader stopped it after this step's rows were counted and
+                            continue  # was answered: the row leaves at the end of the next step
                         outs[id(gen)].put(step)
                         if gen.finished:
-                            outs.pop(id(gen)).put(_DONE)
+                            outs.pop(id(gen)).put(DONE)
                 except Exception as exc:  # noqa: BLE001 - the readers raise it, the thread serves on
                     for gen in batch.gens + joining[id(batch)]:
                         if id(gen) in outs:
