@@ -27,7 +27,8 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Iterator
 
-MODES = ("thread", "process")
+from .limits import process_mode
+
 MODELS_KEPT = 40  # loaded (folder, stamp) pairs the worker keeps: a class of 30 and a few demo models
 SWITCH_S = 0.0005  # the worker's interpreter switch interval (see main)
 ROOT = Path(__file__).resolve().parents[1]  # the folder holding `lab`, put on the worker's PYTHONPATH
@@ -35,12 +36,9 @@ _DONE = "done"
 
 
 def decode_mode(classroom: bool) -> str:
-    """Where the app decodes: ``TINYLAB_DECODE_MODE`` (thread|process) when set; else a worker process in
-    classroom mode, a thread of the server otherwise (no process to start for one user)."""
-    mode = os.environ.get("TINYLAB_DECODE_MODE") or ("process" if classroom else "thread")
-    if mode not in MODES:
-        raise ValueError(f"TINYLAB_DECODE_MODE must be one of {MODES}, got {mode!r}.")
-    return mode
+    """Where the app decodes (`lab.limits.process_mode` of ``TINYLAB_DECODE_MODE``): a worker process in classroom
+    mode, a thread of the server for one user (who would only wait for a process to start)."""
+    return process_mode("TINYLAB_DECODE_MODE", classroom)
 
 
 def worker_folder(gen) -> Path | None:
@@ -129,7 +127,8 @@ class WorkerDecoder:
     def _ensure_started(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             return
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        env = {**os.environ, "PYTHONPATH": path}
         self._proc = subprocess.Popen([sys.executable, "-m", "lab.decode_worker"], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, text=True, env=env)
         threading.Thread(target=self._route, args=(self._proc,), name="tinylab-decoder-results", daemon=True).start()
@@ -240,7 +239,8 @@ class _Replies:
                        {"id": self.rid, "error": [type(item).__name__, str(item)]})
             return
         # Sent without its distribution: vocabulary-sized tensors the page never reads.
-        self.reply({"id": self.rid, "step": {f.name: getattr(item, f.name) for f in fields(item) if f.name != "distribution"}})
+        step = {f.name: getattr(item, f.name) for f in fields(item) if f.name != "distribution"}
+        self.reply({"id": self.rid, "step": step})
 
 
 class _Models:

@@ -26,12 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import train as training
-from .limits import Limits
+from .limits import MODES, Limits, process_mode
 from .progress import RunTail
 from .train_config import TrainConfig, config_args
 
 ACTIVE = ("queued", "running", "stopping")
-MODES = ("thread", "process")
 ROOT = Path(__file__).resolve().parents[1]  # the folder holding `lab`, put on a child's PYTHONPATH
 STOP_GRACE_S = 30.0  # a stopped child saves a checkpoint first; after this long it is killed
 CHILD_NICE = 10  # a child job runs this much nicer than the server: students wait on the server's pages
@@ -305,11 +304,11 @@ def stop_flag():
 
 
 def job_mode(classroom: bool) -> str:
-    """Where the app trains: ``TINYLAB_JOB_MODE`` (thread|process) when set; else child processes in classroom
-    mode, a thread otherwise. A thread reports every step and starts at once, but its Python shares the server's
-    one interpreter lock with every student's page: with 20 students sampling their own models beside one
-    training run, generate took p95 7.1 s with a thread and 4.9 s with a child (bench/classroom_load.py)."""
-    return check_mode(os.environ.get("TINYLAB_JOB_MODE") or ("process" if classroom else "thread"))
+    """Where the app trains (`lab.limits.process_mode` of ``TINYLAB_JOB_MODE``). A thread reports every step and
+    starts at once, but its Python shares the server's one interpreter lock with every student's page: with 20
+    students sampling their own models beside one training run, generate took p95 7.1 s with a thread and
+    4.9-5.7 s with a child (bench/classroom_load.py)."""
+    return process_mode("TINYLAB_JOB_MODE", classroom)
 
 
 def check_mode(mode: str) -> str:

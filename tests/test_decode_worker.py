@@ -9,6 +9,7 @@ import pytest
 
 from lab import decode_worker
 from lab.decode_worker import WorkerDecoder, decode_mode, worker_folder
+from lab.jobs import job_mode
 from lab.models import load_model
 from lab.sampling import Generation
 from test_batching import DEMO, PROMPTS, alone, settings  # noqa: E402
@@ -44,7 +45,8 @@ def test_texts_and_tables_equal_the_servers_own_decoding(worker, model_copy):
         assert [st.token_id for st in steps] == alone(model, tok, PROMPTS[i], settings(i))
         here = Generation(model, tok, PROMPTS[i], settings(i), keep_distributions=False, keep_top=5).run()
         for mine, theirs in zip(steps, here.steps):  # the charts' tables: the same tokens, numbers up to rounding
-            assert {k: v for k, v in mine.top.items() if k not in FLOATS} == {k: v for k, v in theirs.top.items() if k not in FLOATS}
+            exact = [{k: v for k, v in step.top.items() if k not in FLOATS} for step in (mine, theirs)]
+            assert exact[0] == exact[1]
             assert all(a == pytest.approx(b, rel=1e-4, abs=1e-7) for k in FLOATS for a, b in zip(mine.top[k], theirs.top[k]))
             assert (mine.probability, mine.tokens_kept, mine.text) == (pytest.approx(theirs.probability, rel=1e-4),
                                                                        theirs.tokens_kept, theirs.text)
@@ -80,7 +82,8 @@ def test_a_worker_that_dies_fails_its_readers_and_the_next_text_starts_a_new_one
     with pytest.raises(RuntimeError, match="decoding process stopped"):
         list(steps)
     again = Generation(model, tok, PROMPTS[3], settings(3), keep_distributions=False)
-    assert [st.token_id for st in worker.submit(again, worker_folder(again))] == alone(model, tok, PROMPTS[3], settings(3))
+    written = [st.token_id for st in worker.submit(again, worker_folder(again))]
+    assert written == alone(model, tok, PROMPTS[3], settings(3))
 
 
 def test_submit_decodes_here_unless_the_worker_is_on_and_can_load_the_model(monkeypatch, model_copy):
@@ -100,14 +103,15 @@ def test_submit_decodes_here_unless_the_worker_is_on_and_can_load_the_model(monk
         model.name_or_path = kept
 
 
-def test_decode_mode(monkeypatch):
-    monkeypatch.delenv("TINYLAB_DECODE_MODE", raising=False)
-    assert decode_mode(classroom=True) == "process" and decode_mode(classroom=False) == "thread"
-    monkeypatch.setenv("TINYLAB_DECODE_MODE", "thread")
-    assert decode_mode(classroom=True) == "thread"
-    monkeypatch.setenv("TINYLAB_DECODE_MODE", "fork")
-    with pytest.raises(ValueError, match="TINYLAB_DECODE_MODE"):
-        decode_mode(classroom=False)
+@pytest.mark.parametrize("variable, mode_of", [("TINYLAB_DECODE_MODE", decode_mode), ("TINYLAB_JOB_MODE", job_mode)])
+def test_classroom_mode_decodes_and_trains_in_processes(monkeypatch, variable, mode_of):
+    monkeypatch.delenv(variable, raising=False)
+    assert mode_of(classroom=True) == "process" and mode_of(classroom=False) == "thread"
+    monkeypatch.setenv(variable, "thread")
+    assert mode_of(classroom=True) == "thread"
+    monkeypatch.setenv(variable, "fork")
+    with pytest.raises(ValueError, match=variable):
+        mode_of(classroom=False)
 
 
 def test_a_class_at_once(worker, model_copy):

@@ -8,7 +8,7 @@ import pytest
 
 from lab.cli import build_parser
 from lab.commands.train import config_from_args
-from lab.jobs import CHILD_NICE, JobManager, failure_reason, job_mode
+from lab.jobs import CHILD_NICE, JobManager, failure_reason
 from lab.runs import list_checkpoints, read_metrics
 from lab.train_config import config_args
 from test_train import tiny_cfg
@@ -25,16 +25,6 @@ def test_config_args_rebuild_the_same_config():
     assert {k: v for k, v in vars(rebuilt).items() if k != "steps"} == {k: v for k, v in vars(cfg).items() if k != "steps"}
     with pytest.raises(ValueError, match="shape field"):
         config_args(tiny_cfg(shape={"layers": 3}))
-
-
-def test_classroom_mode_trains_in_child_processes(monkeypatch):
-    monkeypatch.delenv("TINYLAB_JOB_MODE", raising=False)
-    assert job_mode(classroom=True) == "process" and job_mode(classroom=False) == "thread"
-    monkeypatch.setenv("TINYLAB_JOB_MODE", "thread")
-    assert job_mode(classroom=True) == "thread"
-    monkeypatch.setenv("TINYLAB_JOB_MODE", "ray")
-    with pytest.raises(ValueError, match="Job mode"):
-        job_mode(classroom=True)
 
 
 def test_failure_reasons_in_words():
