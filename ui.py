@@ -18,7 +18,6 @@ import streamlit as st
 
 import ui_access
 from ui_work import fmt_seconds, kept_tabs, kept_work, show_error, stop_button, stopped, working  # noqa: F401
-from lab.checkpoints import model_stamp  # noqa: F401 - pages call ui.model_stamp
 from lab.device import describe_device, pick_device
 from lab.workspace import DEFAULT_USER, Workspace, validate_name
 
@@ -193,21 +192,21 @@ def _load(path: str, stamp: float, device: str, hub: bool | None = None):
     return load_model(path, device, hub=hub)
 
 
-def load_model(path: Path | str, device: str | None = None, decoding: bool = False):
+def model_stamp(path: Path | str) -> float:
+    """When a model folder last changed (0 for a hub id): part of every cache key, so re-saved weights reload."""
+    p = Path(str(path))
+    return max((f.stat().st_mtime for f in p.glob("*")), default=0.0) if p.is_dir() else 0.0
+
+
+def load_model(path: Path | str, device: str | None = None):
     """(model, tokenizer) for a folder or hub id, cached across reruns and sessions; raises ValueError.
 
     In classroom mode the path is checked again here, whichever page passes it: a folder outside this session's
-    confinement is refused, and a hub id is loaded from the hub only, never from a local folder of that name.
-    ``decoding``: the page decodes with it, so the decoding worker (when on) loads it too, meanwhile."""
+    confinement is refused, and a hub id is loaded from the hub only, never from a local folder of that name."""
     conf = confinement()
     source = conf.model_source(str(path)) if conf.roots is not None else path
     hub = True if conf.roots is not None and isinstance(source, str) else None
-    device = device or str(pick_device())
-    if decoding and device == "cpu" and (conf.roots is None or isinstance(source, Path)):  # a str: a hub id
-        from lab.decode_worker import WORKER
-
-        WORKER.prefetch(source)
-    return _load(str(source), model_stamp(source), device, hub)
+    return _load(str(source), model_stamp(source), device or str(pick_device()), hub)
 
 
 def confinement():

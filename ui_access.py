@@ -67,19 +67,20 @@ def classroom_mode() -> bool:
 
 def apply_job_settings(limits) -> None:
     """Give the process-wide job queue the teacher's ``max_jobs`` (``limits()``: secrets.toml or TINYLAB_MAX_JOBS)
-    and where jobs train and texts decode (`lab.jobs.job_mode`, `lab.decode_worker.decode_mode`: in processes of
-    their own in classroom mode, so the server's one interpreter is left to the students' pages)."""
-    from lab.decode_worker import WORKER, decode_mode
+    and where jobs train (`lab.jobs.job_mode`: child processes in classroom mode). With jobs in processes the
+    server computes on one torch thread: its work is many students' small requests, and a thread per core would
+    wait for the jobs' threads (`lab.jobs.child_threads`)."""
+    import torch
+
     from lab.jobs import JOBS, job_mode
 
     try:
         JOBS.mode = job_mode(classroom_mode())
-        WORKER.enabled = decode_mode(classroom_mode()) == "process"
-        if WORKER.enabled:
-            WORKER.start()  # a no-op once it runs; the first class's Generate then does not wait for its start
         JOBS.set_max_running(limits().max_jobs)
     except ValueError as exc:  # a typo in secrets.toml: say so on every page rather than crash
         st.sidebar.error(f"Teacher settings: {exc}")
+    if JOBS.mode == "process" and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
 
 
 def teacher_password() -> str:

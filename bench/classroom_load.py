@@ -8,8 +8,9 @@ on the Train page first and the bench waits for its first step, so the app's bac
 Reports p50/p95 latency per step and every error (exception, error box, time-out). Local only (127.0.0.1), at
 most 40 sessions, a global time bound. Target on a 2-core machine: zero errors, p95 under 3 s.
 
-The app runs as classroom mode runs it: the training job in a child process (``--job-mode``) and texts decoded
-in a worker process (``--decode-mode``); ``thread`` for either runs it in the server, as a single-user lab does.
+The app runs as classroom mode runs it (``--job-mode process``): the training job in a child process, the
+server computing on one torch thread (`lab.jobs.child_threads`); ``--job-mode thread`` trains in a thread of the
+server with torch's default threads, as a single-user lab does.
 
 Sessions speak Streamlit's own websocket protocol (the protobuf messages its frontend sends and receives),
 not a browser: in a classroom each browser runs on a student's laptop, while here 20 headless Chromiums
@@ -188,7 +189,7 @@ async def main_async(args) -> int:
     if args.own_models:  # each student samples their own run: a copy of the demo model, a model object each
         for n in range(args.sessions):
             shutil.copytree(ROOT / "assets" / "demo-model", workspace / f"student{n:02d}" / "runs" / "own" / "step-000001")
-    env = {"TINYLAB_JOB_MODE": args.job_mode, "TINYLAB_DECODE_MODE": args.decode_mode, **dict(e.split("=", 1) for e in args.env)}
+    env = {"TINYLAB_JOB_MODE": args.job_mode, **dict(e.split("=", 1) for e in args.env)}
     if args.device == "cpu":  # the app's "auto" device would take a GPU when there is one
         env["CUDA_VISIBLE_DEVICES"] = ""
     with running_app(workspace, env=env, timeout=max(60.0, args.timeout / 2)) as url:  # a busy machine starts slowly
@@ -211,7 +212,7 @@ async def main_async(args) -> int:
         cpu, load1 = cpu_seconds(server) - cpu0, os.getloadavg()[0]
         trained = len(metrics.read_text().splitlines()) if metrics.exists() else 0
     print(f"{args.sessions} sessions at once, wall {wall:.1f} s; the app's training job ({args.job_mode}) logged "
-          f"{trained} steps meanwhile; decoding in a {args.decode_mode}")
+          f"{trained} steps meanwhile")
     # The server's own CPU time says how much work the class cost, whatever else the machine ran meanwhile.
     training = "training included" if args.job_mode == "thread" else "the training child not included"
     print(f"server CPU time meanwhile {cpu:.1f} s ({training}); machine load average {load0:.1f} -> {load1:.1f} "
@@ -236,9 +237,6 @@ def main() -> int:
     parser.add_argument("--job-mode", default="process", choices=["process", "thread"],
                         help="Where the app trains: process (what classroom mode picks, as when a teacher serves a "
                         "class) or thread (the single-user default).")
-    parser.add_argument("--decode-mode", default="process", choices=["process", "thread"],
-                        help="Where the app decodes: process (a worker, what classroom mode picks) or thread (the "
-                        "single-user default).")
     parser.add_argument("--no-train", dest="train", action="store_false", help="Measure without the training job.")
     parser.add_argument("--own-models", action="store_true",
                         help="Each student samples their own run (a copy of the demo model) instead of the shared demo model.")

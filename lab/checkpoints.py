@@ -14,12 +14,6 @@ from safetensors.torch import load_file, save_file
 from .runs import checkpoint_name
 from .workspace import atomic_dir
 
-
-def model_stamp(path: Path | str) -> float:
-    """When a model folder last changed (0 for a hub id): part of every cache key, so re-saved weights reload."""
-    p = Path(str(path))
-    return max((f.stat().st_mtime for f in p.glob("*")), default=0.0) if p.is_dir() else 0.0
-
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "trainer_state.json"
 TRAINING_ONLY_FILES = (OPTIMIZER_FILE, STATE_FILE)  # left out by `export_checkpoint`

@@ -26,13 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import train as training
-from .limits import MODES, Limits, process_mode
+from .limits import Limits
 from .progress import RunTail
 from .train_config import TrainConfig, config_args
 
 ACTIVE = ("queued", "running", "stopping")
 ROOT = Path(__file__).resolve().parents[1]  # the folder holding `lab`, put on a child's PYTHONPATH
 STOP_GRACE_S = 30.0  # a stopped child saves a checkpoint first; after this long it is killed
+MODES = ("thread", "process")
 CHILD_NICE = 10  # a child job runs this much nicer than the server: students wait on the server's pages
 
 
@@ -97,7 +98,9 @@ class JobManager:
         if cfg is not None:
             cfg.validate()
         commands = train_commands(run_dir, cfg) if mode == "process" else []
-        return self._add(Job(id="", user=user, run_dir=run_dir, cfg=cfg, mode=mode, commands=commands),
+        threads = {} if mode == "thread" or "OMP_NUM_THREADS" in os.environ else {  # the teacher's setting wins
+            "OMP_NUM_THREADS": str(child_threads(self.max_running))}
+        return self._add(Job(id="", user=user, run_dir=run_dir, cfg=cfg, mode=mode, commands=commands, env=threads),
                          new_run=cfg is not None)
 
     def submit_commands(self, run_dir: Path, commands: list[list[str]], user: str = "default",
@@ -304,11 +307,19 @@ def stop_flag():
 
 
 def job_mode(classroom: bool) -> str:
-    """Where the app trains (`lab.limits.process_mode` of ``TINYLAB_JOB_MODE``). A thread reports every step and
-    starts at once, but its Python shares the server's one interpreter lock with every student's page: with 20
-    students sampling their own models beside one training run, generate took p95 7.1 s with a thread and
-    4.9-5.7 s with a child (bench/classroom_load.py)."""
-    return process_mode("TINYLAB_JOB_MODE", classroom)
+    """Where the app trains: ``TINYLAB_JOB_MODE`` (thread|process) when set; else child processes in classroom
+    mode, a thread for one user. A thread reports every step and starts at once, but its Python shares the
+    server's one interpreter lock with every student's page: with 20 students sampling their own models beside
+    one training run, generate took p95 7.1 s with a thread and 4.9-5.7 s with a child (bench/classroom_load.py)."""
+    return check_mode(os.environ.get("TINYLAB_JOB_MODE") or ("process" if classroom else "thread"))
+
+
+def child_threads(max_running: int) -> int:
+    """torch threads for each child job of a server that students use: the server keeps one core for their pages
+    (and computes on one thread, `ui_access.apply_job_settings`); the jobs that may run at once share the rest.
+    By default every process starts a thread per core, and on 2 cores the server's and the child's threads
+    waited for each other: generate p95 25-26 s against 1.8-2.3 s (bench/classroom_load.py --own-models)."""
+    return max(1, ((os.cpu_count() or 2) - 1) // max(1, max_running))
 
 
 def check_mode(mode: str) -> str:

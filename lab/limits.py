@@ -10,18 +10,6 @@ import os
 from dataclasses import dataclass, fields
 
 
-MODES = ("thread", "process")  # where the app trains (`lab.jobs`) and decodes (`lab.decode_worker`)
-
-
-def process_mode(variable: str, classroom: bool) -> str:
-    """The environment's ``variable`` (thread|process) when set; else processes in classroom mode (the server's
-    one interpreter is left to the students' pages) and a thread for one user (nothing to start)."""
-    mode = os.environ.get(variable) or ("process" if classroom else "thread")
-    if mode not in MODES:
-        raise ValueError(f"{variable} must be one of {MODES}, got {mode!r}.")
-    return mode
-
-
 def _default_jobs() -> int:
     # Training is CPU-bound: more concurrent jobs than cores only makes every job slower.
     return max(1, (os.cpu_count() or 2) // 2)

@@ -8,7 +8,7 @@ import streamlit as st
 import torch
 
 import ui
-from lab import decode_worker, sampling as smp, warping as wp
+from lab import batching, sampling as smp, warping as wp
 from lab.constants import EOS
 from lab.sampling_view import coloured_text, colour_legend, describe, distribution_chart, summary, token_rows, tokens_csv
 
@@ -62,7 +62,7 @@ def main() -> None:
                 "GPT-Neo / GPT-2 folder saved with `save_pretrained` (safetensors).", icon="👆")
         return
     try:
-        model, tokenizer = ui.load_model(path, decoding=True)
+        model, tokenizer = ui.load_model(path)
     except (ValueError, OSError) as exc:
         ui.show_error(exc)
         return
@@ -344,11 +344,11 @@ def first_logits(path: str, stamp: float, prompt_ids: tuple[int, ...]) -> torch.
 
 
 def start(model, tokenizer, prompt, settings_list: list) -> list[tuple]:
-    """Hand one generation per settings to the shared decoder (`lab.decode_worker.submit`) at once, so they decode
-    together (and with other students' texts): a page's samples or compared settings cost about one text."""
+    """Hand one generation per settings to the shared decoder at once, so they decode together (and with other
+    students' texts): a page's samples or compared settings cost about what one text costs."""
     gens = [smp.Generation(model, tokenizer, prompt, s, keep_distributions=False, keep_top=TOP_N)
             for s in settings_list]  # the page keeps each step's top-25 table, not the whole distribution
-    return [(gen, decode_worker.submit(gen)) for gen in gens]
+    return [(gen, batching.submit(gen)) for gen in gens]
 
 
 def stream(gen: smp.Generation, steps, text_box, chart_box, label: str, by_model: bool = False) -> dict:

@@ -8,7 +8,7 @@ import pytest
 
 from lab.cli import build_parser
 from lab.commands.train import config_from_args
-from lab.jobs import CHILD_NICE, JobManager, failure_reason
+from lab.jobs import CHILD_NICE, JobManager, child_threads, failure_reason, job_mode
 from lab.runs import list_checkpoints, read_metrics
 from lab.train_config import config_args
 from test_train import tiny_cfg
@@ -27,6 +27,20 @@ def test_config_args_rebuild_the_same_config():
         config_args(tiny_cfg(shape={"layers": 3}))
 
 
+def test_classroom_mode_trains_in_child_processes_that_share_the_cores(monkeypatch):
+    monkeypatch.delenv("TINYLAB_JOB_MODE", raising=False)
+    assert job_mode(classroom=True) == "process" and job_mode(classroom=False) == "thread"
+    monkeypatch.setenv("TINYLAB_JOB_MODE", "thread")
+    assert job_mode(classroom=True) == "thread"
+    monkeypatch.setenv("TINYLAB_JOB_MODE", "fork")
+    with pytest.raises(ValueError, match="Job mode"):
+        job_mode(classroom=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert (child_threads(1), child_threads(2), child_threads(8), child_threads(30)) == (15, 7, 1, 1)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert child_threads(1) == 1  # the server keeps the other core
+
+
 def test_failure_reasons_in_words():
     assert failure_reason(-signal.SIGKILL, "") == "The process was killed by SIGKILL (the system may have run out of memory)."
     assert failure_reason(2, "step 1\nerror: The longest example is 300 tokens\n") == "The longest example is 300 tokens"
@@ -37,6 +51,7 @@ def test_failure_reasons_in_words():
 def test_a_process_job_trains_and_reports_progress(tmp_path):
     jobs = JobManager(max_running=1, mode="process")
     job = jobs.submit(tmp_path / "p1", tiny_cfg("p1", steps=6, eval_every=3, checkpoint_every=3))
+    assert job.env == ({} if "OMP_NUM_THREADS" in os.environ else {"OMP_NUM_THREADS": str(child_threads(1))})
     assert job.commands[0][:4] == ["train", "p1", "--runs-dir", str(tmp_path)]
     assert jobs.wait(job.id, 240).status == "done", job.error
     assert job.latest.step == job.latest.total_steps == 6 and job.latest.val_loss is not None
