@@ -231,7 +231,11 @@ def model_picker(label: str = "Model") -> Path | str | None:
     options = list(choices) + [OTHER_MODEL]
     ss = st.session_state
     if not ss.get("_model_picked") or ss.get("model") not in options:  # never picked, or the pick is gone
-        ss["model"] = next((k for k, path in choices.items() if path != DEMO_MODEL), options[0])
+        newest = next((k for k, path in choices.items() if path != DEMO_MODEL), options[0])
+        shown = choices.get(ss.get("model"))
+        # While that run trains the one shown stays (each click on Neurons would scan a new checkpoint again).
+        if shown is None or shown.parent != choices[newest].parent or not _training(shown.parent):
+            ss["model"] = newest
     choice = st.selectbox(
         label, options, **keep("model"), on_change=pick_model,
         help="The demo model ships with the lab; runs you train appear here with each checkpoint (your newest "
@@ -245,6 +249,12 @@ def model_picker(label: str = "Model") -> Path | str | None:
         )
         return typed_model(other)
     return choices[choice]
+
+
+def _training(run_dir: Path) -> bool:
+    from lab.jobs import JOBS
+
+    return JOBS.is_active(run_dir)
 
 
 def pick_model(label: str | None = None) -> None:

@@ -24,8 +24,8 @@ def open_tab(at: AppTest, key: str, label: str) -> AppTest:
     return at.run()
 
 
-def make_run_of(workspace_dir, name: str, **shape):
-    """A run ``name`` of an untrained GPT-Neo of ``shape`` with checkpoints at steps 10 and 20 (a 300-token BPE)."""
+def make_run_of(workspace_dir, name: str, steps: tuple[int, ...] = (10, 20), **shape):
+    """A run ``name`` of an untrained GPT-Neo of ``shape`` with checkpoints at ``steps`` (a 300-token BPE)."""
     from lab.models import ModelShape, build_model
     from lab.runs import checkpoint_name
     from lab.stories import generate_stories
@@ -33,7 +33,7 @@ def make_run_of(workspace_dir, name: str, **shape):
 
     tok = train_tokenizer(generate_stories(30, 0), "bpe", 300)
     run = workspace_dir / "default" / "runs" / name
-    for step in (10, 20):
+    for step in steps:
         model = build_model(ModelShape(**shape, context=256, window=8), len(tok), seed=step)
         model.save_pretrained(run / checkpoint_name(step))
         tok.save_pretrained(run / checkpoint_name(step))

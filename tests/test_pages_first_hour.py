@@ -4,6 +4,7 @@ upload that a failed run must not leave behind (issue 16)."""
 import threading
 
 import pytest
+from unittest import mock
 from helpers import open_page
 
 import lab.jobs
@@ -125,6 +126,13 @@ def test_the_model_picker_opens_on_the_students_newest_run_until_they_pick_one(w
     assert not at.exception and at.selectbox(key="model").value == "first / step-000020"  # their newest checkpoint
     at.switch_page("pages/5_attention.py").run()
     assert not at.exception and at.selectbox(key="model").value == "first / step-000020"
+    at.switch_page("pages/4_sample.py")
+    with mock.patch.object(lab.jobs.JOBS, "is_active", lambda run_dir: run_dir.name == "first"):
+        make_run_of(workspace_dir, "first", steps=(30,), **shape)  # a new checkpoint while "first" trains
+        at.run()
+        assert at.selectbox(key="model").value == "first / step-000020"  # the one shown stays while it trains
+    at.run()
+    assert at.selectbox(key="model").value == "first / step-000030"  # and the latest once it has finished
     at.selectbox(key="model").set_value("first / step-000010").run()  # the student picks
     make_run_of(workspace_dir, "second", **shape)  # a newer run does not move their pick, on any page
     at.switch_page("pages/4_sample.py").run()
