@@ -98,8 +98,9 @@ class JobManager:
         if cfg is not None:
             cfg.validate()
         commands = train_commands(run_dir, cfg) if mode == "process" else []
+        n = str(child_threads(self.max_running))  # as experiments set theirs (`lab.experiments.runner`)
         threads = {} if mode == "thread" or "OMP_NUM_THREADS" in os.environ else {  # the teacher's setting wins
-            "OMP_NUM_THREADS": str(child_threads(self.max_running))}
+            "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
         return self._add(Job(id="", user=user, run_dir=run_dir, cfg=cfg, mode=mode, commands=commands, env=threads),
                          new_run=cfg is not None)
 

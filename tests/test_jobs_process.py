@@ -51,7 +51,8 @@ def test_failure_reasons_in_words():
 def test_a_process_job_trains_and_reports_progress(tmp_path):
     jobs = JobManager(max_running=1, mode="process")
     job = jobs.submit(tmp_path / "p1", tiny_cfg("p1", steps=6, eval_every=3, checkpoint_every=3))
-    assert job.env == ({} if "OMP_NUM_THREADS" in os.environ else {"OMP_NUM_THREADS": str(child_threads(1))})
+    n = str(child_threads(1))
+    assert job.env == ({} if "OMP_NUM_THREADS" in os.environ else {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n})
     assert job.commands[0][:4] == ["train", "p1", "--runs-dir", str(tmp_path)]
     assert jobs.wait(job.id, 240).status == "done", job.error
     assert job.latest.step == job.latest.total_steps == 6 and job.latest.val_loss is not None
