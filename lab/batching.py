@@ -258,7 +258,7 @@ def decode_together(gens: list[Generation]) -> Iterator[list[tuple[Generation, S
         events = batch.step()
 
 
-DONE = object()  # what a reader's queue gets after the last step
+_DONE = object()
 
 
 class SharedDecoder:
@@ -278,22 +278,17 @@ class SharedDecoder:
         Leaving the loop early frees its row. Errors in decoding are raised in the reader.
         """
         out: queue.SimpleQueue = queue.SimpleQueue()
-        self.submit_to(gen, out)
-        return self._read(gen, out)
-
-    def submit_to(self, gen: Generation, out) -> None:
-        """Queue ``gen`` now; its steps, then `DONE` (or an exception), go to ``out.put`` from the decoding
-        thread (a worker process sends them on from there, `lab.decode_worker`)."""
         self._requests.put((gen, out))
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._serve, name="tinylab-decoder", daemon=True)
                 self._thread.start()
+        return self._read(gen, out)
 
     @staticmethod
     def _read(gen: Generation, out: queue.SimpleQueue) -> Iterator[Step]:
         try:
-            while (item := out.get()) is not DONE:
+            while (item := out.get()) is not _DONE:
                 if isinstance(item, BaseException):
                     raise item
                 yield item
@@ -336,7 +331,7 @@ class SharedDecoder:
                             continue  # was answered: the row leaves at the end of the next step
                         outs[id(gen)].put(step)
                         if gen.finished:
-                            outs.pop(id(gen)).put(DONE)
+                            outs.pop(id(gen)).put(_DONE)
                 except Exception as exc:  # noqa: BLE001 - the readers raise it, the thread serves on
                     for gen in batch.gens + joining[id(batch)]:
                         if id(gen) in outs:

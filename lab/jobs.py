@@ -98,9 +98,9 @@ class JobManager:
         if cfg is not None:
             cfg.validate()
         commands = train_commands(run_dir, cfg) if mode == "process" else []
-        n = str(child_threads(self.max_running))  # as experiments set theirs (`lab.experiments.runner`)
-        threads = {} if mode == "thread" or "OMP_NUM_THREADS" in os.environ else {  # the teacher's setting wins
-            "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
+        threads = {}  # a child's torch threads, set as experiments set theirs; the teacher's OMP_NUM_THREADS wins
+        if mode == "process" and "OMP_NUM_THREADS" not in os.environ:
+            threads = dict.fromkeys(("OMP_NUM_THREADS", "MKL_NUM_THREADS"), str(child_threads(self.max_running)))
         return self._add(Job(id="", user=user, run_dir=run_dir, cfg=cfg, mode=mode, commands=commands, env=threads),
                          new_run=cfg is not None)
 
