@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
+import os
 import statistics
 import sys
 import time
@@ -34,6 +35,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lab import blas  # noqa: E402
 from lab.attention import use_attention  # noqa: E402
 from lab.compiled import compile_model  # noqa: E402
 from lab.lm_loss import linear_cross_entropy  # noqa: E402
@@ -253,6 +255,8 @@ def main() -> None:
     ap.add_argument("--reference-tricks", action="store_true", help="Also time the reference with the lab's "
                     "tricks: fused AdamW and, on a CPU, the chunked loss.")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: steadiest on a shared machine).")
+    ap.add_argument("--blas", choices=blas.BACKENDS, help="The BLAS of the lab's linear layers (default: the faster "
+                    "on this machine at this thread count, lab.blas.backend); the reference always uses PyTorch's.")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (cuda: bf16 autocast on both sides).")
     ap.add_argument("--wall", action="store_true", help="Time CPU steps by wall clock instead of process CPU time.")
     ap.add_argument("--csv", help="Also write the rows to this CSV file.")
@@ -262,12 +266,15 @@ def main() -> None:
     defaults = GRID if args.grid else SINGLE
     axes = {k: (getattr(args, k) or defaults[k]).split(",") for k in ("presets", "context", "vocab", "batch")}
     torch.set_num_threads(args.threads)
+    if args.blas:
+        os.environ["TINYLAB_BLAS"] = args.blas
     device = torch.device(args.device)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
     cells = list(itertools.product(axes["presets"], map(int, axes["context"]), map(int, axes["vocab"]), map(int, axes["batch"])))
     print(f"torch {torch.__version__}, device {device}, {args.threads} thread(s), {len(cells)} cell(s), "
           f"{args.steps} timed steps per side per cell (+{args.warmup} warm-up), "
-          f"{'wall' if step_clock(device, args.wall) is time.perf_counter else 'process CPU'} time")
+          f"{'wall' if step_clock(device, args.wall) is time.perf_counter else 'process CPU'} time, "
+          f"lab's linear layers: {blas.backend() + chr(39) + 's BLAS' if device.type == 'cpu' else 'the GPU'}")
     rows = []
     for preset, context, vocab, batch_size in cells:
         shape = shape_named(preset, context)

@@ -8,17 +8,40 @@ scale scores by 1/sqrt(d_head), hence ``scale=1.0``. Local layers keep their sli
 ``use_attention(model, "sdpa")`` for training, ``use_attention(model, "eager")`` when attention weights are
 needed (``output_attentions=True``, the Attention page). Both give the same logits (tests/test_attention.py).
 The sdpa path also computes the MLP's tanh-GELU ("gelu_new") with PyTorch's fused kernel instead of six
-elementwise Python-level ops: the same function, about 8% of a CPU training step saved (bench/).
+elementwise Python-level ops: the same function, about 8% of a CPU training step saved (bench/), and the
+blocks' linear layers with `lab.blas.fast_linear` (the faster of PyTorch's and numpy's BLAS on this machine).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from transformers.activations import GELUTanh, NewGELUActivation
 from transformers.models.gpt_neo.modeling_gpt_neo import GPTNeoMLP, GPTNeoSelfAttention
 
+from .blas import FastLinear, fast_linear
+
 KINDS = ("sdpa", "eager")
+LOCAL_CHUNK = 128  # query rows per kernel call on a local layer whose window bites (see local_attention)
+
+
+def local_attention(query, key, value, allowed: torch.Tensor, window: int, chunk: int = LOCAL_CHUNK) -> torch.Tensor:
+    """Sliding-window causal attention, ``chunk`` queries at a time against only the keys their window reaches.
+
+    One masked kernel call over the whole sequence computes every query-key score and masks most away (at
+    context 512 and window 256, 62 % of them); these calls skip them. Measured at context 512, window 256,
+    forward and backward on one CPU thread: 1.5-2.2x faster at head sizes 4-16. ``allowed``: (seq, seq) bool.
+    """
+    seq, outs = query.size(-2), []
+    for start in range(0, seq, chunk):
+        end, first_key = min(start + chunk, seq), max(0, start - window + 1)
+        q, k, v = query[..., start:end, :], key[..., first_key:end, :], value[..., first_key:end, :]
+        if start == 0 and end <= window:  # every row sees every key before it: plain causal
+            outs.append(F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1.0))
+        else:
+            outs.append(F.scaled_dot_product_attention(q, k, v, attn_mask=allowed[start:end, first_key:end], scale=1.0))
+    return torch.cat(outs, dim=-2)
 
 
 class SdpaGPTNeoSelfAttention(GPTNeoSelfAttention):
@@ -27,7 +50,9 @@ class SdpaGPTNeoSelfAttention(GPTNeoSelfAttention):
     def _attn(self, query, key, value, attention_mask=None):
         q_len, k_len = query.size(-2), key.size(-2)
         needs_window = self.attention_type == "local" and k_len > self.config.window_size
-        if attention_mask is None and not needs_window and q_len == k_len:
+        if attention_mask is None and q_len == k_len:
+            if needs_window:
+                return local_attention(query, key, value, self.bias[0, 0, :k_len, :k_len], self.config.window_size), None
             return F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=1.0), None
         allowed = self.bias[:, :, k_len - q_len : k_len, :k_len]  # causal (and sliding-window) mask, bool
         if attention_mask is None:
@@ -48,7 +73,7 @@ class SdpaGPTNeoSelfAttention(GPTNeoSelfAttention):
         # One matmul for q, k and v instead of three: fewer, larger kernels (tiny models are launch-bound).
         weight = torch.cat((self.q_proj.weight, self.k_proj.weight, self.v_proj.weight))
         batch, seq, _ = hidden_states.shape
-        qkv = F.linear(hidden_states, weight).view(batch, seq, 3, self.num_heads, self.head_dim)
+        qkv = fast_linear(hidden_states, weight).view(batch, seq, 3, self.num_heads, self.head_dim)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch, head, seq, head_dim)
         if layer_past is not None:  # a KV cache (generation; transformers also passes one unless use_cache=False)
             key, value = layer_past.update(key, value, self.layer_id)
@@ -66,8 +91,13 @@ def use_attention(model: torch.nn.Module, kind: str) -> torch.nn.Module:
     if kind not in KINDS:
         raise ValueError(f"Unknown attention kind {kind!r}; choose one of {KINDS}.")
     target = SdpaGPTNeoSelfAttention if kind == "sdpa" else GPTNeoSelfAttention
+    linear = FastLinear if kind == "sdpa" else nn.Linear
     found = False
     for module in model.modules():
+        if isinstance(module, (GPTNeoSelfAttention, GPTNeoMLP)):
+            for child in module.children():
+                if type(child) in (nn.Linear, FastLinear):
+                    child.__class__ = linear
         if isinstance(module, GPTNeoSelfAttention):
             module.__class__ = target
             found = True

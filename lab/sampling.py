@@ -8,10 +8,8 @@ same seed and settings give the same text, token for token what `generate()` wri
 from __future__ import annotations
 
 import codecs
-import json
 import re
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from typing import Iterator
 
 import pandas as pd
@@ -23,8 +21,10 @@ from .models import context_length, last_logits_only, model_device, model_lock
 from .warping import (
     Distribution,
     SamplingSettings,
+    byte_table,
     check_settings,
     choose,
+    token_bytes,
     token_text,
     top_rows,
     warp,
@@ -272,12 +272,12 @@ class TokenTexts:
     that completes it; bytes that form no character show as ``⟨e2⟩`` markers (`BYTES_NOTE`)."""
 
     def __init__(self, tokenizer):
-        self.tokenizer, self.table = tokenizer, _byte_table(tokenizer)
+        self.tokenizer, self.table = tokenizer, byte_table(tokenizer)
         self.specials = set(tokenizer.all_special_ids)
         self.pending = b""  # the start of a character, waiting for the next token
 
     def push(self, token_id: int) -> str:
-        raw = None if self.table is None or token_id in self.specials else _bytes_of(self.tokenizer, self.table, token_id)
+        raw = None if self.table is None or token_id in self.specials else token_bytes(self.tokenizer, self.table, token_id)
         if raw is None:  # not byte-level, or a special token: its own text
             text, self.pending = marked(self.pending) + self.tokenizer.decode([int(token_id)]), b""
             return text
@@ -316,26 +316,3 @@ def marked(text: str | bytes) -> str:
 def has_byte_markers(texts: list[str]) -> bool:
     """Whether some text shows bytes that form no character (then say `BYTES_NOTE`)."""
     return any(re.search("⟨[0-9a-f]{2}⟩", t) for t in texts)
-
-
-def _bytes_of(tokenizer, table: dict[str, int], token_id: int) -> bytes | None:
-    piece = tokenizer.convert_ids_to_tokens(int(token_id))
-    if not isinstance(piece, str) or any(c not in table for c in piece):
-        return None  # an added token outside the byte alphabet: decoded as itself
-    return bytes(table[c] for c in piece)
-
-
-@lru_cache(maxsize=64)
-def _byte_table(tokenizer) -> dict[str, int] | None:
-    """Byte-level BPE's character -> byte table (GPT-2's `bytes_to_unicode`, inverted) when ``tokenizer`` decodes
-    that way (the lab's BPE, GPT-2's); else None."""
-    from transformers.convert_slow_tokenizer import bytes_to_unicode
-
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        decoder = json.loads(backend.to_str()).get("decoder") or {}
-        if "ByteLevel" not in [decoder.get("type")] + [d.get("type") for d in decoder.get("decoders") or []]:
-            return None
-    elif not hasattr(tokenizer, "byte_decoder"):  # a slow tokenizer: GPT-2's has a byte decoder
-        return None
-    return {c: b for b, c in bytes_to_unicode().items()}

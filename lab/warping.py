@@ -9,6 +9,7 @@ Decoding token by token with these settings is `lab.sampling`.
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass, field, replace
 
 import pandas as pd
@@ -195,8 +196,10 @@ def token_label(tokenizer, token_id: int) -> str:
     text = token_text(tokenizer, token_id)
     if text == (tokenizer.eos_token or "\0"):
         return "⏹ end"
-    if "\ufffd" in text or not text:  # a piece of a multi-byte character: show the token itself
-        return f"⟨{tokenizer.convert_ids_to_tokens(int(token_id))}⟩"
+    if "\ufffd" in text or not text:  # a piece of a multi-byte character: its bytes, as the Sample text marks them
+        table = byte_table(tokenizer)
+        raw = token_bytes(tokenizer, table, token_id) if table is not None else None
+        return "".join(f"⟨{b:02x}⟩" for b in raw) if raw else f"⟨{tokenizer.convert_ids_to_tokens(int(token_id))}⟩"
     text = text.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥")
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
@@ -205,3 +208,27 @@ def token_label(tokenizer, token_id: int) -> str:
 def token_text(tokenizer, token_id: int) -> str:
     """``tokenizer.decode([token_id])``, decoded once per token (every generated token needs it)."""
     return tokenizer.decode([int(token_id)])
+
+
+def token_bytes(tokenizer, table: dict[str, int], token_id: int) -> bytes | None:
+    """The bytes a byte-level token stands for (``table``: `byte_table`); None for a token outside that alphabet."""
+    piece = tokenizer.convert_ids_to_tokens(int(token_id))
+    if not isinstance(piece, str) or any(c not in table for c in piece):
+        return None  # an added token outside the byte alphabet: decoded as itself
+    return bytes(table[c] for c in piece)
+
+
+@functools.lru_cache(maxsize=64)
+def byte_table(tokenizer) -> dict[str, int] | None:
+    """Byte-level BPE's character -> byte table (GPT-2's `bytes_to_unicode`, inverted) when ``tokenizer`` decodes
+    that way (the lab's BPE, GPT-2's); else None."""
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        decoder = json.loads(backend.to_str()).get("decoder") or {}
+        if "ByteLevel" not in [decoder.get("type")] + [d.get("type") for d in decoder.get("decoders") or []]:
+            return None
+    elif not hasattr(tokenizer, "byte_decoder"):  # a slow tokenizer: GPT-2's has a byte decoder
+        return None
+    return {c: b for b, c in bytes_to_unicode().items()}

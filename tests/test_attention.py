@@ -80,3 +80,21 @@ def test_sdpa_path_fuses_qkv_with_a_kv_cache_and_generates_like_eager():
         model(x)  # use_cache defaults to True: a DynamicCache goes down to every layer
     assert calls == []  # q, k and v came from the one fused matmul
     torch.testing.assert_close(model.generate(x, max_new_tokens=12, do_sample=False, pad_token_id=0), eager)
+
+
+@pytest.mark.parametrize("seq, window, chunk", [(24, 6, 5), (24, 6, 128), (40, 16, 8), (17, 32, 4)])
+def test_local_attention_in_chunks_equals_one_masked_call(seq, window, chunk):
+    from lab.attention import local_attention
+
+    i = torch.arange(seq)
+    allowed = (i[:, None] >= i[None, :]) & (i[:, None] - i[None, :] < window)
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, seq, 4, generator=gen, requires_grad=True) for _ in range(3))
+    results = []
+    for attend in (lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=1.0),
+                   lambda: local_attention(q, k, v, allowed, window, chunk)):
+        out = attend()
+        grads = torch.autograd.grad((out * torch.linspace(-1, 1, 4)).sum(), (q, k, v))
+        results.append((out, *grads))
+    for ours, theirs in zip(results[1], results[0]):
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)

@@ -290,3 +290,13 @@ def test_the_cli_writes_a_split_character_whole(tmp_path, capsys):
     out = capsys.readouterr()
     assert out.out.startswith("café") and "�" not in out.out
     assert ("⟨" in out.out) == ("⟨" in out.err)  # markers come with the note saying why
+
+
+def test_chart_labels_of_a_piece_of_a_character_show_its_bytes():
+    """The next-token chart labels a token that is part of a character as the Sample text marks it, not "�"."""
+    from lab.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(["a cat sat on the mat."] * 5, "bpe", 300)
+    ids = tok.encode("☕", add_special_tokens=False)  # three tokens, one byte each
+    assert [token_label(tok, i) for i in ids] == ["⟨e2⟩", "⟨98⟩", "⟨95⟩"]
+    assert token_label(tok, tok.encode("a", add_special_tokens=False)[0]) == "a"

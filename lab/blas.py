@@ -1,0 +1,123 @@
+"""The matrix products of CPU training through whichever BLAS is faster on this machine.
+
+PyTorch's CPU wheels do their float32 matmuls in Intel's MKL; numpy's wheels ship OpenBLAS. On an AMD EPYC
+core (this project's machines) OpenBLAS was 1.11-1.43x faster than MKL on every shape of a TinyStories model's
+linear layers (forward, input gradient and weight gradient; bench/train_throughput.py shows the whole step).
+On an Intel CPU MKL may win. So a process computing on one torch thread (a classroom's jobs, the benches)
+measures both once (`backend`, about 0.2 s) and routes the linear layers of the lab's fast path
+(`lab.attention`'s sdpa path: training and the neuron scan) through the winner. With more threads PyTorch's
+own path stays: two thread pools fight over the cores. ``TINYLAB_BLAS=torch`` or ``numpy`` skips the
+measurement.
+
+`numpy_linear` is ``F.linear`` computed by numpy, with its backward: the same products, summed in another
+order, so results agree within float rounding (tests/test_blas.py). Nothing else changes: the module's weights,
+its state dict and the saved checkpoint are those of an ``nn.Linear``. No well-kept library routes torch's
+matmuls to another BLAS, hence these few lines.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from threadpoolctl import threadpool_limits
+
+BACKENDS = ("torch", "numpy")
+MIN_GAIN = 1.05  # numpy must be at least 5 % faster to be picked: a tie keeps PyTorch's own path
+
+
+class _NumpyLinear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        rows = x.reshape(-1, x.shape[-1])  # (tokens, in)
+        out = torch.from_numpy(rows.detach().numpy() @ weight.detach().numpy().T)  # (tokens, out)
+        if bias is not None:
+            out += bias.detach()
+        ctx.save_for_backward(rows, weight)
+        ctx.x_shape, ctx.has_bias = x.shape, bias is not None
+        return out.view(*x.shape[:-1], weight.shape[0])
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        rows, weight = ctx.saved_tensors
+        g = grad_out.reshape(-1, grad_out.shape[-1])  # (tokens, out)
+        gn = g.detach().numpy()
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.from_numpy(gn @ weight.detach().numpy()).view(ctx.x_shape)
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.from_numpy(gn.T @ rows.detach().numpy())
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = g.sum(0)
+        return grad_x, grad_w, grad_b
+
+
+def numpy_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)`` with its products (forward and backward) done by numpy's BLAS."""
+    return _NumpyLinear.apply(x, weight, bias)
+
+
+def _timed(products, rounds: int = 5) -> list[float]:
+    """Median wall time of each backend's products over interleaved rounds (load hits both alike)."""
+    times: list[list[float]] = [[] for _ in products]
+    for r in range(rounds + 1):
+        for i in range(len(products)) if r % 2 else reversed(range(len(products))):
+            t0 = time.perf_counter()
+            products[i]()
+            if r:  # the first round warms up
+                times[i].append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
+
+
+@lru_cache(maxsize=None)
+def _measured(threads: int) -> str:
+    if threads != 1:  # OpenBLAS's worker threads and torch's OpenMP threads fight over the cores: at 2 threads on
+        return "torch"  # 2 cores these products took 31.9 ms through numpy against 13.3 ms through torch
+    threadpool_limits(1, user_api="blas")
+    gen = torch.Generator().manual_seed(0)
+    x, w, g = (torch.randn(s, generator=gen) for s in ((512, 256), (1024, 256), (512, 1024)))  # tokens x in, out x in, tokens x out
+    xn, wn, gn = x.numpy(), w.numpy(), g.numpy()
+
+    def with_torch():  # a layer's forward, input gradient and weight gradient, each followed by a torch op as in
+        for out in (F.linear(x, w), g @ w, g.t() @ x):  # training (a BLAS whose threads linger would slow it)
+            F.gelu(out)
+
+    def with_numpy():
+        for out in (xn @ wn.T, gn @ wn, gn.T @ xn):
+            F.gelu(torch.from_numpy(out))
+
+    torch_s, numpy_s = _timed([with_torch, with_numpy])
+    return "numpy" if torch_s >= MIN_GAIN * numpy_s else "torch"
+
+
+def backend() -> str:
+    """ "numpy" or "torch": the BLAS the lab's CPU linear layers use in this process at its thread count."""
+    chosen = os.environ.get("TINYLAB_BLAS", "").strip().lower()
+    if chosen:
+        if chosen not in BACKENDS:
+            raise ValueError(f"TINYLAB_BLAS must be one of {BACKENDS} (got {chosen!r}).")
+        if chosen == "numpy":
+            threadpool_limits(torch.get_num_threads(), user_api="blas")
+        return chosen
+    return _measured(torch.get_num_threads())
+
+
+def fast_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear``, through numpy's BLAS where that is faster: float32 on a CPU, no autocast, not compiling."""
+    if (weight.device.type == "cpu" and weight.dtype == x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
+            and not torch.compiler.is_compiling() and backend() == "numpy"):
+        return numpy_linear(x, weight, bias)
+    return F.linear(x, weight, bias)
+
+
+class FastLinear(nn.Linear):
+    """An ``nn.Linear`` whose forward is `fast_linear` (the same weights; swapped in by class, as in lab.attention)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fast_linear(x, self.weight, self.bias)
