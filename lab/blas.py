@@ -63,15 +63,15 @@ def numpy_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     return _NumpyLinear.apply(x, weight, bias)
 
 
-def _timed(products, rounds: int = 5) -> list[float]:
-    """Median wall time of each backend's products over interleaved rounds (load hits both alike)."""
+def _timed(products, rounds: int = 9, warmup: int = 2) -> list[float]:
+    """Median CPU time of each backend's products over interleaved rounds (one thread: others' load hits neither)."""
     times: list[list[float]] = [[] for _ in products]
-    for r in range(rounds + 1):
+    for r in range(warmup + rounds):
         for i in range(len(products)) if r % 2 else reversed(range(len(products))):
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             products[i]()
-            if r:  # the first round warms up
-                times[i].append(time.perf_counter() - t0)
+            if r >= warmup:  # the first calls warm up (allocations, the BLAS's own setup)
+                times[i].append(time.process_time() - t0)
     return [statistics.median(t) for t in times]
 
 
