@@ -2,7 +2,8 @@
 
 PyTorch's CPU wheels do their float32 matmuls in Intel's MKL; numpy's wheels ship OpenBLAS. On an AMD EPYC
 core (this project's machines) OpenBLAS was 1.11-1.43x faster than MKL on every shape of a TinyStories model's
-linear layers (forward, input gradient and weight gradient; bench/train_throughput.py shows the whole step).
+linear layers (forward, input gradient and weight gradient alone; a whole layer forward and backward 1.05-1.17x
+from 50M multiply-adds, hence `MIN_MACS`; bench/train_throughput.py shows the whole step).
 On an Intel CPU MKL may win. So a process computing on one torch thread (a classroom's jobs, the benches)
 measures both once (`backend`, about 0.2 s) and routes the linear layers of the lab's fast path
 (`lab.attention`'s sdpa path: training and the neuron scan) through the winner. With more threads PyTorch's
@@ -30,13 +31,23 @@ from threadpoolctl import threadpool_limits
 
 BACKENDS = ("torch", "numpy")
 MIN_GAIN = 1.05  # numpy must be at least 5 % faster to be picked: a tie keeps PyTorch's own path
+MIN_MACS = 1 << 24  # smaller products stay in PyTorch: a layer's forward and backward through numpy measured
+# 0.68-0.82x below 1M multiply-adds (the Python around each call), 0.97-1.02x at 8-67M, 1.05-1.17x at 50-540M
+
+
+def _matmul(a: np.ndarray, b: np.ndarray) -> torch.Tensor:
+    """``a @ b`` by numpy's BLAS, written into a tensor PyTorch allocated: numpy's own buffers are 16-byte aligned,
+    not 64, and the AVX-512 kernels that read them next (attention, GELU) ran 3-5 % slower on them."""
+    out = torch.empty(a.shape[0], b.shape[1])
+    np.matmul(a, b, out=out.numpy())
+    return out
 
 
 class _NumpyLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias):
         rows = x.reshape(-1, x.shape[-1])  # (tokens, in)
-        out = torch.from_numpy(rows.detach().numpy() @ weight.detach().numpy().T)  # (tokens, out)
+        out = _matmul(rows.detach().numpy(), weight.detach().numpy().T)  # (tokens, out)
         if bias is not None:
             out += bias.detach()
         ctx.save_for_backward(rows, weight)
@@ -50,9 +61,9 @@ class _NumpyLinear(torch.autograd.Function):
         gn = g.detach().numpy()
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.from_numpy(gn @ weight.detach().numpy()).view(ctx.x_shape)
+            grad_x = _matmul(gn, weight.detach().numpy()).view(ctx.x_shape)
         if ctx.needs_input_grad[1]:
-            grad_w = torch.from_numpy(gn.T @ rows.detach().numpy())
+            grad_w = _matmul(gn.T, rows.detach().numpy())
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = g.sum(0)
         return grad_x, grad_w, grad_b
@@ -89,8 +100,8 @@ def _measured(threads: int) -> str:
             F.gelu(out)
 
     def with_numpy():
-        for out in (xn @ wn.T, gn @ wn, gn.T @ xn):
-            F.gelu(torch.from_numpy(out))
+        for out in (_matmul(xn, wn.T), _matmul(gn, wn), _matmul(gn.T, xn)):
+            F.gelu(out)
 
     torch_s, numpy_s = _timed([with_torch, with_numpy])
     return "numpy" if torch_s >= MIN_GAIN * numpy_s else "torch"
@@ -109,9 +120,10 @@ def backend() -> str:
 
 
 def fast_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.linear``, through numpy's BLAS where that is faster: float32 on a CPU, no autocast, not compiling."""
+    """``F.linear``, through numpy's BLAS where that is faster: float32 on a CPU, no autocast, not compiling, at least
+    `MIN_MACS` multiply-adds."""
     if (weight.device.type == "cpu" and weight.dtype == x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
-            and not torch.compiler.is_compiling() and backend() == "numpy"):
+            and not torch.compiler.is_compiling() and x.numel() * weight.shape[0] >= MIN_MACS and backend() == "numpy"):
         return numpy_linear(x, weight, bias)
     return F.linear(x, weight, bias)
 
