@@ -104,8 +104,8 @@ def test_a_failed_run_is_marked_failed_and_the_rest_go_on(workspace_dir):
 
 def test_stop_and_resume_the_whole_grid(workspace_dir):
     spec = ExperimentSpec(name="stop", factors={"lr": [0.005, 0.01]}, seeds=[0],
-                          train={"data": "unary", "unary_n": 30, "steps": 400, "batch_size": 4, "eval_every": 100,
-                                 "eval_batches": 1, "checkpoint_every": 400, "vocab_size": 300, "shape": TINY_SHAPE},
+                          train={"data": "unary", "unary_n": 30, "steps": 1500, "batch_size": 4, "eval_every": 500,
+                                 "eval_batches": 1, "checkpoint_every": 1500, "vocab_size": 300, "shape": TINY_SHAPE},
                           evaluate=[{"name": "test", "kind": "unary", "n": 30}])
     ws = Workspace.default()
     exp = Experiment.create(ws.folder("experiments"), ws.folder("runs"), spec, Limits())
@@ -120,7 +120,7 @@ def test_stop_and_resume_the_whole_grid(workspace_dir):
     assert exp.state()["state"] == "stopped"
     assert table.loc["stop-0p005-s0", "status"] == "stopped" and table.loc["stop-0p01-s0", "status"] == "not started"
     [ckpt] = list_checkpoints(exp.runs_dir / "stop-0p005-s0")  # the stop saved where the run was
-    assert 3 <= int(ckpt.name.split("-")[1]) < 400
+    assert 3 <= int(ckpt.name.split("-")[1]) < 1500  # (400 steps once all ran before the stop, on a busy machine)
     Driver(exp, LocalLauncher(JobManager(max_running=1, mode="process")), poll_s=0.3).start().wait(600)
     assert exp.state()["state"] == "done" and len(exp.results()) == 2
 
