@@ -82,9 +82,9 @@ def test_sdpa_path_fuses_qkv_with_a_kv_cache_and_generates_like_eager():
     torch.testing.assert_close(model.generate(x, max_new_tokens=12, do_sample=False, pad_token_id=0), eager)
 
 
-@pytest.mark.parametrize("seq, window, chunk", [(24, 6, 5), (24, 6, 128), (40, 16, 8), (17, 32, 4)])
-def test_local_attention_in_chunks_equals_one_masked_call(seq, window, chunk):
-    from lab.attention import local_attention
+@pytest.mark.parametrize("seq, window, chunk", [(24, 6, 5), (24, 6, 128), (40, 16, 8), (17, 32, 4), (40, 40, 8)])
+def test_attention_in_chunks_equals_one_masked_call(seq, window, chunk):
+    from lab.attention import chunked_attention
 
     i = torch.arange(seq)
     allowed = (i[:, None] >= i[None, :]) & (i[:, None] - i[None, :] < window)
@@ -92,9 +92,33 @@ def test_local_attention_in_chunks_equals_one_masked_call(seq, window, chunk):
     q, k, v = (torch.randn(2, 3, seq, 4, generator=gen, requires_grad=True) for _ in range(3))
     results = []
     for attend in (lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=1.0),
-                   lambda: local_attention(q, k, v, allowed, window, chunk)):
+                   lambda: chunked_attention(q, k, v, allowed, window, chunk)):
         out = attend()
         grads = torch.autograd.grad((out * torch.linspace(-1, 1, 4)).sum(), (q, k, v))
         results.append((out, *grads))
     for ours, theirs in zip(results[1], results[0]):
         torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+
+
+def test_small_heads_on_a_long_text_go_through_chunks_and_match_eager():
+    """Head size 4 and 90 tokens: the global layers run in 64-query chunks, the local ones (window 40) too."""
+    import lab.attention as attention
+
+    model = build_model(get_shape("tinystories-1m", n_layer=2, window=40, context=128), 40, seed=0)
+    x = torch.randint(0, 40, (2, 90), generator=torch.Generator().manual_seed(0))
+    calls = []
+    real = attention.chunked_attention
+    attention.chunked_attention = lambda *a, **k: calls.append(a[4]) or real(*a, **k)
+    try:
+        grads = []
+        for kind in ("eager", "sdpa"):
+            use_attention(model, kind)
+            model.zero_grad()
+            out = model(x, labels=x)
+            out.loss.backward()
+            grads.append((out.logits.detach(), model.transformer.h[0].attn.attention.q_proj.weight.grad.clone()))
+    finally:
+        attention.chunked_attention = real
+    assert sorted(calls) == [40, 90]  # the local layer's window, the global layer's whole text
+    torch.testing.assert_close(grads[1][0], grads[0][0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(grads[1][1], grads[0][1], atol=1e-6, rtol=1e-4)
