@@ -271,10 +271,11 @@ def main() -> None:
     device = torch.device(args.device)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
     cells = list(itertools.product(axes["presets"], map(int, axes["context"]), map(int, axes["vocab"]), map(int, axes["batch"])))
+    linear_layers = f"{blas.backend()}'s BLAS" if device.type == "cpu" else "the GPU"
     print(f"torch {torch.__version__}, device {device}, {args.threads} thread(s), {len(cells)} cell(s), "
           f"{args.steps} timed steps per side per cell (+{args.warmup} warm-up), "
           f"{'wall' if step_clock(device, args.wall) is time.perf_counter else 'process CPU'} time, "
-          f"lab's linear layers: {blas.backend() + chr(39) + 's BLAS' if device.type == 'cpu' else 'the GPU'}")
+          f"lab's linear layers: {linear_layers}")
     rows = []
     for preset, context, vocab, batch_size in cells:
         shape = shape_named(preset, context)

@@ -87,10 +87,16 @@ def _timed(products, rounds: int = 9, warmup: int = 2) -> list[float]:
 
 
 @lru_cache(maxsize=None)
+def _limit_numpy_threads(threads: int) -> None:
+    """numpy's BLAS on as many threads as torch, set once per count (threadpoolctl takes ~0.1 ms a call)."""
+    threadpool_limits(threads, user_api="blas")
+
+
+@lru_cache(maxsize=None)
 def _measured(threads: int) -> str:
     if threads != 1:  # OpenBLAS's worker threads and torch's OpenMP threads fight over the cores: at 2 threads on
         return "torch"  # 2 cores these products took 31.9 ms through numpy against 13.3 ms through torch
-    threadpool_limits(1, user_api="blas")
+    _limit_numpy_threads(1)
     gen = torch.Generator().manual_seed(0)
     x, w, g = (torch.randn(s, generator=gen) for s in ((512, 256), (1024, 256), (512, 1024)))  # tokens x in, out x in, tokens x out
     xn, wn, gn = x.numpy(), w.numpy(), g.numpy()
@@ -114,7 +120,7 @@ def backend() -> str:
         if chosen not in BACKENDS:
             raise ValueError(f"TINYLAB_BLAS must be one of {BACKENDS} (got {chosen!r}).")
         if chosen == "numpy":
-            threadpool_limits(torch.get_num_threads(), user_api="blas")
+            _limit_numpy_threads(torch.get_num_threads())
         return chosen
     return _measured(torch.get_num_threads())
 
