@@ -21,7 +21,6 @@ from .models import context_length, last_logits_only, model_device, model_lock
 from .warping import (
     Distribution,
     SamplingSettings,
-    byte_table,
     check_settings,
     choose,
     token_bytes,
@@ -272,12 +271,12 @@ class TokenTexts:
     that completes it; bytes that form no character show as ``⟨e2⟩`` markers (`BYTES_NOTE`)."""
 
     def __init__(self, tokenizer):
-        self.tokenizer, self.table = tokenizer, byte_table(tokenizer)
+        self.tokenizer = tokenizer
         self.specials = set(tokenizer.all_special_ids)
         self.pending = b""  # the start of a character, waiting for the next token
 
     def push(self, token_id: int) -> str:
-        raw = None if self.table is None or token_id in self.specials else token_bytes(self.tokenizer, self.table, token_id)
+        raw = None if token_id in self.specials else token_bytes(self.tokenizer, token_id)
         if raw is None:  # not byte-level, or a special token: its own text
             text, self.pending = marked(self.pending) + self.tokenizer.decode([int(token_id)]), b""
             return text

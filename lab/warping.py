@@ -197,8 +197,7 @@ def token_label(tokenizer, token_id: int) -> str:
     if text == (tokenizer.eos_token or "\0"):
         return "⏹ end"
     if "\ufffd" in text or not text:  # a piece of a multi-byte character: its bytes, as the Sample text marks them
-        table = byte_table(tokenizer)
-        raw = token_bytes(tokenizer, table, token_id) if table is not None else None
+        raw = token_bytes(tokenizer, token_id)
         return "".join(f"⟨{b:02x}⟩" for b in raw) if raw else f"⟨{tokenizer.convert_ids_to_tokens(int(token_id))}⟩"
     text = text.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥")
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
@@ -210,8 +209,12 @@ def token_text(tokenizer, token_id: int) -> str:
     return tokenizer.decode([int(token_id)])
 
 
-def token_bytes(tokenizer, table: dict[str, int], token_id: int) -> bytes | None:
-    """The bytes a byte-level token stands for (``table``: `byte_table`); None for a token outside that alphabet."""
+def token_bytes(tokenizer, token_id: int) -> bytes | None:
+    """The bytes a byte-level token stands for; None when ``tokenizer`` is not byte-level (`byte_table`) or the
+    token lies outside that alphabet."""
+    table = byte_table(tokenizer)
+    if table is None:
+        return None
     piece = tokenizer.convert_ids_to_tokens(int(token_id))
     if not isinstance(piece, str) or any(c not in table for c in piece):
         return None  # an added token outside the byte alphabet: decoded as itself
