@@ -192,21 +192,27 @@ def choose(dist: Distribution, settings: SamplingSettings, rng: torch.Generator 
 
 @functools.lru_cache(maxsize=1 << 16)  # a chart labels 25 tokens per generated token: decode each only once
 def token_label(tokenizer, token_id: int) -> str:
-    """A token as a reader sees it: its text, with spaces and newlines made visible."""
+    """A token as a reader sees it: its `token_text`, with spaces and newlines made visible."""
     text = token_text(tokenizer, token_id)
     if text == (tokenizer.eos_token or "\0"):
         return "⏹ end"
-    if "\ufffd" in text or not text:  # a piece of a multi-byte character: its bytes, as the Sample text marks them
-        raw = token_bytes(tokenizer, token_id)
-        return "".join(f"⟨{b:02x}⟩" for b in raw) if raw else f"⟨{tokenizer.convert_ids_to_tokens(int(token_id))}⟩"
+    if "\ufffd" in text or not text:  # not byte-level, yet no text of its own: its piece as the vocabulary spells it
+        return f"⟨{tokenizer.convert_ids_to_tokens(int(token_id))}⟩"
     text = text.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥")
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
 @functools.lru_cache(maxsize=1 << 16)
 def token_text(tokenizer, token_id: int) -> str:
-    """``tokenizer.decode([token_id])``, decoded once per token (every generated token needs it)."""
-    return tokenizer.decode([int(token_id)])
+    """``tokenizer.decode([token_id])``, decoded once per token (every generated token needs it); a byte-level
+    token that is only a piece of a character (alone it decodes to "�") as its bytes, ``⟨e2⟩⟨98⟩``, as the Sample
+    text marks them: the chart's labels, the steps' table and its CSV."""
+    text = tokenizer.decode([int(token_id)])
+    if "\ufffd" in text or not text:
+        raw = token_bytes(tokenizer, token_id)
+        if raw:
+            return "".join(f"⟨{b:02x}⟩" for b in raw)
+    return text
 
 
 def token_bytes(tokenizer, token_id: int) -> bytes | None:

@@ -6,8 +6,8 @@ from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWa
 
 from lab.cli import main as cli_main
 from lab.models import build_model, get_shape
-from lab.sampling import Decoder, Generation
-from lab.warping import SamplingSettings, check_settings, next_token_distribution, token_label, warp
+from lab.sampling import Decoder, Generation, Step, steps_table
+from lab.warping import SamplingSettings, check_settings, next_token_distribution, token_label, token_text, warp
 from lab.stories import generate_stories
 from lab.tokenizer import train_tokenizer
 
@@ -300,3 +300,5 @@ def test_chart_labels_of_a_piece_of_a_character_show_its_bytes():
     ids = tok.encode("☕", add_special_tokens=False)  # three tokens, one byte each
     assert [token_label(tok, i) for i in ids] == ["⟨e2⟩", "⟨98⟩", "⟨95⟩"]
     assert token_label(tok, tok.encode("a", add_special_tokens=False)[0]) == "a"
+    steps = [Step(k, i, token_text(tok, i), 1.0, 1.0, None) for k, i in enumerate(ids)]
+    assert steps_table(steps).token.tolist() == ["⟨e2⟩", "⟨98⟩", "⟨95⟩"]  # the CSV download's column too
