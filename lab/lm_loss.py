@@ -18,7 +18,9 @@ import torch
 from transformers import GPTNeoForCausalLM
 
 IGNORE = -100  # the label of positions that are not predicted (prompt, padding), as in transformers
-CHUNK_ELEMENTS = 1 << 19  # logits per chunk: 2 MB of fp32, about one core's share of a server CPU's cache
+CHUNK_ELEMENTS = 1 << 17  # logits per chunk: 512 KB of fp32, in one core's L2 cache (1.0-1.15x faster than 2 MB)
+MIN_CHUNK_ROWS = 128  # but at least this many positions, so the products stay wide enough for the BLAS (a vocabulary
+# of 8,192 would give 16 rows: 0.6-0.8x of a plain loss at d_model 128-256)
 
 
 class _ChunkedLinearCrossEntropy(torch.autograd.Function):
@@ -31,10 +33,9 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
         total = hidden.new_zeros(())
         for start in range(0, len(rows), chunk_rows):
             hc, tc = h[start : start + chunk_rows], t[start : start + chunk_rows, None]
-            logits = hc @ weight.t()  # (chunk, vocab)
-            lse = torch.logsumexp(logits, dim=1, keepdim=True)
-            total += (lse - logits.gather(1, tc)).sum()
-            probs = logits.sub_(lse).exp_()  # softmax, in place of the logits
+            logp = torch.log_softmax(hc @ weight.t(), dim=1)  # (chunk, vocab); one exp fewer than logsumexp, then
+            total -= logp.gather(1, tc).sum()  # subtracting it: 1.05-1.2x faster for the loss alone
+            probs = logp.exp_()  # softmax, in place
             probs.scatter_add_(1, tc, torch.full_like(tc, -1, dtype=probs.dtype))  # d loss / d logits
             torch.mm(probs, weight, out=grad_h[start : start + chunk_rows])
             grad_w.addmm_(probs.t(), hc)
@@ -50,30 +51,30 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
 
 
 def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                         chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
+                         chunk_elements: int = CHUNK_ELEMENTS, min_rows: int = MIN_CHUNK_ROWS) -> torch.Tensor:
     """Mean cross-entropy of ``hidden @ weight.T`` ((n, d) @ (d, vocab)) against ``targets`` ((n,), ``IGNORE`` = skip).
 
     No predicted token at all gives 0 (not NaN).
     """
-    chunk_rows = max(1, chunk_elements // weight.shape[0])
+    chunk_rows = max(min_rows, chunk_elements // weight.shape[0])
     if torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad):
         return _ChunkedLinearCrossEntropy.apply(hidden, weight, targets, chunk_rows)
     rows = (targets != IGNORE).nonzero().squeeze(1)  # no gradient wanted: the loss alone, chunk by chunk
     h, t = hidden.index_select(0, rows), targets.index_select(0, rows)
     total = hidden.new_zeros(())
     for start in range(0, len(rows), chunk_rows):
-        logits = h[start : start + chunk_rows] @ weight.t()
-        total += (torch.logsumexp(logits, dim=1) - logits.gather(1, t[start : start + chunk_rows, None])[:, 0]).sum()
+        logp = torch.log_softmax(h[start : start + chunk_rows] @ weight.t(), dim=1)
+        total -= logp.gather(1, t[start : start + chunk_rows, None]).sum()
     return total / max(len(rows), 1)
 
 
 def next_token_loss(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor,
-                    chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
+                    chunk_elements: int = CHUNK_ELEMENTS, min_rows: int = MIN_CHUNK_ROWS) -> torch.Tensor:
     """Mean cross-entropy of predicting ``labels[:, t + 1]`` from ``hidden[:, t] @ weight.T``, as transformers'
     causal-LM loss: hidden (batch, seq, d_model), weight (vocab, d_model), labels (batch, seq), ``IGNORE`` where
     nothing is predicted."""
     targets = torch.nn.functional.pad(labels[:, 1:], (0, 1), value=IGNORE)  # position t predicts label t + 1
-    return linear_cross_entropy(hidden.flatten(0, 1), weight, targets.flatten(), chunk_elements)
+    return linear_cross_entropy(hidden.flatten(0, 1), weight, targets.flatten(), chunk_elements, min_rows)
 
 
 def training_loss(model, batch: dict) -> torch.Tensor:

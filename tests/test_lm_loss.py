@@ -8,8 +8,8 @@ from lab.lm_loss import IGNORE, next_token_loss
 from lab.models import build_model, get_shape
 
 
-@pytest.mark.parametrize("chunk_elements", [1, 7 * 50, 1 << 19])  # one row, uneven chunks, everything at once
-def test_loss_and_gradients_match_cross_entropy(chunk_elements):
+@pytest.mark.parametrize("chunk_elements,min_rows", [(1, 1), (7 * 50, 1), (1, 5), (1 << 19, 128)])  # one row,
+def test_loss_and_gradients_match_cross_entropy(chunk_elements, min_rows):  # uneven chunks, everything at once
     torch.manual_seed(0)
     hidden = torch.randn(3, 11, 8, dtype=torch.float64, requires_grad=True)
     weight = torch.randn(50, 8, dtype=torch.float64, requires_grad=True)
@@ -17,8 +17,10 @@ def test_loss_and_gradients_match_cross_entropy(chunk_elements):
     labels[0, :4] = IGNORE  # a prompt
     labels[2, 8:] = IGNORE  # padding
     expected = F.cross_entropy((hidden @ weight.T)[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=IGNORE)
-    got = next_token_loss(hidden, weight, labels, chunk_elements)
+    got = next_token_loss(hidden, weight, labels, chunk_elements, min_rows)
     torch.testing.assert_close(got, expected)
+    with torch.no_grad():  # the loss alone (evaluation) takes its own path
+        torch.testing.assert_close(next_token_loss(hidden, weight, labels, chunk_elements, min_rows), expected)
     want = torch.autograd.grad(expected * 3, (hidden, weight))
     have = torch.autograd.grad(got * 3, (hidden, weight))  # backward scales by the incoming gradient
     for a, b in zip(have, want):
