@@ -1,14 +1,16 @@
 """torch.compile for training, and the rule for when the lab turns it on by itself (``TrainConfig.compile``).
 
-``on`` compiles the model (forward and backward, through inductor: C++ on CPUs, Triton on GPUs) before the
-first step; ``off`` never does; ``auto`` compiles when `wants_compile` says it pays. Measured with
-`bench/train_throughput.py --compile` (README, Speed): on a CPU the compiled step ran at 0.91-1.0x the eager
-step on the 1M shape (the time is in matmuls and the fused attention kernel, which inductor calls as they are;
-its own kernels for the rest were no faster than PyTorch's), and compiling took 25 s to 4 minutes with a warm
-cache and 6 minutes cold on the shared 2-core machine. So ``auto`` never compiles on a CPU. On a GPU a small model's eager step is
-kernel-launch bound, which is what compiling removes (nanoGPT reports ~2x per step); there ``auto`` compiles
-runs of at least ``AUTO_MIN_STEPS`` steps, enough to earn back a minute of compiling at a few ms saved per step.
-(No GPU was available to measure this rule; it is the one untested branch.)
+``on`` compiles the model's transformer blocks (forward and backward, through inductor: C++ on CPUs, Triton on
+GPUs) before the first step; ``off`` never does; ``auto`` compiles when `wants_compile` says it pays. Measured
+with `bench/train_throughput.py --compile` (README, Speed), one thread, context 256, vocabulary 512, batch 8:
+the compiled step against the reference 1.07x (micro), 1.28-1.35x (1M), 1.07x (3M), 1.00x (8M), where the eager
+lab step ran 1.02x, 1.23-1.24x, 1.02x and 1.05x in the same runs: within 5 % either way. The time is in the
+matmuls and the fused attention kernel, which inductor calls as they are (and it cannot call numpy's faster
+BLAS, `lab.blas`). Compiling took 23 s cold (1M) and 1-19 s with a warm cache. So ``auto`` never compiles on a
+CPU: a C++ compiler is needed, for no measured gain. On a GPU a small model's eager step is kernel-launch
+bound, which is what compiling removes (nanoGPT reports ~2x per step); there ``auto`` compiles runs of at least
+``AUTO_MIN_STEPS`` steps, enough to earn back a minute of compiling at a few ms saved per step. (No GPU was
+available to measure this rule; it is the one untested branch.)
 """
 
 from __future__ import annotations
@@ -29,6 +31,14 @@ def wants_compile(mode: str, device: torch.device, total_steps: int) -> bool:
 
 
 def compile_model(model: torch.nn.Module) -> torch.nn.Module:
-    """The compiled model (shares its parameters). Compiling happens at the first call; a new input shape
-    (padded unary batches vary in width) compiles once more, then shapes are treated as dynamic."""
-    return torch.compile(model)
+    """Compile ``model`` in place and return it: each transformer block of a GPT-Neo (PyTorch's "regional
+    compilation"), else the whole model. In place (``nn.Module.compile``), so parameter names, the state dict and
+    the checkpoint stay those of the plain model, and the lab's chunked loss (`lab.lm_loss`) still sees a GPT-Neo.
+    Blocks of one kind share their compiled code, so compiling takes seconds, not minutes. Compiling happens at
+    the first call; a new input shape (padded unary batches vary in width) compiles once more, then shapes are
+    treated as dynamic."""
+    inner = getattr(model, "module", model)  # DistributedDataParallel holds the model as .module
+    blocks = getattr(getattr(inner, "transformer", None), "h", None)
+    for module in blocks if isinstance(blocks, torch.nn.ModuleList) else [model]:
+        module.compile()
+    return model

@@ -142,8 +142,8 @@ def train_step(model, batch: dict, optimizer, lr: float, grad_clip: float, amp=N
         loss = training_loss(model, batch)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    if grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    if grad_clip > 0:  # the optimizer's flat list: model.parameters() walks every module (0.4 ms a step at micro)
+        torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], grad_clip)
     optimizer.step()
     return loss.item()
 
@@ -219,8 +219,9 @@ class _Session:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp = DistributedDataParallel(self.model, device_ids=ids)
-        if self.compile and not hasattr(self.ddp, "_orig_mod"):
-            self.ddp = compile_model(self.ddp)
+        if self.compile and not getattr(self.model, "compiled", False):
+            compile_model(self.model)  # in place: the DDP wrapper above runs the compiled blocks
+            self.model.compiled = True
 
     def _id_lists(self):
         for item in self.data.train + self.data.val:
