@@ -17,7 +17,7 @@ from typing import Any
 import streamlit as st
 
 import ui_access
-from ui_work import fmt_seconds, kept_tabs, kept_work, show_error, stop_button, stopped, working  # noqa: F401
+from ui_work import apply_job_settings, fmt_seconds, kept_tabs, kept_work, show_error, stop_button, stopped, working  # noqa: F401
 from lab.device import describe_device, pick_device
 from lab.workspace import DEFAULT_USER, Workspace, validate_name
 
@@ -87,7 +87,7 @@ def sidebar() -> None:
     current = user_name()
     st.session_state["_session_started"] = True  # see require_app
     _record_session(current)
-    ui_access.apply_job_settings(limits)
+    apply_job_settings(limits)
     with st.sidebar:
         ui_access.shared_warning()
         if classroom_mode():

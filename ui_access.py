@@ -65,24 +65,6 @@ def classroom_mode() -> bool:
     return shared() or _flag("TINYLAB_CLASSROOM", "classroom")
 
 
-def apply_job_settings(limits) -> None:
-    """Give the process-wide job queue the teacher's ``max_jobs`` (``limits()``: secrets.toml or TINYLAB_MAX_JOBS)
-    and where jobs train (`lab.jobs.job_mode`: child processes in classroom mode). With jobs in processes the
-    server computes on one torch thread: its work is many students' small requests, and a thread per core would
-    wait for the jobs' threads (`lab.jobs.child_threads`)."""
-    import torch
-
-    from lab.jobs import JOBS, job_mode
-
-    try:
-        JOBS.mode = job_mode(classroom_mode())
-        JOBS.set_max_running(limits().max_jobs)
-    except ValueError as exc:  # a typo in secrets.toml: say so on every page rather than crash
-        st.sidebar.error(f"Teacher settings: {exc}")
-    if JOBS.mode == "process" and torch.get_num_threads() != 1:
-        torch.set_num_threads(1)
-
-
 def teacher_password() -> str:
     """The environment wins over secrets.toml, so a teacher can set it for one launch. Never read from the URL."""
     return os.environ.get("TINYLAB_TEACHER_PASSWORD") or str(secret("teacher_password", "") or "")

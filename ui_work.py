@@ -1,6 +1,6 @@
-"""Streamlit helpers for long work and tabs (re-exported by ui.py): a progress bar with a Stop button, work whose
-result is kept in the session, durations and errors as the pages say them, and tabs that stay on the student's tab
-across reruns and page switches."""
+"""Streamlit helpers for long work and tabs (re-exported by ui.py): the job queue's settings, a progress bar with
+a Stop button, work whose result is kept in the session, durations and errors as the pages say them, and tabs
+that stay on the student's tab across reruns and page switches."""
 
 from __future__ import annotations
 
@@ -9,6 +9,27 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 import streamlit as st
+
+import ui_access
+
+
+# ---- The job queue ---------------------------------------------------------------------------------------
+def apply_job_settings(limits) -> None:
+    """Give the process-wide job queue the teacher's ``max_jobs`` (``limits()``: secrets.toml or TINYLAB_MAX_JOBS)
+    and where jobs train (`lab.jobs.job_mode`: child processes in classroom mode). With jobs in processes the
+    server computes on one torch thread: its work is many students' small requests, and a thread per core would
+    wait for the jobs' threads (`lab.jobs.child_threads`)."""
+    import torch
+
+    from lab.jobs import JOBS, job_mode
+
+    try:
+        JOBS.mode = job_mode(ui_access.classroom_mode())
+        JOBS.set_max_running(limits().max_jobs)
+    except ValueError as exc:  # a typo in secrets.toml: say so on every page rather than crash
+        st.sidebar.error(f"Teacher settings: {exc}")
+    if JOBS.mode == "process" and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
 
 
 # ---- Long work: a progress bar and a Stop button -----------------------------------------------------------

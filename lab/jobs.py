@@ -317,7 +317,7 @@ def job_mode(classroom: bool) -> str:
 
 def child_threads(max_running: int) -> int:
     """torch threads for each child job of a server that students use: the server keeps one core for their pages
-    (and computes on one thread, `ui_access.apply_job_settings`); the jobs that may run at once share the rest.
+    (and computes on one thread, `ui_work.apply_job_settings`); the jobs that may run at once share the rest.
     By default every process starts a thread per core, and on 2 cores the server's and the child's threads
     waited for each other: generate p95 25-26 s against 1.8-2.3 s (bench/classroom_load.py --own-models)."""
     return max(1, ((os.cpu_count() or 2) - 1) // max(1, max_running))
