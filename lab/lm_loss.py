@@ -80,10 +80,10 @@ def next_token_loss(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Te
 def training_loss(model, batch: dict) -> torch.Tensor:
     """The mean next-token loss of a training batch (``input_ids``, ``labels``, maybe ``attention_mask``).
 
-    A plain GPT-Neo on a CPU without autocast: `next_token_loss` from its hidden states (0.95-2.1x the speed of the
-    plain loss alone, README; a model whose blocks `lab.compiled` compiled in place still is one). Anything else — a DDP
-    wrapper (it must be called itself), a GPU, another architecture — computes the model's own loss. Never with a
-    KV cache, which transformers builds on every forward pass unless told not to.
+    A plain GPT-Neo on a CPU without autocast: `next_token_loss` from its hidden states (0.95-2.1x the speed of
+    the plain loss alone, README; a model whose blocks `lab.compiled` compiled in place still is one). Anything
+    else — a DDP wrapper (it must be called itself), a GPU, another architecture — computes the model's own loss.
+    Never with a KV cache, which transformers builds on every forward pass unless told not to.
     """
     if (isinstance(model, GPTNeoForCausalLM) and model.lm_head.weight.device.type == "cpu"
             and not torch.is_autocast_enabled("cpu")):
