@@ -23,6 +23,7 @@ from .warping import (
     SamplingSettings,
     check_settings,
     choose,
+    marked,
     token_bytes,
     token_text,
     top_rows,
@@ -299,17 +300,6 @@ def display_texts(tokenizer, token_ids: list[int], finished: bool = True) -> lis
     if finished and shown:
         shown[-1] += texts.flush()
     return shown
-
-
-# Undecodable bytes (surrogate escapes of 0x80-0xff) and control bytes, which print nothing (tab and newline do).
-_HIDDEN = re.compile("[\udc80-\udcff\x00-\x08\x0b-\x1f\x7f]")
-
-
-def marked(text: str | bytes) -> str:
-    """Bytes that show no character (raw bytes, or in a text `_HIDDEN`) as visible ``⟨e2⟩`` markers."""
-    if isinstance(text, bytes):
-        return "".join(f"⟨{b:02x}⟩" for b in text)
-    return _HIDDEN.sub(lambda m: f"⟨{ord(m.group(0)) & 0xFF:02x}⟩", text)
 
 
 def has_byte_markers(texts: list[str]) -> bool:

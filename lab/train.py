@@ -219,9 +219,8 @@ class _Session:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp = DistributedDataParallel(self.model, device_ids=ids)
-        if self.compile and not getattr(self.model, "compiled", False):
+        if self.compile:
             compile_model(self.model)  # in place: the DDP wrapper above runs the compiled blocks
-            self.model.compiled = True
 
     def _id_lists(self):
         for item in self.data.train + self.data.val:

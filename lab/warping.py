@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass, field, replace
 
 import pandas as pd
@@ -211,8 +212,19 @@ def token_text(tokenizer, token_id: int) -> str:
     if "\ufffd" in text or not text:
         raw = token_bytes(tokenizer, token_id)
         if raw:
-            return "".join(f"⟨{b:02x}⟩" for b in raw)
+            return marked(raw)
     return text
+
+
+# Undecodable bytes (surrogate escapes of 0x80-0xff) and control bytes, which print nothing (tab and newline do).
+_HIDDEN = re.compile("[\udc80-\udcff\x00-\x08\x0b-\x1f\x7f]")
+
+
+def marked(text: str | bytes) -> str:
+    """Bytes that show no character (raw bytes, or in a text `_HIDDEN`) as visible ``⟨e2⟩`` markers."""
+    if isinstance(text, bytes):
+        return "".join(f"⟨{b:02x}⟩" for b in text)
+    return _HIDDEN.sub(lambda m: f"⟨{ord(m.group(0)) & 0xFF:02x}⟩", text)
 
 
 def token_bytes(tokenizer, token_id: int) -> bytes | None:

@@ -38,7 +38,6 @@ def test_compiled_and_eager_steps_give_the_same_losses():
     assert losses[1] == pytest.approx(losses[0], rel=1e-4)
 
 
-
 @pytest.mark.slow
 def test_a_compiled_run_saves_plain_checkpoints_and_resumes(tmp_path):
     from test_train import tiny_cfg
