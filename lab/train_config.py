@@ -65,7 +65,7 @@ class TrainConfig:
                                   "the architecture and tokenizer come from it.", None)
     attention_impl: str = _help("sdpa (fast, for training) or eager (the transformers implementation).", "sdpa")
     compile: str = _help("torch.compile the model's blocks: 'auto' (only on a GPU, for runs of 2000+ steps: on a "
-                         "CPU it measured within 5 % of eager and needs a C++ compiler), 'on' or 'off'.", "auto")
+                         "CPU it measured within 5 percent of eager and needs a C++ compiler), 'on' or 'off'.", "auto")
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":

@@ -155,6 +155,14 @@ def test_cli_and_api_write_the_same_layout(tmp_path):
     assert cli_main(["train", "cli", "--runs-dir", str(tmp_path), "--steps", "0"]) == 2  # a clear error, no traceback
 
 
+@pytest.mark.parametrize("verb", ["data", "train", "evaluate", "sample", "inspect", "experiment"])
+def test_every_verb_prints_its_help(verb, capsys):
+    """argparse formats help with %: a stray "5 %" in a TrainConfig help text once made `train -h` a traceback."""
+    with pytest.raises(SystemExit) as exit_:
+        cli_main([verb, "-h"])
+    assert exit_.value.code == 0 and "usage:" in capsys.readouterr().out
+
+
 def test_epochs_set_the_number_of_steps(tmp_path):
     result = T.train(tiny_cfg(epochs=1.0, steps=None), tmp_path / "run-1")
     assert result.total_steps == 3  # 21 training examples (30 minus the held-out 1, 3, 7) / batch 8
