@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from transformers.activations import GELUTanh, NewGELUActivation
 from transformers.models.gpt_neo.modeling_gpt_neo import GPTNeoMLP, GPTNeoSelfAttention
 
+from . import small_attention
 from .blas import FastLinear, fast_linear
 
 KINDS = ("sdpa", "eager")
@@ -56,6 +57,9 @@ class SdpaGPTNeoSelfAttention(GPTNeoSelfAttention):
         q_len, k_len = query.size(-2), key.size(-2)
         needs_window = self.attention_type == "local" and k_len > self.config.window_size
         if attention_mask is None and q_len == k_len:
+            if small_attention.usable(query):  # the lab's CPU kernel for small heads (lab/small_attention.py)
+                return small_attention.small_attention(query, key, value, self.config.window_size if needs_window
+                                                       else k_len), None
             allowed = self.bias[0, 0, :k_len, :k_len]  # causal (and sliding-window) mask, bool
             if needs_window:
                 return chunked_attention(query, key, value, allowed, self.config.window_size), None
@@ -120,6 +124,8 @@ def use_attention(model: torch.nn.Module, kind: str) -> torch.nn.Module:
                 module.act = NewGELUActivation()
     if found:
         model.config._attn_implementation = kind
+    if kind == "sdpa":
+        small_attention.available()  # builds or loads the C kernel now, not inside a compiled forward
     return model
 
 

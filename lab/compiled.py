@@ -3,14 +3,13 @@
 ``on`` compiles the model's transformer blocks (forward and backward, through inductor: C++ on CPUs, Triton on
 GPUs) before the first step; ``off`` never does; ``auto`` compiles when `wants_compile` says it pays. Measured
 with `bench/train_throughput.py --compile` (README, Speed), one thread, context 256, vocabulary 512, batch 8:
-the compiled step against the reference 1.07x (micro), 1.28-1.35x (1M), 1.07x (3M), 1.00x (8M), where the eager
-lab step ran 1.02x, 1.23-1.24x, 1.02x and 1.05x in the same runs: within 5 % either way. The time is in the
-matmuls and the fused attention kernel, which inductor calls as they are (and it cannot call numpy's faster
-BLAS, `lab.blas`). Compiling took 23 s cold (1M) and 1-19 s with a warm cache. So ``auto`` never compiles on a
-CPU: a C++ compiler is needed, for no measured gain. On a GPU a small model's eager step is kernel-launch
-bound, which is what compiling removes (nanoGPT reports ~2x per step); there ``auto`` compiles runs of at least
-``AUTO_MIN_STEPS`` steps, enough to earn back a minute of compiling at a few ms saved per step. (No GPU was
-available to measure this rule; it is the one untested branch.)
+the compiled step against the reference COMPILED_NUMBERS. The time is in the matmuls and the attention
+kernels, which inductor calls as they are: it cannot call numpy's faster BLAS (`lab.blas`), and the lab's C
+attention kernel (`lab.small_attention`) runs between the compiled pieces of each block. So ``auto`` never
+compiles on a CPU: a C++ compiler is needed, for no measured gain. On a GPU a small model's eager step is
+kernel-launch bound, which is what compiling removes (nanoGPT reports ~2x per step); there ``auto`` compiles runs
+of at least ``AUTO_MIN_STEPS`` steps, enough to earn back a minute of compiling at a few ms saved per step. (No
+GPU was available to measure this rule; it is the one untested branch.)
 """
 
 from __future__ import annotations

@@ -77,17 +77,29 @@ def next_token_loss(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Te
     return linear_cross_entropy(hidden.flatten(0, 1), weight, targets.flatten(), chunk_elements, min_rows)
 
 
+def mask_is_causal(mask: torch.Tensor, labels: torch.Tensor) -> bool:
+    """Whether a (batch, seq) attention mask adds nothing to causal attention for this loss: every row is ones,
+    then zeros (right padding), and no padded position predicts a label. A real token sees only tokens before
+    it, all real, so the loss and its gradients are the same without the mask, and the unmasked path is the
+    fast one (`lab.small_attention`)."""
+    return bool(mask.dim() == 2 and (mask[:, 0] == 1).all() and (mask[:, 1:] <= mask[:, :-1]).all()
+                and (labels[:, 1:][mask[:, :-1] == 0] == IGNORE).all())
+
+
 def training_loss(model, batch: dict) -> torch.Tensor:
     """The mean next-token loss of a training batch (``input_ids``, ``labels``, maybe ``attention_mask``).
 
     A plain GPT-Neo on a CPU without autocast: `next_token_loss` from its hidden states (0.95-2.1x the speed of
     the plain loss alone, README; a model whose blocks `lab.compiled` compiled in place still is one). Anything
     else — a DDP wrapper (it must be called itself), a GPU, another architecture — computes the model's own loss.
-    Never with a KV cache, which transformers builds on every forward pass unless told not to.
+    A right-padded batch's mask is dropped there (`mask_is_causal`). Never with a KV cache, which transformers
+    builds on every forward pass unless told not to.
     """
     if (isinstance(model, GPTNeoForCausalLM) and model.lm_head.weight.device.type == "cpu"
             and not torch.is_autocast_enabled("cpu")):
-        hidden = model.transformer(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"),
-                                   use_cache=False)[0]
+        mask = batch.get("attention_mask")
+        if mask is not None and mask_is_causal(mask, batch["labels"]):
+            mask = None
+        hidden = model.transformer(input_ids=batch["input_ids"], attention_mask=mask, use_cache=False)[0]
         return next_token_loss(hidden, model.lm_head.weight, batch["labels"])
     return model(**batch, use_cache=False).loss

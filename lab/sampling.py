@@ -224,8 +224,11 @@ def take_rows(gens: list[Generation], logits: torch.Tensor, rngs: list) -> list[
         picked = torch.tensor(tokens, device=logits.device)[:, None]
         probability = dist.final.gather(1, picked)[:, 0].tolist()
         raw_probability = dist.raw.gather(1, picked)[:, 0].tolist()
-        kept = dist.kept.sum(-1).tolist()
-        kept_mass = (dist.tempered * dist.kept).sum(-1).tolist()
+        if s.greedy:  # one token kept: its count and mass need no pass over the vocabulary (0.15 ms at 50K)
+            kept, kept_mass = [1] * len(rows), dist.tempered.gather(1, picked)[:, 0].tolist()
+        else:
+            kept = dist.kept.sum(-1).tolist()
+            kept_mass = (dist.tempered * dist.kept).sum(-1).tolist()
         n_top = max(g.keep_top for g in group)
         tops = top_rows(dist, group[0].tokenizer, n_top, tokens) if n_top else [None] * len(rows)
         for j, (i, g) in enumerate(zip(rows, group)):

@@ -38,3 +38,17 @@ def make_run_of(workspace_dir, name: str, steps: tuple[int, ...] = (10, 20), **s
         model.save_pretrained(run / checkpoint_name(step))
         tok.save_pretrained(run / checkpoint_name(step))
     return run
+
+
+def eager_and_sdpa(model, x) -> list[tuple]:
+    """(logits, first layer's q-projection gradient) of a training pass with eager, then sdpa attention."""
+    from lab.attention import use_attention
+
+    results = []
+    for kind in ("eager", "sdpa"):
+        use_attention(model, kind)
+        model.zero_grad()
+        out = model(x, labels=x)
+        out.loss.backward()
+        results.append((out.logits.detach(), model.transformer.h[0].attn.attention.q_proj.weight.grad.clone()))
+    return results

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from helpers import eager_and_sdpa
 from lab.attention import SdpaGPTNeoSelfAttention, attention_kind, use_attention
 from lab.models import build_model, get_shape
 
@@ -100,9 +101,13 @@ def test_attention_in_chunks_equals_one_masked_call(seq, window, chunk):
         torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
 
 
-def test_small_heads_on_a_long_text_go_through_chunks_and_match_eager():
-    """Head size 4 and 90 tokens: the global layers run in 64-query chunks, the local ones (window 40) too."""
+def test_small_heads_on_a_long_text_go_through_chunks_and_match_eager(monkeypatch):
+    """Head size 4 and 90 tokens without the lab's C kernel (no compiler): the global layers run in 64-query
+    chunks, the local ones (window 40) too. (With the kernel: tests/test_small_attention.py.)"""
     import lab.attention as attention
+    import lab.small_attention
+
+    monkeypatch.setattr(lab.small_attention, "usable", lambda query: False)
 
     model = build_model(get_shape("tinystories-1m", n_layer=2, window=40, context=128), 40, seed=0)
     x = torch.randint(0, 40, (2, 90), generator=torch.Generator().manual_seed(0))
@@ -110,13 +115,7 @@ def test_small_heads_on_a_long_text_go_through_chunks_and_match_eager():
     real = attention.chunked_attention
     attention.chunked_attention = lambda *a, **k: calls.append(a[4]) or real(*a, **k)
     try:
-        grads = []
-        for kind in ("eager", "sdpa"):
-            use_attention(model, kind)
-            model.zero_grad()
-            out = model(x, labels=x)
-            out.loss.backward()
-            grads.append((out.logits.detach(), model.transformer.h[0].attn.attention.q_proj.weight.grad.clone()))
+        grads = eager_and_sdpa(model, x)
     finally:
         attention.chunked_attention = real
     assert sorted(calls) == [40, 90]  # the local layer's window, the global layer's whole text
