@@ -144,7 +144,8 @@ def usable(query: torch.Tensor) -> bool:
 
 
 @lru_cache(maxsize=4)
-def _pool(workers: int) -> ThreadPoolExecutor:
+def _pool(workers: int, pid: int) -> ThreadPoolExecutor:
+    """Worker threads of this process (``pid``: a forked child gets its own; its parent's threads are gone)."""
     return ThreadPoolExecutor(workers, thread_name_prefix="small-attention")
 
 
@@ -156,7 +157,7 @@ def _run(function, n_heads: int, *args) -> None:
     if workers <= 1:
         codes = [function(0, n_heads, *args)]
     else:
-        codes = [job.result() for job in [_pool(workers).submit(function, a, b, *args)
+        codes = [job.result() for job in [_pool(workers, os.getpid()).submit(function, a, b, *args)
                                           for a, b in zip(bounds, bounds[1:])]]
     if any(codes):
         raise RuntimeError(f"small attention kernel failed (code {max(codes, key=abs)}: -1 an unsupported head "
