@@ -302,3 +302,14 @@ def test_chart_labels_of_a_piece_of_a_character_show_its_bytes():
     assert token_label(tok, tok.encode("a", add_special_tokens=False)[0]) == "a"
     steps = [Step(k, i, token_text(tok, i), 1.0, 1.0, None) for k, i in enumerate(ids)]
     assert steps_table(steps).token.tolist() == ["⟨e2⟩", "⟨98⟩", "⟨95⟩"]  # the CSV download's column too
+
+
+@pytest.mark.parametrize("penalty", [1.0, 1.3])
+def test_a_greedy_step_reads_its_kept_count_and_mass_from_the_chosen_token(model, tok, penalty):
+    """Greedy keeps one token: take_rows reads its count and mass from it instead of summing over the
+    vocabulary; they equal the distribution's own (with a repetition penalty the tempered mass differs from raw)."""
+    gen = Generation(model, tok, "Once upon a time", SamplingSettings(strategy="greedy", max_new_tokens=6,
+                                                                       repetition_penalty=penalty)).run()
+    for step in gen.steps:
+        assert step.tokens_kept == step.distribution.n_kept == 1
+        assert step.kept_mass == pytest.approx(step.distribution.kept_mass, rel=1e-6)
