@@ -21,6 +21,7 @@ typedef float vf __attribute__((vector_size(LANES * 4)));
 typedef int vi __attribute__((vector_size(LANES * 4)));
 typedef float vf_unaligned __attribute__((vector_size(LANES * 4), aligned(4)));
 #define MAX_HEAD 32
+#define GROUP 8 /* head dims per pass over the keys: more accumulators than this spill out of registers */
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 ALWAYS_INLINE vf load(const float *p) { return *(const vf_unaligned *)p; }
@@ -108,16 +109,24 @@ ALWAYS_INLINE void forward_heads(int bh_start, int bh_end, int n_head, int seq, 
                 most = blend(score > most, score, most);
             }
             const float m = max_lanes(most);
-            vf total = splat(0.0f), acc[MAX_HEAD];
-            for (int d = 0; d < head_dim; d++) acc[d] = splat(0.0f);
+            vf total = splat(0.0f);
             for (int j = first; j <= i; j += LANES) {
                 const vf e = (vf)((vi)exp_nonpositive(load(p + (j - first)) - m) & (lane + j <= i));
+                store(p + (j - first), e);
                 total += e;
-                for (int d = 0; d < head_dim; d++) acc[d] += e * load(vt + d * ld + j);
             }
             const float row_total = sum_lanes(total);
             float *o = out + offset(s[3], n_head, bh, i);
-            for (int d = 0; d < head_dim; d++) o[d] = sum_lanes(acc[d]) / row_total;
+            for (int d0 = 0; d0 < head_dim; d0 += GROUP) { /* GROUP accumulators at a time stay in registers */
+                const int dims = head_dim - d0 < GROUP ? head_dim - d0 : GROUP;
+                vf acc[GROUP];
+                for (int d = 0; d < dims; d++) acc[d] = splat(0.0f);
+                for (int j = first; j <= i; j += LANES) {
+                    const vf e = load(p + (j - first));
+                    for (int d = 0; d < dims; d++) acc[d] += e * load(vt + (d0 + d) * ld + j);
+                }
+                for (int d = 0; d < dims; d++) o[d0 + d] = sum_lanes(acc[d]) / row_total;
+            }
             lse[bh * seq + i] = m + logf(row_total);
         }
     }
@@ -126,7 +135,8 @@ ALWAYS_INLINE void forward_heads(int bh_start, int bh_end, int n_head, int seq, 
 ALWAYS_INLINE void backward_heads(int bh_start, int bh_end, int n_head, int seq, const int head_dim, int window,
                                   float scale, const float *q, const float *k, const float *v, const float *out,
                                   const float *grad_out, const float *lse, float *grad_q, float *grad_k,
-                                  float *grad_v, const Strides *s, float *kt, float *vt, float *gkt, float *gvt) {
+                                  float *grad_v, const Strides *s, float *kt, float *vt, float *gkt, float *gvt,
+                                  float *p, float *gs) {
     const int ld = seq + LANES;
     const vi lane = lane_numbers();
     for (long bh = bh_start; bh < bh_end; bh++) {
@@ -138,12 +148,10 @@ ALWAYS_INLINE void backward_heads(int bh_start, int bh_end, int n_head, int seq,
             const float *qi = q + offset(s[0], n_head, bh, i), *oi = out + offset(s[3], n_head, bh, i);
             const float *goi = grad_out + offset(s[4], n_head, bh, i), row_lse = lse[bh * seq + i];
             float qd[MAX_HEAD], god[MAX_HEAD], delta = 0.0f;
-            vf acc[MAX_HEAD];
             for (int d = 0; d < head_dim; d++) {
                 qd[d] = qi[d] * scale;
                 god[d] = goi[d];
                 delta += goi[d] * oi[d]; /* sum_j p_j (grad_out . v_j) = grad_out . out */
-                acc[d] = splat(0.0f);
             }
             for (int j = first; j <= i; j += LANES) {
                 vf score = splat(0.0f), grad_p = splat(0.0f);
@@ -152,15 +160,25 @@ ALWAYS_INLINE void backward_heads(int bh_start, int bh_end, int n_head, int seq,
                     grad_p += god[d] * load(vt + d * ld + j);
                 }
                 const vf prob = (vf)((vi)exp_nonpositive(score - row_lse) & (lane + j <= i));
-                const vf grad_score = prob * (grad_p - delta);
-                for (int d = 0; d < head_dim; d++) {
-                    acc[d] += grad_score * load(kt + d * ld + j);
-                    store(gkt + d * ld + j, load(gkt + d * ld + j) + qd[d] * grad_score);
-                    store(gvt + d * ld + j, load(gvt + d * ld + j) + god[d] * prob);
-                }
+                store(p + (j - first), prob);
+                store(gs + (j - first), prob * (grad_p - delta)); /* the gradient of the scores */
             }
             float *gqi = grad_q + offset(s[5], n_head, bh, i);
-            for (int d = 0; d < head_dim; d++) gqi[d] = sum_lanes(acc[d]) * scale;
+            for (int d0 = 0; d0 < head_dim; d0 += GROUP) { /* GROUP accumulators at a time stay in registers */
+                const int dims = head_dim - d0 < GROUP ? head_dim - d0 : GROUP;
+                vf acc[GROUP];
+                for (int d = 0; d < dims; d++) acc[d] = splat(0.0f);
+                for (int j = first; j <= i; j += LANES) {
+                    const vf prob = load(p + (j - first)), grad_score = load(gs + (j - first));
+                    for (int d = 0; d < dims; d++) {
+                        const int row = (d0 + d) * ld + j;
+                        acc[d] += grad_score * load(kt + row);
+                        store(gkt + row, load(gkt + row) + qd[d0 + d] * grad_score);
+                        store(gvt + row, load(gvt + row) + god[d0 + d] * prob);
+                    }
+                }
+                for (int d = 0; d < dims; d++) gqi[d0 + d] = sum_lanes(acc[d]) * scale;
+            }
         }
         for (int t = 0; t < seq; t++) {
             float *gk = grad_k + offset(s[6], n_head, bh, t), *gv = grad_v + offset(s[7], n_head, bh, t);
@@ -203,10 +221,11 @@ int attention_backward(int bh_start, int bh_end, int n_head, int seq, int head_d
     Strides s[8];
     read_strides(strides, 8, s);
     const size_t block = (size_t)(seq + LANES) * head_dim;
-    float *kt = calloc(4 * block, sizeof(float)), *vt = kt + block, *gkt = vt + block, *gvt = gkt + block;
+    float *kt = calloc(4 * block + 2 * (seq + LANES), sizeof(float)), *vt = kt + block, *gkt = vt + block;
+    float *gvt = gkt + block, *p = gvt + block, *gs = p + seq + LANES;
     if (kt == NULL) return -2;
 #define BACKWARD(D) case D: backward_heads(bh_start, bh_end, n_head, seq, D, window, scale, q, k, v, out, \
-                                           grad_out, lse, grad_q, grad_k, grad_v, s, kt, vt, gkt, gvt); break;
+                                           grad_out, lse, grad_q, grad_k, grad_v, s, kt, vt, gkt, gvt, p, gs); break;
     switch (head_dim) {
         BACKWARD(1) BACKWARD(2) BACKWARD(3) BACKWARD(4) BACKWARD(5) BACKWARD(6) BACKWARD(7) BACKWARD(8) BACKWARD(16) BACKWARD(32)
         default: free(kt); return -1;
