@@ -8,7 +8,7 @@ A contender's time is the median over rounds of its process CPU time (1 thread b
 PyTorch's time / the kernel's. The kernel runs on CPUs only (a GPU keeps PyTorch's kernels), so there is no
 --device.
 
-    python bench/attention_speed.py                                   # head sizes 4, 8, 16, 32; contexts 128-512
+    python bench/attention_speed.py                                   # head sizes 4, 8, 16; contexts 128-512
     python bench/attention_speed.py --heads 4 --context 256 --window 128
 """
 
@@ -66,7 +66,7 @@ def time_cell(batch: int, n_head: int, seq: int, head_dim: int, window: int, rou
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--heads", default="4,8,16,32", help="Comma list of head sizes (the kernel's: 1-8, 16, 32).")
+    ap.add_argument("--heads", default="4,8,16", help="Comma list of head sizes (the kernel's: 1-8, 16).")
     ap.add_argument("--context", default="128,256,512", help="Comma list of contexts.")
     ap.add_argument("--window", type=int, default=256, help="GPT-Neo's local window (bites at longer contexts).")
     ap.add_argument("--batch", type=int, default=8)

@@ -3,9 +3,9 @@
 ``on`` compiles the model's transformer blocks (forward and backward, through inductor: C++ on CPUs, Triton on
 GPUs) before the first step; ``off`` never does; ``auto`` compiles when `wants_compile` says it pays. Measured
 with `bench/train_throughput.py --compile` (README, Speed), one thread, context 256, vocabulary 512, batch 8:
-the compiled step against the reference 0.99-1.19x (micro), 2.86-2.95x (1M), 1.70-1.83x (3M), 1.04-1.08x
-(8M), where the eager lab step ran 1.05-1.23x, 2.98x, 1.71-2.01x and 1.16-1.19x in the same runs (two runs
-each), and compiling took 16 s cold (1M). The time is in the matmuls and the attention kernels, which inductor
+the compiled step against the reference 0.99-1.21x (micro), 2.74-2.95x (1M), 1.70-1.83x (3M), 1.02-1.08x
+(8M), where the eager lab step ran 1.05-1.23x, 2.89-2.98x, 1.71-2.07x and 1.10-1.19x in the same runs (three
+runs each), and compiling took 16 s cold (1M). The time is in the matmuls and the attention kernels, which inductor
 calls as they are: it cannot call numpy's faster BLAS (`lab.blas`), and the lab's C attention kernel
 (`lab.small_attention`) runs between the compiled pieces of each block. So ``auto`` never
 compiles on a CPU: a C++ compiler is needed, for no measured gain. On a GPU a small model's eager step is

@@ -20,7 +20,7 @@
 typedef float vf __attribute__((vector_size(LANES * 4)));
 typedef int vi __attribute__((vector_size(LANES * 4)));
 typedef float vf_unaligned __attribute__((vector_size(LANES * 4), aligned(4)));
-#define MAX_HEAD 32
+#define MAX_HEAD 16
 #define GROUP 8 /* head dims per pass over the keys: more accumulators than this spill out of registers */
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
@@ -206,7 +206,7 @@ int attention_forward(int bh_start, int bh_end, int n_head, int seq, int head_di
 #define FORWARD(D) case D: forward_heads(bh_start, bh_end, n_head, seq, D, window, scale, q, k, v, out, lse, s, \
                                          kt, vt, p); break;
     switch (head_dim) {
-        FORWARD(1) FORWARD(2) FORWARD(3) FORWARD(4) FORWARD(5) FORWARD(6) FORWARD(7) FORWARD(8) FORWARD(16) FORWARD(32)
+        FORWARD(1) FORWARD(2) FORWARD(3) FORWARD(4) FORWARD(5) FORWARD(6) FORWARD(7) FORWARD(8) FORWARD(16)
         default: free(kt); return -1;
     }
     free(kt);
@@ -227,7 +227,7 @@ int attention_backward(int bh_start, int bh_end, int n_head, int seq, int head_d
 #define BACKWARD(D) case D: backward_heads(bh_start, bh_end, n_head, seq, D, window, scale, q, k, v, out, \
                                            grad_out, lse, grad_q, grad_k, grad_v, s, kt, vt, gkt, gvt, p, gs); break;
     switch (head_dim) {
-        BACKWARD(1) BACKWARD(2) BACKWARD(3) BACKWARD(4) BACKWARD(5) BACKWARD(6) BACKWARD(7) BACKWARD(8) BACKWARD(16) BACKWARD(32)
+        BACKWARD(1) BACKWARD(2) BACKWARD(3) BACKWARD(4) BACKWARD(5) BACKWARD(6) BACKWARD(7) BACKWARD(8) BACKWARD(16)
         default: free(kt); return -1;
     }
     free(kt);

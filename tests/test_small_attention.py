@@ -35,7 +35,6 @@ def _fused_qkv(batch, seq, n_head, head_dim, seed=0):
     (37, 4, 9, 1.0),    # a sliding window
     (70, 8, 70, 0.35),  # a scale (GPT-Neo uses 1.0; the kernel takes any)
     (33, 16, 20, 1.0),
-    (24, 32, 24, 1.0),
     (19, 3, 100, 1.0),  # a window longer than the text is plain causal
 ])
 def test_values_and_gradients_match_pytorch(seq, head_dim, window, scale):
@@ -72,7 +71,7 @@ def test_usable_only_for_float32_cpu_heads_it_was_built_for():
     assert small.usable(q)
     assert not small.usable(q.double())
     assert not small.usable(torch.randn(1, 2, 8, 12))  # 12 is not in HEAD_SIZES
-    assert not small.usable(torch.randn(1, 2, 8, 64))
+    assert not small.usable(torch.randn(1, 2, 8, 32))  # measured no faster than PyTorch's kernels
 
 
 @needs_kernel
