@@ -2,7 +2,7 @@
 
 Per head size and context, three contenders on the same q, k, v (views of one fused projection, as in the
 model), one call of each in turn per round: the kernel (`lab.small_attention`), the lab's PyTorch path without it
-(`chunked_attention`: calls of 64 queries for heads up to 8, one call above), and one
+(`lab.attention.pytorch_attention`: calls of 64 queries for heads up to 8, one call above), and one
 `F.scaled_dot_product_attention` call (what the nanoGPT-style reference of bench/train_throughput.py runs).
 A contender's time is the median over rounds of its process CPU time (1 thread by default); the ratios are
 PyTorch's time / the kernel's. The kernel runs on CPUs only (a GPU keeps PyTorch's kernels), so there is no
@@ -26,17 +26,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lab import small_attention  # noqa: E402
-from lab.attention import CAUSAL_CHUNK, LOCAL_CHUNK, SMALL_HEAD, chunked_attention  # noqa: E402
-
-
-def pytorch_path(q, k, v, allowed, window: int):
-    """What SdpaGPTNeoSelfAttention runs without the kernel."""
-    seq = q.size(-2)
-    if window < seq:
-        return chunked_attention(q, k, v, allowed, window, LOCAL_CHUNK)
-    if q.size(-1) <= SMALL_HEAD and seq > CAUSAL_CHUNK:
-        return chunked_attention(q, k, v, allowed, seq, CAUSAL_CHUNK)
-    return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1.0)
+from lab.attention import pytorch_attention  # noqa: E402
 
 
 def one_call(q, k, v, allowed, window: int):
@@ -52,7 +42,7 @@ def time_cell(batch: int, n_head: int, seq: int, head_dim: int, window: int, rou
     allowed = (i[:, None] >= i[None, :]) & (i[:, None] - i[None, :] < window)
     grad = torch.randn(batch, n_head, seq, head_dim)
     contenders = {"kernel": lambda: small_attention.small_attention(q, k, v, window),
-                  "pytorch": lambda: pytorch_path(q, k, v, allowed, window),
+                  "pytorch": lambda: pytorch_attention(q, k, v, allowed, window),
                   "one call": lambda: one_call(q, k, v, allowed, window)}
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for r in range(rounds + 1):  # round 0 warms up

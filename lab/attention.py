@@ -50,6 +50,18 @@ def chunked_attention(query, key, value, allowed: torch.Tensor, window: int, chu
     return torch.cat(outs, dim=-2)
 
 
+def pytorch_attention(query, key, value, allowed: torch.Tensor, window: int) -> torch.Tensor:
+    """Causal attention without padding through PyTorch's kernels, where query i sees keys i - window + 1 .. i
+    (``window >= seq``: plain causal; ``allowed``: that (seq, seq) bool mask): the sdpa path's attention when the
+    C kernel does not take it (no compiler, another head size)."""
+    seq = query.size(-2)
+    if window < seq:
+        return chunked_attention(query, key, value, allowed, window)
+    if query.size(-1) <= SMALL_HEAD and seq > CAUSAL_CHUNK:
+        return chunked_attention(query, key, value, allowed, seq, CAUSAL_CHUNK)
+    return F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=1.0)
+
+
 class SdpaGPTNeoSelfAttention(GPTNeoSelfAttention):
     """GPTNeoSelfAttention whose scores go through scaled_dot_product_attention (no weights returned)."""
 
@@ -57,15 +69,11 @@ class SdpaGPTNeoSelfAttention(GPTNeoSelfAttention):
         q_len, k_len = query.size(-2), key.size(-2)
         needs_window = self.attention_type == "local" and k_len > self.config.window_size
         if attention_mask is None and q_len == k_len:
+            window = self.config.window_size if needs_window else k_len
             if small_attention.usable(query):  # the lab's CPU kernel for small heads (lab/small_attention.py)
-                return small_attention.small_attention(query, key, value, self.config.window_size if needs_window
-                                                       else k_len), None
+                return small_attention.small_attention(query, key, value, window), None
             allowed = self.bias[0, 0, :k_len, :k_len]  # causal (and sliding-window) mask, bool
-            if needs_window:
-                return chunked_attention(query, key, value, allowed, self.config.window_size), None
-            if query.size(-1) <= SMALL_HEAD and k_len > CAUSAL_CHUNK:
-                return chunked_attention(query, key, value, allowed, k_len, CAUSAL_CHUNK), None
-            return F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=1.0), None
+            return pytorch_attention(query, key, value, allowed, window), None
         allowed = self.bias[:, :, k_len - q_len : k_len, :k_len]  # causal (and sliding-window) mask, bool
         if attention_mask is None:
             mask = allowed

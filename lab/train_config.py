@@ -64,8 +64,8 @@ class TrainConfig:
     init_from: str | None = _help("Fine-tune: a run folder (its last checkpoint), a checkpoint folder or a hub id; "
                                   "the architecture and tokenizer come from it.", None)
     attention_impl: str = _help("sdpa (fast, for training; on a CPU, heads of up to 8 dims or of 16 use the "
-                                "lab's C kernel when a C compiler is there) or eager (the transformers implementation).",
-                                "sdpa")
+                                "lab's C kernel when a C compiler is there) or eager (the transformers "
+                                "implementation).", "sdpa")
     compile: str = _help("torch.compile the model's blocks: 'auto' (only on a GPU, for runs of 2000+ steps: on a "
                          "CPU it measured no faster than eager and needs a C++ compiler), 'on' or 'off'.", "auto")
 
