@@ -154,6 +154,8 @@ class Generation:
         self.keep_distributions, self.keep_top = keep_distributions, keep_top
         ready = prepare(model, tokenizer, prompt, settings)
         self.prompt_ids, self.settings, self.notes = ready.ids, ready.settings, ready.notes
+        self.warp_group = replace(self.settings, seed=0, max_new_tokens=1)  # texts that warp alike (`take_rows`)
+        self.eos_token_id = tokenizer.eos_token_id  # (a tokenizer's attribute lookup costs more than a dict's)
         self.use_cache = use_cache
         self.steps: list[Step] = []
         self.stopped = False  # set when its reader leaves early: `lab.batching` then frees its row
@@ -212,20 +214,24 @@ def take_rows(gens: list[Generation], logits: torch.Tensor, rngs: list) -> list[
     """
     groups: dict[SamplingSettings, list[int]] = {}
     for i, g in enumerate(gens):  # seed and length do not change the warp
-        groups.setdefault(replace(g.settings, seed=0, max_new_tokens=1), []).append(i)
+        groups.setdefault(g.warp_group, []).append(i)
     steps: list[Step | None] = [None] * len(gens)
     for rows in groups.values():
         s, group = gens[rows[0]].settings, [gens[i] for i in rows]
         dist = warp_rows(logits if len(rows) == len(gens) else logits[rows], s, _seen(group, logits.device, s))
         if s.greedy:
-            tokens = dist.final.argmax(-1).tolist()
+            picked = dist.candidates  # the argmax of each row, found by the warp
+            tokens = picked[:, 0].tolist()
         else:
             tokens = [choose(dist.row(j), s, rngs[i]) for j, i in enumerate(rows)]
-        picked = torch.tensor(tokens, device=logits.device)[:, None]
+            picked = torch.tensor(tokens, device=logits.device)[:, None]
         probability = dist.final.gather(1, picked)[:, 0].tolist()
         raw_probability = dist.raw.gather(1, picked)[:, 0].tolist()
         if s.greedy:  # one token kept: its count and mass need no pass over the vocabulary (0.15 ms at 50K)
             kept, kept_mass = [1] * len(rows), dist.tempered.gather(1, picked)[:, 0].tolist()
+        elif dist.candidates is not None:  # top-k cut: its k tokens are the only ones that can be kept
+            kept_there = dist.kept.gather(1, dist.candidates)
+            kept, kept_mass = kept_there.sum(-1).tolist(), (dist.tempered.gather(1, dist.candidates) * kept_there).sum(-1).tolist()
         else:
             kept = dist.kept.sum(-1).tolist()
             kept_mass = (dist.tempered * dist.kept).sum(-1).tolist()
@@ -234,7 +240,7 @@ def take_rows(gens: list[Generation], logits: torch.Tensor, rngs: list) -> list[
         for j, (i, g) in enumerate(zip(rows, group)):
             token = tokens[j]
             steps[i] = Step(len(g.steps), token, token_text(g.tokenizer, token), probability[j], raw_probability[j],
-                            dist.row(j), token == g.tokenizer.eos_token_id, kept[j], kept_mass[j],
+                            dist.row(j), token == g.eos_token_id, kept[j], kept_mass[j],
                             tops[j] if g.keep_top else None)
             g.steps.append(steps[i])
     return steps

@@ -313,3 +313,57 @@ def test_a_greedy_step_reads_its_kept_count_and_mass_from_the_chosen_token(model
     for step in gen.steps:
         assert step.tokens_kept == step.distribution.n_kept == 1
         assert step.kept_mass == pytest.approx(step.distribution.kept_mass, rel=1e-6)
+
+
+
+def test_top_k_and_top_p_cut_from_one_topk_bit_for_bit_as_transformers():
+    # lab.warping.cut_top_k skips the warpers' passes over the vocabulary; its rows must be theirs, bit for bit, on
+    # smooth logits (its own path) and on coarse ones full of ties (it hands those back to the warpers).
+    from lab.warping import cut_top_k, warp_rows
+
+    g = torch.Generator().manual_seed(5)
+    own = handed_back = 0
+    for trial in range(300):
+        logits = torch.randn(3, 500, generator=g) * 4
+        if trial % 3 == 0:
+            logits = (logits * 2).round() / 2  # many equal values
+        k = int(torch.randint(1, 60, (1,), generator=g))
+        p = (1.0, float(torch.rand(1, generator=g)) * 0.98 + 0.01)[trial % 4 != 0]
+        t = (0.5, 1.0, 1.3)[trial % 3]
+        scores = TemperatureLogitsWarper(t)(None, logits.clone()) if t != 1.0 else logits.clone()
+        want = TopKLogitsWarper(k)(None, scores)
+        want_by_k = want > -float("inf")
+        if p < 1.0:
+            want = TopPLogitsWarper(p)(None, want)
+        got = warp_rows(logits, SamplingSettings(temperature=t, top_k=k, top_p=p))
+        assert torch.equal(got.scores, want) and torch.equal(got.final, want.softmax(-1)), (trial, k, p)
+        assert torch.equal(got.kept_by_top_k, want_by_k) and torch.equal(got.kept, want > -float("inf"))
+        if cut_top_k(scores, k, p) is None:
+            handed_back += 1
+        else:
+            own += 1
+            assert got.candidates.shape == (3, k) and bool(got.kept.gather(1, got.candidates).any(-1).all())
+    assert own > 150 and handed_back > 10  # both paths ran
+
+
+def test_top_k_cut_hands_ties_at_either_cut_back_to_the_warpers():
+    from lab.warping import cut_top_k
+
+    # Two equal values straddle top-p's cut (the second 1.0 would be removed): only the sort knows which goes.
+    logits = torch.tensor([[3.0, 1.0, 0.0, 1.0, -5.0]]).log_softmax(-1)
+    probs = logits.softmax(-1)[0]
+    assert cut_top_k(logits, 4, float(probs[0] + probs[1]) - 1e-3) is None
+    assert cut_top_k(logits, 4, 0.5) is not None  # no tie at the cut
+    assert cut_top_k(torch.tensor([[2.0, 1.0, 1.0, 0.0]]), 2) is None  # top-k keeps 3 (a tie with the 2nd)
+    assert cut_top_k(torch.tensor([[2.0, 1.0, 1.0, 0.0]]), 3) is not None
+
+
+def test_first_by_equals_a_stable_descending_sort_ties_included():
+    from lab.warping import first_by
+
+    g = torch.Generator().manual_seed(0)
+    for key in (torch.randn(4, 3000, generator=g, dtype=torch.float64),
+                torch.randint(0, 5, (4, 3000), generator=g).double(), torch.zeros(2, 50, dtype=torch.float64)):
+        for n in (1, 25, 3000):
+            want = torch.argsort(key, dim=-1, descending=True, stable=True)[:, :n]
+            assert torch.equal(first_by(key, n), want)
