@@ -14,6 +14,7 @@ runs its own loop around the same per-step code as `Generation` (`take_rows`).
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import queue
 import threading
@@ -271,6 +272,16 @@ class SharedDecoder:
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._closing = False
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop after the current step (its texts end where they are) and wait for the thread: at exit, a daemon
+        thread caught inside a torch call while the interpreter shuts down can abort the process."""
+        self._closing = True
+        thread = self._thread
+        if thread is not None:
+            self._requests.put(None)  # wakes it when it waits for work
+            thread.join(timeout)
 
     def submit(self, gen: Generation) -> Iterator[Step]:
         """Queue ``gen`` now; iterate the result for its steps as they are decoded (as iterating ``gen`` gives).
@@ -315,6 +326,10 @@ class SharedDecoder:
         while True:
             waiting = self._waiting(block=not batches)
             if waiting is None:
+                return
+            if self._closing:
+                for out in outs.values():
+                    out.put(_DONE)
                 return
             joining: dict[int, list[Generation]] = {id(b): [] for b in batches}
             for gen, out in waiting:  # first fit: join a running batch when there is room, else start one
@@ -362,6 +377,7 @@ class SharedDecoder:
 
 
 SHARED = SharedDecoder()
+atexit.register(SHARED.close)
 
 
 def submit(gen: Generation) -> Iterator[Step]:

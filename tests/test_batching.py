@@ -223,3 +223,16 @@ def test_an_ablation_in_one_session_never_reaches_another_sessions_text(demo, ki
     ablating.join(30)
     other.join(30)
     assert [st.token_id for st in got[0]] == want
+
+
+def test_closing_the_decoder_stops_its_thread_mid_text(demo):
+    # At exit (atexit), a daemon thread left inside a forward pass while the interpreter shuts down can abort it.
+    model, tok = demo
+    decoder = SharedDecoder(idle_s=30)
+    gen = Generation(model, tok, PROMPTS[0], settings(0, max_new_tokens=200))
+    reader = decoder.submit(gen)
+    next(reader)
+    thread = decoder._thread
+    decoder.close(timeout=20)
+    assert not thread.is_alive() and len(gen.steps) < 20  # stopped after the step it was in, not at the end
+    assert len(list(reader)) == len(gen.steps) - 1  # its reader ends instead of waiting forever
