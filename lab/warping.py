@@ -91,7 +91,8 @@ class Distribution:
     kept_by_top_k: torch.Tensor  # bool: survives top-k (all True when top-k is off)
     kept: torch.Tensor  # bool: survives top-k and top-p: the tokens that can be drawn
     final: torch.Tensor  # what the token is drawn from: tempered, cut, renormalised
-    scores: torch.Tensor = field(repr=False, default=None)  # the warped logits, [1, vocab] (-inf where cut)
+    scores: torch.Tensor | None = field(repr=False, default=None)  # the warped logits, [1, vocab] (-inf where
+    # cut); None when greedy (only its argmax counts)
     # [rows, k] ids outside which nothing is kept, when known (`cut_top_k`'s top-k; greedy: the one token), so
     # counts and sums need not read the whole vocabulary
     candidates: torch.Tensor | None = field(repr=False, default=None)
@@ -118,7 +119,8 @@ class Distribution:
     def row(self, i: int) -> "Distribution":
         """Row ``i`` of a Distribution of several rows (`warp_rows`), as a one-row Distribution (views)."""
         return Distribution(self.raw[i], self.tempered[i], self.kept_by_top_k[i], self.kept[i], self.final[i],
-                            self.scores[i:i + 1], None if self.candidates is None else self.candidates[i])
+                            None if self.scores is None else self.scores[i:i + 1],
+                            None if self.candidates is None else self.candidates[i])
 
 
 def top_rows(d: Distribution, tokenizer, n: int, chosen: list[int | None]) -> list[dict[str, list]]:
@@ -197,9 +199,8 @@ def warp_rows(logits: torch.Tensor, settings: SamplingSettings, input_ids: torch
         best = scores.argmax(-1, keepdim=True)
         tempered = raw if settings.repetition_penalty == 1.0 else scores.softmax(-1)
         kept = torch.zeros_like(tempered, dtype=torch.bool).scatter_(1, best, True)
-        cut = torch.full_like(scores, -float("inf")).scatter_(1, best, scores.gather(1, best))
         final = torch.zeros_like(scores).scatter_(1, best, 1.0)  # (kept.float() reads all 50K bools: 5x slower)
-        return Distribution(raw, tempered, torch.ones_like(kept), kept, final, cut, best)
+        return Distribution(raw, tempered, torch.ones_like(kept), kept, final, None, best)
     if settings.temperature != 1.0:
         scores = TemperatureLogitsWarper(float(settings.temperature))(None, scores)
     tempered = raw if settings.temperature == 1.0 and settings.repetition_penalty == 1.0 else scores.softmax(-1)
