@@ -1,7 +1,9 @@
 """The next-token distribution and what decoding settings do to it: temperature, top-k, top-p, repetition penalty.
 
 The warping itself is `transformers`' own logits processors, applied in the order `generate()` applies them
-(repetition penalty, temperature, top-k, top-p), so what the lab shows is what `generate()` samples from.
+(repetition penalty, temperature, top-k, top-p), so what the lab shows is what `generate()` samples from. Top-k,
+and top-p after it, are cut by `cut_top_k` from one `topk` call where that gives the warpers' rows bit for bit
+(no tie at a cut), which skips their passes over a 50K-token vocabulary; the warpers themselves otherwise.
 `Distribution` keeps every stage (raw, after temperature, which tokens survive the cuts) for the charts.
 Decoding token by token with these settings is `lab.sampling`.
 """
