@@ -227,9 +227,8 @@ def take_rows(gens: list[Generation], logits: torch.Tensor, rngs: list) -> list[
             picked = torch.tensor(tokens, device=logits.device)[:, None]
         probability = dist.final.gather(1, picked)[:, 0].tolist()
         raw_probability = dist.raw.gather(1, picked)[:, 0].tolist()
-        if s.greedy:  # one token kept: its count and mass need no pass over the vocabulary (0.15 ms at 50K)
-            kept, kept_mass = [1] * len(rows), dist.tempered.gather(1, picked)[:, 0].tolist()
-        elif dist.candidates is not None:  # top-k cut: its k tokens are the only ones that can be kept
+        if dist.candidates is not None:  # greedy's one token or top-k's k: the only ones that can be kept, so
+            # the count and mass need no pass over the vocabulary (0.15 ms at 50K)
             kept_there = dist.kept.gather(1, dist.candidates)
             kept, kept_mass = kept_there.sum(-1).tolist(), (dist.tempered.gather(1, dist.candidates) * kept_there).sum(-1).tolist()
         else:

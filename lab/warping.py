@@ -241,11 +241,12 @@ def cut_top_k(scores: torch.Tensor, top_k: int, top_p: float = 1.0):
     values, ids = values[:, :k], ids[:, :k]
     removed = torch.zeros_like(values, dtype=torch.bool)  # by top-p, in top-k's order (descending)
     if top_p < 1.0 and k > 1:  # (one token: top-p keeps it)
+        up = values.flip(-1)
         ascending = torch.full_like(scores, -float("inf"))
-        ascending[:, vocab - k:] = values.flip(-1)
+        ascending[:, vocab - k:] = up
         tail = ascending.softmax(-1).cumsum(-1)[:, vocab - k:] <= (1 - top_p)  # a prefix: cumsum only grows
         tail[:, -1] = False  # the warper's min_tokens_to_keep = 1
-        n_removed, up = tail.sum(-1, keepdim=True), values.flip(-1)
+        n_removed = tail.sum(-1, keepdim=True)
         at = n_removed.clamp(1, k - 1)
         if bool(((n_removed > 0) & (up.gather(1, at - 1) == up.gather(1, at))).any()):
             return None
