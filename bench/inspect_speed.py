@@ -43,6 +43,8 @@ def medians(fns: dict, repeats: int) -> dict[str, float]:
         for name, fn in fns.items():
             start = CLOCK()
             fn()
+            if torch.cuda.is_initialized():
+                torch.cuda.synchronize()  # a bare forward returns before the GPU has run it
             times[name].append(CLOCK() - start)
     return {k: statistics.median(v) for k, v in times.items()}
 
