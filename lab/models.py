@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from transformers import AutoConfig, GPTNeoConfig, GPTNeoForCausalLM, PreTrainedModel
 
 ATTENTION_LAYOUTS = ("alternating", "global")
@@ -233,12 +234,11 @@ def load_model(path_or_id: str | Path, device: torch.device | str = "cpu",
     """Load a causal LM and its tokenizer from a local folder or a hub id (users with internet).
 
     ``hub``: None (a folder when one exists there, else a hub id), True (a hub id, never a local folder: what a
-    confined student typed, `lab.paths`) or False (a folder only). Folders must hold safetensors weights (nothing
-    is unpickled) and a readable config.json; so must a hub model, which is fetched into the hub cache and loaded
-    from there. A hub id not in the cache is looked up once with a short time-out (`lab.hub.HUB_TIMEOUT_S`), so an
-    offline machine says so in a second instead of retrying for ~24 s; a hub id that failed is then refused at
-    once for `lab.hub.FAILURE_MEMORY_S`, so pages that ask again do not wait again.
-    """
+    confined student typed, `lab.paths`) or False (a folder only). Folders must hold safetensors weights that load
+    (nothing is unpickled; a damaged one raises ValueError) and a readable config.json; so must a hub model, which
+    is fetched into the hub cache and loaded from there. A hub id not in the cache is looked up once with a short
+    time-out (`lab.hub.HUB_TIMEOUT_S`), so an offline machine says so in a second instead of retrying for ~24 s; a
+    hub id that failed is then refused at once for `lab.hub.FAILURE_MEMORY_S`, so pages that ask again don't wait."""
     from .tokenizer import load_tokenizer
 
     path = Path(str(path_or_id)).expanduser()
@@ -247,7 +247,10 @@ def load_model(path_or_id: str | Path, device: torch.device | str = "cpu",
 
         path = hub_folder(str(path_or_id))
     check_checkpoint_folder(path)
-    model = _load_folder(path)
+    try:
+        model = _load_folder(path)
+    except (OSError, RuntimeError, SafetensorError) as exc:  # the weights file cut short or damaged, or other shapes
+        raise ValueError(f"Could not load a model from {path.name!r}: its weights do not load ({exc}).") from exc
     try:
         tokenizer = load_tokenizer(path)
     except (OSError, ValueError) as exc:
@@ -301,13 +304,10 @@ def _load_folder(folder: Path) -> PreTrainedModel:
 
 
 def _from_pretrained(folder: Path) -> PreTrainedModel:
-    """``from_pretrained`` of a local folder (the caller holds _CONSTRUCTION_LOCK); raises ValueError."""
+    """``from_pretrained`` of a local folder (the caller holds _CONSTRUCTION_LOCK; `load_model` words its errors)."""
     from transformers import AutoModelForCausalLM
 
-    try:
-        return AutoModelForCausalLM.from_pretrained(str(folder), use_safetensors=True, attn_implementation="eager")
-    except OSError as exc:
-        raise ValueError(f"Could not load a model from {folder.name!r}: {exc}") from exc
+    return AutoModelForCausalLM.from_pretrained(str(folder), use_safetensors=True, attn_implementation="eager")
 
 
 def _fits(model: PreTrainedModel, state: dict[str, torch.Tensor]) -> bool:

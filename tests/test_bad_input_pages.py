@@ -1,7 +1,8 @@
 """Bad input beyond the Data page: each case gives an st.error message, no exception, and changes no file.
 
 Train: run names with path characters, an existing run's name. Evaluate, Sample, Attention, Neurons: the
-"Other folder" path pointing at a pickle-only model, a damaged config.json, a missing path, a system folder.
+"Other folder" path pointing at a pickle-only model, a damaged config.json, a weights file cut short, a missing
+path, a system folder.
 """
 
 import json
@@ -10,6 +11,8 @@ import pickle
 import threading
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
 import lab.jobs
 from helpers import open_page
@@ -61,7 +64,12 @@ def bad_models(tmp_path):
     no_type.mkdir()
     (no_type / "config.json").write_text("[1, 2, 3]")
     (no_type / "model.safetensors").write_bytes(b"junk")
-    return {"pickle": (pickled, "never pickled"), "damaged": (damaged, "damaged"),
+    cut = tmp_path / "cut-weights"  # a copy that stopped half way
+    cut.mkdir()
+    (cut / "config.json").write_text(json.dumps(good_config))
+    save_file({"transformer.wte.weight": torch.zeros(10, 8)}, cut / "model.safetensors")
+    (cut / "model.safetensors").write_bytes((cut / "model.safetensors").read_bytes()[:200])
+    return {"pickle": (pickled, "never pickled"), "damaged": (damaged, "damaged"), "cut weights": (cut, "do not load"),
             "no model_type": (no_type, "model_type"), "missing": (tmp_path / "does-not-exist", ""),
             "path traversal": ("../../../../../etc", "no config.json")}
 
@@ -120,7 +128,7 @@ MODEL_PAGES = {"evaluate": "pages/3_evaluate.py", "sample": "pages/4_sample.py",
                "attention": "pages/5_attention.py", "neurons": "pages/6_neurons.py"}
 
 
-@pytest.mark.parametrize("case", ["pickle", "damaged", "no model_type", "missing", "path traversal"])
+@pytest.mark.parametrize("case", ["pickle", "damaged", "cut weights", "no model_type", "missing", "path traversal"])
 @pytest.mark.parametrize("key", list(MODEL_PAGES))
 def test_model_folders_that_must_not_load(workspace_dir, bad_models, key, case):
     folder, message = bad_models[case]

@@ -61,6 +61,21 @@ def test_a_folder_whose_tensors_do_not_fit_the_known_shape_loads_the_slow_way(tm
         torch.testing.assert_close(model(IDS).logits, reference(odd))
 
 
+@pytest.mark.parametrize("known_shape", [False, True])  # from_pretrained, or a copy of a model of that config
+def test_a_weights_file_cut_short_or_of_other_shapes_is_refused_in_one_sentence(tmp_path, known_shape):
+    models._TEMPLATES.clear()
+    if known_shape:
+        load_model(DEMO)
+    cut = student_copy(tmp_path, "cut", 4)  # a copy that stopped half way
+    data = (cut / "model.safetensors").read_bytes()
+    (cut / "model.safetensors").write_bytes(data[: len(data) // 2])
+    wide = student_copy(tmp_path, "wide", 5)  # config.json says one shape, the tensors have another
+    (wide / "config.json").write_text((wide / "config.json").read_text().replace('"hidden_size": 64', '"hidden_size": 128'))
+    for folder in (cut, wide):
+        with pytest.raises(ValueError, match="its weights do not load"):
+            load_model(folder)
+
+
 def test_a_class_opening_its_runs_at_once_builds_one_model_and_shares_one_tokenizer(tmp_path, monkeypatch):
     folders = [student_copy(tmp_path, f"s{n}", 10 + n) for n in range(6)]
     (folders[5] / "config.json").write_text((folders[5] / "config.json").read_text().replace("{", '{"_x": 1,', 1))
