@@ -252,12 +252,12 @@ def load_model(path_or_id: str | Path, device: torch.device | str = "cpu",
     except (OSError, RuntimeError, SafetensorError) as exc:  # the weights file cut short or damaged, or other shapes
         raise ValueError(f"Could not load a model from {path.name!r}: its weights do not load ({exc}).") from exc
     try:
-        tokenizer = load_tokenizer(path)
+        tokenizer = load_tokenizer(path, model.get_input_embeddings().num_embeddings)
     except (OSError, ValueError) as exc:
         # Some released TinyStories repos ship no tokenizer; their model cards name GPT-Neo's.
         released = released_model(model.config)
         if released is None:
-            raise ValueError(f"{str(path_or_id)!r} has no tokenizer ({exc}).") from exc
+            raise ValueError(f"{str(path_or_id)!r} has no usable tokenizer ({exc}).") from exc
         try:
             tokenizer = load_tokenizer(released.tokenizer)
         except (OSError, ValueError) as exc2:

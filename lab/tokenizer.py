@@ -88,12 +88,23 @@ _SHARED_MAX = 32
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt")
 
 
-def load_tokenizer(folder: Path | str) -> PreTrainedTokenizerFast:
-    """Load a tokenizer saved with `save_tokenizer` (or any local/hub tokenizer folder)."""
+def load_tokenizer(folder: Path | str, vocab_size: int | None = None) -> PreTrainedTokenizerFast:
+    """Load a tokenizer saved with `save_tokenizer` (or any local/hub tokenizer folder). ValueError when there is
+    none, or when it has more tokens than ``vocab_size`` (the model's token embeddings): its ids would index past
+    them, so every page would fail on the first text."""
     key = _files_key(Path(str(folder)))
-    if key is not None and key in _SHARED:
-        return _SHARED[key]
+    tok = _SHARED[key] if key is not None and key in _SHARED else _load(folder, key)
+    if vocab_size is not None and len(tok) > vocab_size:
+        raise ValueError(f"its {len(tok)} tokens do not fit the model's {vocab_size} token embeddings: it belongs to "
+                         "another model")
+    return tok
+
+
+def _load(folder: Path | str, key: bytes | None) -> PreTrainedTokenizerFast:
+    """The tokenizer in ``folder``, kept under ``key`` for the next caller (`load_tokenizer` checks it fits)."""
     tok = AutoTokenizer.from_pretrained(str(folder))
+    if len(tok) < 2:  # transformers makes an empty one from a config.json alone: every text would give no tokens
+        raise ValueError("no tokenizer files there")
     if tok.pad_token is None:  # GPT-2/GPT-Neo tokenizers ship without one; the lab pads with eos
         tok.pad_token = tok.eos_token
     if key is not None:

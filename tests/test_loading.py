@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
 from lab import hub, models
 from lab.models import load_model
@@ -74,6 +74,20 @@ def test_a_weights_file_cut_short_or_of_other_shapes_is_refused_in_one_sentence(
     for folder in (cut, wide):
         with pytest.raises(ValueError, match="its weights do not load"):
             load_model(folder)
+
+
+def test_a_folder_without_a_tokenizer_or_with_one_of_another_model_is_refused(tmp_path):
+    bare = student_copy(tmp_path, "bare", 6)  # transformers 5 made an empty tokenizer from config.json: no tokens
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (bare / name).unlink()
+    with pytest.raises(ValueError, match="no usable tokenizer"):
+        load_model(bare)
+    small = tmp_path / "small-vocabulary"  # 300 token embeddings, the demo's 2,048-token tokenizer
+    GPT2LMHeadModel(GPT2Config(vocab_size=300, n_positions=32, n_embd=16, n_layer=1, n_head=2)).save_pretrained(small)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(DEMO / name, small)
+    with pytest.raises(ValueError, match="2048 tokens do not fit the model's 300 token embeddings"):
+        load_model(small)  # before: an IndexError on every page's first text
 
 
 def test_a_class_opening_its_runs_at_once_builds_one_model_and_shares_one_tokenizer(tmp_path, monkeypatch):
