@@ -13,7 +13,8 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from transformers import AutoConfig, GPTNeoConfig, GPTNeoForCausalLM, PreTrainedModel
+from safetensors.torch import load_file
+from transformers import AutoConfig, AutoModelForCausalLM, GPTNeoConfig, GPTNeoForCausalLM, PreTrainedModel
 
 ATTENTION_LAYOUTS = ("alternating", "global")
 # from_pretrained builds the model on the "meta" device with process-wide switches, so a model built at the same
@@ -231,14 +232,13 @@ def describe_shape(shape: ModelShape) -> dict:
 
 def load_model(path_or_id: str | Path, device: torch.device | str = "cpu",
                hub: bool | None = None) -> tuple[PreTrainedModel, object]:
-    """Load a causal LM and its tokenizer from a local folder or a hub id (users with internet).
+    """Load a causal LM and its tokenizer from a local folder or a hub id (users with internet); else ValueError.
 
     ``hub``: None (a folder when one exists there, else a hub id), True (a hub id, never a local folder: what a
-    confined student typed, `lab.paths`) or False (a folder only). Folders must hold safetensors weights that load
-    (nothing is unpickled; a damaged one raises ValueError) and a readable config.json; so must a hub model, which
-    is fetched into the hub cache and loaded from there. A hub id not in the cache is looked up once with a short
-    time-out (`lab.hub.HUB_TIMEOUT_S`), so an offline machine says so in a second instead of retrying for ~24 s; a
-    hub id that failed is then refused at once for `lab.hub.FAILURE_MEMORY_S`, so pages that ask again don't wait."""
+    confined student typed, `lab.paths`) or False (a folder only). A folder holds a readable config.json, safetensors
+    weights that load whole (nothing is unpickled) and a tokenizer that fits; so does a hub model, fetched into the
+    hub cache. A hub id not in the cache is looked up once with a short time-out (`lab.hub.HUB_TIMEOUT_S`): offline
+    it fails in a second, not ~24 s of retries, then is refused at once for `lab.hub.FAILURE_MEMORY_S`."""
     from .tokenizer import load_tokenizer
 
     path = Path(str(path_or_id)).expanduser()
@@ -292,8 +292,6 @@ def _load_folder(folder: Path) -> PreTrainedModel:
                         _TEMPLATES.pop(next(iter(_TEMPLATES)))
                     _TEMPLATES[key] = copy.deepcopy(model).eval()
                 return model
-    from safetensors.torch import load_file
-
     model, state = copy.deepcopy(template), load_file(str(weights[0]))
     if _fits(model, state):
         model.load_state_dict(state, strict=False)
@@ -305,9 +303,11 @@ def _load_folder(folder: Path) -> PreTrainedModel:
 
 def _from_pretrained(folder: Path) -> PreTrainedModel:
     """``from_pretrained`` of a local folder (the caller holds _CONSTRUCTION_LOCK; `load_model` words its errors)."""
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(str(folder), use_safetensors=True, attn_implementation="eager")
+    model, info = AutoModelForCausalLM.from_pretrained(str(folder), use_safetensors=True, attn_implementation="eager",
+                                                       output_loading_info=True)
+    if missing := sorted(info["missing_keys"]):  # transformers fills them with random numbers and only logs it
+        raise ValueError(f"{folder.name!r}: its weights file lacks {len(missing)} of the model's tensors ({missing[0]}, ...).")
+    return model
 
 
 def _fits(model: PreTrainedModel, state: dict[str, torch.Tensor]) -> bool:

@@ -76,6 +76,18 @@ def test_a_weights_file_cut_short_or_of_other_shapes_is_refused_in_one_sentence(
             load_model(folder)
 
 
+@pytest.mark.parametrize("known_shape", [False, True])
+def test_a_weights_file_without_every_tensor_is_refused_not_filled_with_random_numbers(tmp_path, known_shape):
+    models._TEMPLATES.clear()
+    if known_shape:
+        load_model(DEMO)
+    part = student_copy(tmp_path, "part", 7)
+    state = load_file(part / "model.safetensors")
+    save_file({k: v for k, v in state.items() if ".h.1." not in k}, part / "model.safetensors")  # no layer 1
+    with pytest.raises(ValueError, match=r"lacks \d+ of the model's tensors \(transformer\.h\.1\."):
+        load_model(part)
+
+
 def test_a_folder_without_a_tokenizer_or_with_one_of_another_model_is_refused(tmp_path):
     bare = student_copy(tmp_path, "bare", 6)  # transformers 5 made an empty tokenizer from config.json: no tokens
     for name in ("tokenizer.json", "tokenizer_config.json"):
