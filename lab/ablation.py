@@ -56,6 +56,7 @@ class Unit:
 
     def check(self, model, seq: int | None = None) -> "Unit":
         """ValueError in plain words when the unit does not exist in ``model`` (or, for a position, in the input)."""
+        hooks.family(model)  # a model without the hooked pass (Llama): say so, not an AttributeError from n_layers
         layers = hooks.n_layers(model)
         if self.kind not in KINDS:
             raise ValueError(f"Ablate a head, a neuron or a position (got {self.kind!r}).")

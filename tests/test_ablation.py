@@ -105,3 +105,12 @@ def test_bad_units_and_references_are_explained(neo, tok):
         ablation.ablation(neo, tok, TEXT, Unit("head", 0, 0), "resample", REFERENCE[:2])
     with pytest.raises(ValueError, match="Unknown ablation"):
         ablation.ablation_hook(neo, Unit("head", 0, 0), "half")
+
+
+def test_a_model_without_the_hooked_pass_is_refused_in_words(tok):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    llama = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, max_position_embeddings=64)).eval()
+    with pytest.raises(ValueError, match="GPT-Neo and GPT-2"):  # before: AttributeError ('transformer')
+        ablation.ablation(llama, tok, TEXT, Unit("neuron", 0, 0))
