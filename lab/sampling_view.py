@@ -167,8 +167,10 @@ def describe(s: SamplingSettings) -> str:
 def token_rows(steps, tokenizer, finished: bool = True) -> list[tuple[str, float, float]]:
     """(text, probability drawn with, model probability) per generated step; ⏹ marks <|endoftext|>. The texts
     are `lab.sampling.display_texts`: while streaming (``finished=False``) a character not complete yet waits."""
-    texts = display_texts(tokenizer, [s.token_id for s in steps], finished)
-    return [("⏹" if s.is_end else text, s.probability, s.raw_probability) for s, text in zip(steps, texts)]
+    body = [s for s in steps if not s.is_end]  # the end's row is ⏹: bytes left before it go on the last token
+    texts = display_texts(tokenizer, [s.token_id for s in body], finished or len(body) < len(steps))
+    return [(text, s.probability, s.raw_probability) for s, text in zip(body, texts)] + [
+        ("⏹", s.probability, s.raw_probability) for s in steps if s.is_end]
 
 
 def summary(result: dict) -> str:
@@ -181,6 +183,16 @@ def summary(result: dict) -> str:
     distinct = f" · {len(set(words)) / len(words):.0%} distinct words" if words else ""
     mean = f" · mean model probability {sum(probs) / len(probs):.2f}" if probs else ""
     return f"{len(probs)} tokens{mean}{distinct}{ended}"
+
+
+def texts_txt(results: list[dict]) -> str:
+    """The TXT download: each result's settings, prompt and text as the page shows it (`token_rows`' texts, so a
+    character the text ended inside is its ``⟨e2⟩`` bytes, as on the page, not the "�" of decoding them)."""
+    parts = []
+    for r in results:
+        rows = r["rows"][:-1] if r["rows"] and r["rows"][-1][0] == "⏹" else r["rows"]  # ⏹: the end, no text
+        parts.append(f"# {describe(r['settings'])}, seed {r['seed']}\n{r['prompt']}" + "".join(t for t, _, _ in rows))
+    return "\n\n".join(parts)
 
 
 def tokens_csv(results: list[dict]) -> str:

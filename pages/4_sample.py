@@ -10,7 +10,8 @@ import torch
 import ui
 from lab import batching, sampling as smp, warping as wp
 from lab.constants import EOS
-from lab.sampling_view import coloured_text, colour_legend, describe, distribution_chart, summary, token_rows, tokens_csv
+from lab.sampling_view import (coloured_text, colour_legend, describe, distribution_chart, summary, texts_txt,
+                                token_rows, tokens_csv)
 
 ss = st.session_state
 TOP_N = 25
@@ -186,7 +187,7 @@ def step_by_step(model, tokenizer, path, prompt: str) -> None:
     table = dist.table(tokenizer, TOP_N)
 
     def take(token_id: int, p: float, raw: float) -> None:
-        text = tokenizer.decode([token_id])
+        text = wp.token_text(tokenizer, token_id)  # a piece of a character as bytes (⟨e2⟩) in the CSV, not "�"
         state["rows"].append(("⏹" if token_id == tokenizer.eos_token_id else text, p, raw))
         decoder.push(token_id)
 
@@ -389,12 +390,11 @@ def stream(gen: smp.Generation, steps, text_box, chart_box, label: str, by_model
 
 def downloads(results: list[dict], name: str, key: str) -> None:
     """CSV of the tokens and TXT of the texts, each built only when its button is clicked."""
-    texts = "\n\n".join(f"# {describe(r['settings'])}, seed {r['seed']}\n{r['prompt']}{r['text']}" for r in results)
     c1, c2 = st.columns(2)
     c1.download_button("⬇️ Tokens (CSV)", lambda: tokens_csv(results), f"{name}.csv", "text/csv", on_click="ignore",
                        key=f"{key}_csv", width="stretch", help="One row per generated token: text, id, probability.")
-    c2.download_button("⬇️ Text (TXT)", texts, f"{name}.txt", "text/plain", key=f"{key}_txt", on_click="ignore",
-                       width="stretch", help="The prompt and what the model wrote.")
+    c2.download_button("⬇️ Text (TXT)", lambda: texts_txt(results), f"{name}.txt", "text/plain", key=f"{key}_txt",
+                       on_click="ignore", width="stretch", help="The prompt and what the model wrote.")
 
 
 main()

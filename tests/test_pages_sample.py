@@ -91,6 +91,25 @@ def test_step_mode_adds_chosen_tokens(saved_run):
     assert generated_html(at).count("<span title=") == 1 and not at.exception
 
 
+def test_step_mode_csv_shows_a_piece_of_a_character_as_its_bytes(saved_run):
+    """Step mode's CSV rows took `tokenizer.decode([id])`: "�" for a byte token that is part of a character."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(saved_run)
+    target = tok.convert_tokens_to_ids("â")  # byte 0xe2, which starts ☕ and ’
+    model = AutoModelForCausalLM.from_pretrained(saved_run)
+    with torch.no_grad():  # the final norm outputs the target's (tied) embedding: it is the most likely token
+        model.transformer.ln_f.weight.zero_()
+        model.transformer.ln_f.bias.copy_(10 * model.transformer.wte.weight[target])
+    model.save_pretrained(saved_run)
+    at = open_sample_page()
+    at.segmented_control(key="s4_mode").set_value("Step by step").run()
+    at.button[1].click().run()  # ⬆ Most likely
+    assert not at.exception
+    assert at.session_state["s4_step"]["rows"][0][0] == "⟨e2⟩"  # what steps.csv writes
+
+
 def test_compare_mode_runs_three_settings(saved_run):
     at = open_sample_page()
     at.segmented_control(key="s4_mode").set_value("Compare").run()

@@ -304,6 +304,20 @@ def test_chart_labels_of_a_piece_of_a_character_show_its_bytes():
     assert steps_table(steps).token.tolist() == ["⟨e2⟩", "⟨98⟩", "⟨95⟩"]  # the CSV download's column too
 
 
+def test_the_txt_download_writes_a_cut_character_as_its_bytes_not_a_replacement_character():
+    """The Sample page's TXT joined `Generation.text`, whose decode wrote "�" for a character the text ended inside."""
+    from lab.sampling_view import texts_txt, token_rows
+
+    tok = train_tokenizer(["a cat sat on the mat."] * 5, "bpe", 300)
+    ids = tok.encode("ca☕", add_special_tokens=False)[:-1]  # ends inside ☕ (3 bytes, 3 tokens)
+    steps = [Step(k, i, token_text(tok, i), 1.0, 1.0, None) for k, i in enumerate(ids)]
+    steps.append(Step(len(ids), tok.eos_token_id, "", 1.0, 1.0, None, is_end=True))
+    result = {"prompt": "Hi ", "settings": SamplingSettings(strategy="greedy"), "seed": 0,
+              "rows": token_rows(steps, tok), "text": tok.decode(ids)}
+    assert "�" in result["text"]  # what the TXT held
+    assert texts_txt([result]) == "# greedy, seed 0\nHi ca⟨e2⟩⟨98⟩"  # as the page shows it; ⏹ is not text
+
+
 @pytest.mark.parametrize("penalty", [1.0, 1.3])
 def test_a_greedy_step_reads_its_kept_count_and_mass_from_the_chosen_token(model, tok, penalty):
     """Greedy keeps one token: take_rows reads its count and mass from it instead of summing over the
