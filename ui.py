@@ -342,7 +342,7 @@ def read_story_upload(name: str, data: bytes, limit: int | None = None, layout: 
     """`lab.story_files.parse_stories`, cached: a rerun does not parse the same upload again."""
     from lab.story_files import parse_stories
 
-    return parse_stories(name, data, limit, layout)
+    return parse_stories(name, data, limit, layout, limits=limits())
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -228,15 +228,49 @@ def _column(name: str, df: pd.DataFrame) -> tuple[str, pd.Series]:
     raise ValueError(f"{name!r} has no 'text' or 'story' column (columns: {cols}).")
 
 
-def _table(name: str, data: bytes, suffix: str) -> tuple[pd.DataFrame, list[str], bool]:
+def _parquet(name: str, data: bytes, max_bytes: int) -> pd.DataFrame:
+    """The text column of a Parquet file, refused before it is decoded when its text is over ``max_bytes``.
+
+    A few hundred bytes of Parquet can hold gigabytes of text (one story repeated through a dictionary: 925
+    bytes read as 1 GB took 3 GB of memory), which would take the whole server down with it."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    if data[:4] != b"PAR1":
+        raise ValueError(f"{name!r} could not be read: it is not a Parquet file.")
+    try:
+        pf = pq.ParquetFile(io.BytesIO(data))
+        names = pf.schema_arrow.names
+        column = next((c for c in TEXT_COLUMNS if c in names), None)
+        if column is None:
+            return pd.DataFrame(columns=names)  # `_column` names them
+        meta, at = pf.metadata, names.index(column)
+        pages = sum(meta.row_group(g).column(at).total_uncompressed_size for g in range(meta.num_row_groups))
+        if pages > max_bytes or meta.num_rows > max_bytes:  # decompressed pages; rows of dictionary indices
+            raise _TooBig()
+        table = pq.read_table(io.BytesIO(data), columns=[column], read_dictionary=[column])  # not decoded yet
+        chunks = table.column(0).chunks
+        size = sum(pc.sum(pc.take(pc.binary_length(c.dictionary), c.indices)).as_py() or 0
+                   if hasattr(c, "dictionary") else c.nbytes for c in chunks)
+        if size > max_bytes:
+            raise _TooBig()
+        return pd.DataFrame({column: [v for c in chunks for v in c.to_pylist()]})
+    except _TooBig:
+        raise ValueError(f"{name!r} holds more than {max_bytes / 2**20:,.0f} MB of text once decompressed, and "
+                         f"uploads are limited to {max_bytes / 2**20:,.0f} MB (TINYLAB_MAX_UPLOAD_MB): save a part "
+                         "of it first.") from None
+    except Exception as exc:  # pyarrow raises many types for a damaged file
+        raise ValueError(f"{name!r} could not be read ({type(exc).__name__}: {exc}).") from exc
+
+
+class _TooBig(Exception):
+    """A Parquet file's text is over the upload limit."""
+
+
+def _table(name: str, data: bytes, suffix: str, limits: Limits | None = None) -> tuple[pd.DataFrame, list[str], bool]:
     """(table, notes, last record cut) for .json/.jsonl/.csv/.parquet."""
     if suffix == ".parquet":
-        if data[:4] != b"PAR1":
-            raise ValueError(f"{name!r} could not be read: it is not a Parquet file.")
-        try:
-            return pd.read_parquet(io.BytesIO(data)), [], False
-        except Exception as exc:  # pyarrow raises many types for a damaged file
-            raise ValueError(f"{name!r} could not be read ({type(exc).__name__}: {exc}).") from exc
+        return _parquet(name, data, (limits or Limits.from_mapping()).max_upload_mb * 2**20), [], False
     text, notes = decode_text(name, data)
     if suffix == ".csv":
         try:
@@ -261,10 +295,11 @@ def _format_name(suffix: str, column: str, df: pd.DataFrame) -> str:
 
 
 def parse_stories(name: str, data: bytes, limit: int | None = None, layout: str = "auto",
-                  drop_fragments: bool = True) -> StoryFile:
+                  drop_fragments: bool = True, limits: Limits | None = None) -> StoryFile:
     """Stories from a file's bytes (an upload, or `read_stories`). Raises ValueError with one sentence.
 
-    ``drop_fragments=False`` keeps every piece (the lab's own saved files are never cut)."""
+    ``drop_fragments=False`` keeps every piece (the lab's own saved files are never cut). ``limits``: the upload
+    limit a Parquet file's text must keep to once decompressed (default: from the environment)."""
     suffix = Path(name).suffix.lower()
     if suffix not in SUPPORTED:
         raise ValueError(f"{name!r}: unsupported file type; use one of {', '.join(SUPPORTED)}.")
@@ -279,7 +314,7 @@ def parse_stories(name: str, data: bytes, limit: int | None = None, layout: str 
         # Blank pieces are separators here (a trailing <|endoftext|>, extra blank lines), not skipped stories.
         result = StoryFile(stories, name, LAYOUT_NAMES[used], fragments, notes=notes)
     else:
-        df, notes, cut = _table(name, data, suffix)
+        df, notes, cut = _table(name, data, suffix, limits)
         column, values = _column(name, df)
         texts = [str(v).strip() for v in values if isinstance(v, str)]
         stories = [t for t in texts if t]
@@ -301,8 +336,9 @@ def read_stories(path: Path | str, limit: int | None = None, layout: str = "auto
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{str(path)!r} is not a file.")
-    (limits or Limits.from_mapping()).check_upload(path.stat().st_size)
-    return parse_stories(path.name, path.read_bytes(), limit, layout)
+    limits = limits or Limits.from_mapping()
+    limits.check_upload(path.stat().st_size)
+    return parse_stories(path.name, path.read_bytes(), limit, layout, limits=limits)
 
 
 def stories_text(stories: list[str]) -> str:

@@ -134,6 +134,29 @@ def test_bad_files_give_one_clear_sentence(name, data, message):
         sf.parse_stories(name, data)
 
 
+@pytest.mark.parametrize("dictionary", [True, False])
+def test_a_parquet_file_whose_text_is_over_the_limit_is_refused_before_it_is_decoded(dictionary, monkeypatch):
+    """A 1 KB Parquet file held 1 GB of text (one story through a dictionary): reading it took 3 GB and 14 s."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lab.limits import Limits
+
+    n = 200_000 if dictionary else 2_000  # 1 GB in a dictionary; 10 MB zstd-compressed without one
+    column = (pa.DictionaryArray.from_arrays(pa.array([0] * n, pa.int32()), pa.array([STORIES[0] * 5]))
+              if dictionary else pa.array([STORIES[0] * 5] * n))
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"text": column}), buf, compression="zstd", use_dictionary=dictionary)
+    assert len(buf.getvalue()) < 60_000
+    monkeypatch.setenv("TINYLAB_MAX_UPLOAD_MB", "5")
+    with pytest.raises(ValueError, match="more than 5 MB of text once decompressed"):
+        sf.parse_stories("bomb.parquet", buf.getvalue())
+    with pytest.raises(ValueError, match="more than 1 MB"):  # a teacher's limit, passed in
+        sf.parse_stories("bomb.parquet", buf.getvalue(), limits=Limits(max_upload_mb=1))
+
+
 def test_mixed_encodings_are_read_line_by_line_and_reported():
     data = "Tom ate a crêpe.\n\n".encode() + "Zoë went to the café.\n".encode("latin-1")
     got = sf.parse_stories("mixed.txt", data)
