@@ -15,6 +15,7 @@ lines that are not, and the report says how many. Nothing is unpickled.
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import os
@@ -87,7 +88,11 @@ class StoryFile:
 
 def decode_text(name: str, data: bytes) -> tuple[str, list[str]]:
     """(text, notes). UTF-8 (a BOM is dropped); lines that are not UTF-8 are read as Windows-1252, then
-    Latin-1, so mixed files lose nothing. Raises ValueError for binary data."""
+    Latin-1, so mixed files lose nothing; UTF-16 with a byte-order mark (Windows Notepad's "Unicode") is read as
+    such. Raises ValueError for binary data."""
+    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):  # its NUL bytes are text, not a binary file's
+        # A file cut mid-character (an odd length, half a surrogate pair) loses only that character.
+        return data[:len(data) // 2 * 2].decode("utf-16", errors="replace"), ["read as UTF-16"]
     if b"\x00" in data[:1 << 20]:
         raise ValueError(f"{name!r} looks like a binary file (it contains NUL bytes), not text.")
     try:

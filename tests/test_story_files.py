@@ -157,6 +157,14 @@ def test_a_parquet_file_whose_text_is_over_the_limit_is_refused_before_it_is_dec
         sf.parse_stories("bomb.parquet", buf.getvalue(), limits=Limits(max_upload_mb=1))
 
 
+def test_utf16_text_with_a_byte_order_mark_is_read_not_called_binary():
+    """Windows Notepad's "Unicode" (UTF-16, with NUL bytes) was refused as "a binary file"."""
+    data = "\n\n".join(STORIES).encode("utf-16")
+    got = sf.parse_stories("notepad.txt", data)
+    assert got.stories == STORIES and got.notes == ["read as UTF-16"]
+    assert sf.parse_stories("cut.txt", data[:-1]).stories == STORIES[:-1]  # cut mid-character: its fragment dropped
+
+
 def test_mixed_encodings_are_read_line_by_line_and_reported():
     data = "Tom ate a crêpe.\n\n".encode() + "Zoë went to the café.\n".encode("latin-1")
     got = sf.parse_stories("mixed.txt", data)
