@@ -310,6 +310,8 @@ def parse_stories(name: str, data: bytes, limit: int | None = None, layout: str 
         raise ValueError(f"{name!r}: unsupported file type; use one of {', '.join(SUPPORTED)}.")
     if limit is not None and limit < 1:
         raise ValueError("The story limit must be at least 1.")
+    if not data or data.isspace():  # else each format words it its own way ("no 'text' column", "not Parquet")
+        raise ValueError(f"{name!r} is empty: it contains no stories.")
     if suffix == ".txt":
         text, notes = decode_text(name, data)
         pieces, used = split_txt(text, layout)

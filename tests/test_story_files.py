@@ -165,6 +165,13 @@ def test_utf16_text_with_a_byte_order_mark_is_read_not_called_binary():
     assert sf.parse_stories("cut.txt", data[:-1]).stories == STORIES[:-1]  # cut mid-character: its fragment dropped
 
 
+@pytest.mark.parametrize("name", ["x.txt", "x.jsonl", "x.json", "x.csv", "x.parquet"])
+def test_an_empty_file_says_it_is_empty(name):
+    """A 0-byte .jsonl said it had "no 'text' or 'story' column", a .parquet that it was "not a Parquet file"."""
+    with pytest.raises(ValueError, match="is empty: it contains no stories"):
+        sf.parse_stories(name, b"")
+
+
 def test_mixed_encodings_are_read_line_by_line_and_reported():
     data = "Tom ate a crêpe.\n\n".encode() + "Zoë went to the café.\n".encode("latin-1")
     got = sf.parse_stories("mixed.txt", data)
