@@ -21,6 +21,7 @@ STORY_SOURCES = ["Generator (offline)", "TinyStories from the hub", "Upload a fi
 # still took 129 s under a load of 24 on 2 cores). The examples grow evenly with i, so 50 estimate the mean well.
 SAMPLE, EXACT_UP_TO = 50, 200  # up to n = 200 every example is counted (a few seconds)
 SHOWN_CHARS = 120  # a completion longer than this is shown cut in the tables (the downloads have all of it)
+PREVIEW_CHARS = 10_000  # a story coloured word by word: a 5 MB one-line file made 107 MB of HTML (real ones: ~1 KB)
 LAYOUT_LABELS = {"auto": "detected from the file", "eos": "between <|endoftext|> lines",
                  "blank-line": "between blank lines", "one-per-line": "one per line",
                  "whole-file": "the whole file: one story"}
@@ -253,7 +254,9 @@ def story_preview(story_list: list[str]) -> None:
     highest = len(story_list) - 1
     i = st.slider("Preview story", 0, highest, 0, **ui.keep("data_story_preview", within=(0, highest)),
                   help="Words are coloured by word class.") if highest else 0
-    text, out, last = story_list[i], [], 0
+    text, out, last = story_list[i][:PREVIEW_CHARS], [], 0
+    if len(story_list[i]) > PREVIEW_CHARS:
+        st.caption(f"The story's first {PREVIEW_CHARS:,} of {len(story_list[i]):,} characters:")
     for a, b, word, cls in stories.word_spans(text):
         out.append(html.escape(text[last:a]))
         out.append(f'<span style="background:{CLASS_COLOURS[cls]};border-radius:3px;padding:0 2px" '
@@ -262,7 +265,7 @@ def story_preview(story_list: list[str]) -> None:
     st.html('<div style="line-height:2;font-size:1.05rem">' + "".join(out) + "</div>")
     st.html(" ".join(f'<span style="background:{c};padding:2px 6px;border-radius:3px;margin-right:4px">{k}</span>'
                      for k, c in CLASS_COLOURS.items() if k not in ("other", "punctuation")))
-    st.caption(f"Word classes: {ui.coverage_caption(story_list[:200])} in "
+    st.caption(f"Word classes: {ui.coverage_caption([s[:PREVIEW_CHARS] for s in story_list[:200]])} in "
                + ("the story" if len(story_list) == 1 else f"the first {min(len(story_list), 200)} stories")
                + "; unclassed words are left white.")
 
