@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import train as training
@@ -122,10 +122,22 @@ class JobManager:
             if new_run and (job.run_dir.exists() or any(j.run_dir == job.run_dir and j.status == "queued"
                                                         for j in self._jobs.values())):
                 raise ValueError(f"A run named {job.run_dir.name!r} already exists: choose another name, or resume it.")
+            if (twin := self._twin(job)) is not None:
+                raise ValueError(f"{twin.name!r} is already training with exactly these settings (Train pressed "
+                                 "twice?): watch it in the Live tab, or change a setting, such as the seed, to train "
+                                 "another run.")
             job.id = f"job-{next(self._ids)}"
             self._jobs[job.id] = job
         self._start_waiting()
         return job
+
+    def _twin(self, job: Job) -> Job | None:
+        """An active job of the same user with ``job``'s settings under any name: a second press of Train (two
+        presses 0.4 s apart started run-1 and queued run-2) would train the same weights again beside it."""
+        if job.cfg is None:
+            return None
+        return next((j for j in self._jobs.values() if j.active and j.user == job.user and j.cfg is not None
+                     and replace(j.cfg, run_name=job.cfg.run_name) == job.cfg), None)
 
     def set_max_running(self, n: int) -> None:
         """Change how many jobs train at once (the app applies the teacher's limit); waiting jobs start if room."""

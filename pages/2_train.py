@@ -215,8 +215,9 @@ def training_settings() -> dict:
 
 
 def start(ws, cfg: TrainConfig, made_upload=None) -> None:
-    """Submit the run, wait briefly for bad input to fail (reported here), and point the Live tab at it."""
+    """Submit the run, point the Live tab at it, and wait briefly for bad input to fail (reported here)."""
     job = JOBS.submit(ws.new_path("runs", cfg.run_name), cfg, ws.user)  # refuses look-alike names too
+    st.session_state["tr_live_run"] = st.session_state["tr_started"] = cfg.run_name  # before a 2nd press stops the wait
     if made_upload is not None:  # removed again if the run fails before it saves anything (see job_controls)
         st.session_state.setdefault("tr_uploads", {})[cfg.run_name] = str(made_upload)
     with st.spinner("Preparing data, tokenizer and model…"):
@@ -225,7 +226,6 @@ def start(ws, cfg: TrainConfig, made_upload=None) -> None:
             time.sleep(0.1)
     if job.status == "failed":
         raise ValueError(job.error)
-    st.session_state["tr_live_run"] = st.session_state["tr_started"] = cfg.run_name  # the Live tab shows it
     if job.status == "queued":  # not "Started": it waits for another run to finish
         st.info(f"**{cfg.run_name}** waits in the queue (position {JOBS.queue_position(job)}) and starts by itself "
                 "when a training slot frees: watch it in the Live tab.", icon="⏳")

@@ -9,7 +9,7 @@ def test_jobs_queue_run_in_turn_and_stop(tmp_path):
     jobs = JobManager(max_running=1)
     first = jobs.submit(tmp_path / "first", tiny_cfg("first", steps=100_000))
     second = jobs.submit(tmp_path / "second", tiny_cfg("second", steps=3))
-    third = jobs.submit(tmp_path / "third", tiny_cfg("third", steps=3))
+    third = jobs.submit(tmp_path / "third", tiny_cfg("third", steps=3, seed=1))  # the same settings would be refused
     assert first.status == "running"
     assert (second.status, jobs.queue_position(second), jobs.queue_position(third)) == ("queued", 1, 2)
     jobs.stop(third.id)  # taken off the queue, never started
@@ -37,3 +37,21 @@ def test_job_errors_are_kept_for_the_page(tmp_path):
         assert "already exists" in str(exc)
     else:
         raise AssertionError("a second run of the same name was accepted")
+
+
+def test_a_second_run_with_the_same_settings_is_refused_while_the_first_trains(tmp_path):
+    """Train pressed twice 0.4 s apart started run-1 and queued run-2 with the same settings beside it."""
+    jobs = JobManager(max_running=1)
+    first = jobs.submit(tmp_path / "run-1", tiny_cfg("run-1", steps=100_000))
+    try:
+        jobs.submit(tmp_path / "run-2", tiny_cfg("run-2", steps=100_000))
+    except ValueError as exc:
+        assert "'run-1' is already training with exactly these settings" in str(exc)
+    else:
+        raise AssertionError("a twin of a training run was accepted")
+    other = jobs.submit(tmp_path / "run-3", tiny_cfg("run-3", steps=100_000, seed=1), user="default")  # one setting
+    assert other.status == "queued" and jobs.submit(tmp_path / "ann", tiny_cfg("ann", steps=100_000), user="ann")
+    for job in jobs.jobs():
+        jobs.stop(job.id)
+    jobs.wait(first.id, 60)
+    assert not (tmp_path / "run-2").exists()

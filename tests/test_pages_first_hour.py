@@ -44,6 +44,7 @@ def start(at, name: str):
 def test_a_queued_run_is_said_to_wait_is_listed_and_has_its_own_live_panel(held_jobs):
     at = start(open_page(TRAIN), "first")
     assert any("Started **first**" in s.value for s in at.success)
+    at.number_input(key="tr_seed").set_value(1)  # another run, not a second press on the same settings
     at = start(at, "second")
     assert not any("Started **second**" in s.value for s in at.success)  # it was only queued
     assert any("second" in i.value and "queue" in i.value for i in at.info)

@@ -86,6 +86,20 @@ def test_start_stop_and_resume_from_the_page(workspace_dir):
     assert list_checkpoints(run_dir)[-1].name >= stopped_at.name
 
 
+def test_pressing_train_twice_starts_one_run(workspace_dir):
+    """Two presses 0.4 s apart started run-1 and queued a twin run-2 (in Chromium the second press can also stop
+    the first script in its wait, and the rerun then said "run-1 already exists: choose another name")."""
+    at = tiny_page("twice", 20_000)
+    at.button(key="tr_go").click().run()
+    at.button(key="tr_go").click().run()  # the name box has moved on to a free name: only the settings match
+    assert not at.exception
+    assert any("'twice' is already training with exactly these settings" in e.value for e in at.error)
+    mine = [j for j in JOBS.jobs() if j.run_dir.parent == workspace_dir / "default" / "runs"]
+    assert [j.name for j in mine] == ["twice"]
+    JOBS.stop(mine[0].id)
+    JOBS.wait(mine[0].id, 60)
+
+
 def test_existing_run_name_is_refused(workspace_dir):
     at = tiny_page("dup", 3)
     at.button(key="tr_go").click().run()
