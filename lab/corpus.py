@@ -13,6 +13,7 @@ from pathlib import Path
 from datasets import DatasetDict
 
 from . import data, story_files
+from .limits import Limits
 from .workspace import atomic_dir, upload_name
 
 
@@ -74,12 +75,16 @@ def stories_from(source: Path | str, limit: int | None = None) -> story_files.St
     return story_files.read_stories(path, limit)
 
 
-def save_upload(datasets_dir: Path, filename: str, content: bytes) -> Path:
+def save_upload(datasets_dir: Path, filename: str, content: bytes, limits: Limits | None = None) -> Path:
     """Save an uploaded story file as the data set ``upload-<file name>`` in ``datasets_dir`` (once: an
-    existing one is reused) and return its folder. Raises ValueError on a file that parses to no stories."""
+    existing one is reused) and return its folder. Raises ValueError on a file that parses to no stories, or
+    one over the upload limit (``limits``, default from the environment), as the Data page does."""
+    limits = limits or Limits.from_mapping()
+    limits.check_upload(len(content))
     folder = upload_folder(datasets_dir, filename)
     if not folder.exists():
-        save_dataset(folder, story_files.parse_stories(filename, content).stories, {"source": f"upload:{filename}"})
+        stories = story_files.parse_stories(filename, content, limits=limits).stories
+        save_dataset(folder, stories, {"source": f"upload:{filename}"})
     return folder
 
 

@@ -65,7 +65,7 @@ def new_run(ws) -> None:
                 if upload is None:
                     raise ValueError("Choose a story file to upload first.")
                 made = None if (f := corpus.upload_folder(ws.folder("datasets"), upload.name)).exists() else f
-                data_kw["data"] = str(corpus.save_upload(ws.folder("datasets"), upload.name, upload.getvalue()))
+                data_kw["data"] = str(corpus.save_upload(ws.folder("datasets"), upload.name, upload.getvalue(), ui.limits()))
             if "data" not in data_kw:
                 raise ValueError("Pick a data set first.")
             for kw in (data_kw, tok_kw):  # a saved data set or tokenizer: nothing in it may link out (classroom)

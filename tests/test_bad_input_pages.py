@@ -143,3 +143,20 @@ def test_model_folders_that_must_not_load(workspace_dir, bad_models, key, case):
     assert message in " ".join(e.value for e in at.error)
     assert snapshot(workspace_dir, bad_models["pickle"][0].parent) == before
     assert not os.path.exists(PWNED)
+
+
+def test_train_refuses_an_upload_over_the_teachers_limit(jobs, workspace_dir, monkeypatch):
+    """The Train page saved and trained on a story file over TINYLAB_MAX_UPLOAD_MB, which the Data page refuses."""
+    from lab.stories import generate_stories
+    from lab.story_files import stories_text
+
+    monkeypatch.setenv("TINYLAB_MAX_UPLOAD_MB", "1")
+    at = open_page("pages/2_train.py")
+    at.radio(key="tr_source").set_value("Upload stories").run()
+    big = stories_text(generate_stories(1500, 0)).encode()
+    assert len(big) > 2**20
+    at.file_uploader(key="tr_upload").set_value(("big.txt", big, "text/plain")).run()
+    at.button(key="tr_go").click().run()
+    assert not at.exception
+    assert any("limited to 1 MB" in e.value for e in at.error)
+    assert not (workspace_dir / "default" / "datasets" / "upload-big").exists() and not jobs.jobs()
