@@ -6,6 +6,7 @@ files (``train.jsonl``/``test.jsonl`` or ``stories.txt``). Nothing is pickled.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -76,16 +77,30 @@ def stories_from(source: Path | str, limit: int | None = None) -> story_files.St
 
 
 def save_upload(datasets_dir: Path, filename: str, content: bytes, limits: Limits | None = None) -> Path:
-    """Save an uploaded story file as the data set ``upload-<file name>`` in ``datasets_dir`` (once: an
-    existing one is reused) and return its folder. Raises ValueError on a file that parses to no stories, or
-    one over the upload limit (``limits``, default from the environment), as the Data page does."""
+    """Save an uploaded story file as the data set ``upload-<file name>`` in ``datasets_dir`` (once: an existing
+    one made from the same bytes is reused) and return its folder. Raises ValueError on a file that parses to no
+    stories, one over the upload limit (``limits``, default from the environment) as the Data page does, or one
+    whose data set name another file of that name already has."""
     limits = limits or Limits.from_mapping()
     limits.check_upload(len(content))
-    folder = upload_folder(datasets_dir, filename)
-    if not folder.exists():
-        stories = story_files.parse_stories(filename, content, limits=limits).stories
-        save_dataset(folder, stories, {"source": f"upload:{filename}"})
+    folder, digest = upload_folder(datasets_dir, filename), hashlib.sha256(content).hexdigest()
+    if folder.exists():
+        if _meta(folder).get("sha256", digest) != digest:  # reused, it would train on the old file (a cut one, say)
+            raise ValueError(f"Your data set {folder.name!r} was made from another file named {filename!r}: rename "
+                             "this file before uploading it, or save it on the Data page under a name you choose.")
+        return folder
+    stories = story_files.parse_stories(filename, content, limits=limits).stories
+    save_dataset(folder, stories, {"source": f"upload:{filename}", "sha256": digest})
     return folder
+
+
+def _meta(folder: Path) -> dict:
+    """A saved data set's meta.json ({} when missing or damaged)."""
+    try:
+        meta = json.loads((Path(folder) / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def upload_folder(datasets_dir: Path, filename: str) -> Path:

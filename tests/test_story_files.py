@@ -226,3 +226,16 @@ def test_saved_text_round_trips_exactly():
     odd = ["a story that starts lowercase", "Short.", "ends without a stop"]
     assert sf.parse_stories("s.txt", sf.stories_text(odd).encode(), drop_fragments=False).stories == odd
     assert EOS in sf.stories_text(odd)
+
+
+def test_an_upload_with_the_name_of_an_earlier_one_is_not_trained_as_the_earlier_one(tmp_path):
+    """The Train page reused `upload-<file>` by name: the whole file uploaded after a cut one trained on the cut one."""
+    from lab.corpus import save_upload
+
+    whole = eos_file(STORIES)
+    cut = whole[: len(whole) // 2]
+    folder = save_upload(tmp_path, "stories.txt", cut)
+    assert save_upload(tmp_path, "stories.txt", cut) == folder  # the same file again: its data set is reused
+    with pytest.raises(ValueError, match="made from another file named 'stories.txt': rename"):
+        save_upload(tmp_path, "stories.txt", whole)
+    assert stories_from(folder).stories == sf.parse_stories("stories.txt", cut).stories  # untouched
