@@ -81,6 +81,9 @@ def test_runs_over_the_teachers_limits_are_refused_with_the_count():
     ({"factors": {"lr": [0.01, 0.01]}}, "Factor 'lr' has the same level twice"),
     ({"factors": {"lr": []}}, "Factor 'lr' needs a list of at least one value"),
     ({"train": {"stepz": 3}}, r"train settings: unknown setting\(s\) \['stepz'\]"),
+    ({"train": []}, r"train must be an object \(\{...\}\), got \[\]"),  # hand-edited JSON: not a traceback
+    ({"pretrain": "micro"}, r"pretrain must be an object \(\{...\}\), got 'micro'"),
+    ({"datasets": ["real.txt"]}, r"datasets must be an object \(\{...\}\), got \['real.txt'\]"),
     ({"seeds": [0, 0]}, "seeds repeats a seed"),
     ({"seeds": [-1]}, "seeds must be a list of whole numbers >= 0"),
     ({"name": "../x"}, "experiment name '../x' is not allowed"),

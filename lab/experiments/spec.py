@@ -196,6 +196,9 @@ class ExperimentSpec:
             raise ValueError(f"seeds repeats a seed: {self.seeds}. Each seed is one more independent run.")
         if not isinstance(self.factors, dict):
             raise ValueError("factors must be an object: factor name -> list of levels.")
+        for section, value in (("train", self.train), ("datasets", self.datasets), ("pretrain", self.pretrain)):
+            if not isinstance(value, dict) and not (section == "pretrain" and value is None):  # a hand-edited JSON
+                raise ValueError(f"{section} must be an object ({{...}}), got {value!r}.")
         if not isinstance(self.threads, int) or not 1 <= self.threads <= 64:
             raise ValueError(f"threads must be a whole number from 1 to 64, got {self.threads!r}.")
         n = self.grid_size() + (self.pretrain is not None)
