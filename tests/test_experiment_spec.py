@@ -136,6 +136,16 @@ def test_a_scored_data_set_that_shares_stories_with_a_trained_one_is_refused(tmp
         exp.prepare()
 
 
+def test_an_experiment_named_in_another_unicode_form_opens_by_its_normal_form(tmp_path):
+    from lab.experiments.runner import Experiment
+    from lab.workspace import Workspace
+
+    ws = Workspace(tmp_path, "ann")
+    exp = Experiment.create(ws.folder("experiments"), ws.folder("runs"), tiny_spec("\uff3aoe\u0308-exp"))  # "Ｚoë", decomposed
+    assert ws.names("experiments") == ["Zo\u00eb-exp"] and exp.plans[0].name == "Zo\u00eb-exp-pretrain"
+    assert Experiment(ws.path("experiments", "Zo\u00eb-exp"), ws.folder("runs")).spec.name == "Zo\u00eb-exp"  # the pages
+
+
 def test_a_grid_driven_by_another_process_is_not_driven_twice(tmp_path):
     import socket
     import subprocess

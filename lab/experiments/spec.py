@@ -186,7 +186,8 @@ class ExperimentSpec:
 
     def validate(self, limits=None) -> "ExperimentSpec":
         """Raise ValueError naming the field at fault; ``limits`` (`lab.limits.Limits`) caps size and steps."""
-        validate_name(self.name, "experiment name")
+        # Its normal form, the one spelling `Workspace.path` opens (a decomposed "ë" made a folder no page could open).
+        self.name = validate_name(self.name, "experiment name")
         if len(self.name) > MAX_NAME:
             raise ValueError(f"The experiment name is {len(self.name)} characters; at most {MAX_NAME} leave room "
                              "for the run names.")
