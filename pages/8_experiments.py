@@ -93,7 +93,9 @@ def real_file(ws, spec: ExperimentSpec) -> None:
 
 def check_and_start(ws, spec: ExperimentSpec) -> None:
     try:
-        spec = ui.confined_spec(spec.validate(ui.limits()))  # a shared lab: the spec's paths stay confined
+        # Confined before validated: validating first looked a typed folder up anywhere on the server, so the
+        # message told whether a path outside the student's folders exists.
+        spec = ui.confined_spec(spec).validate(ui.limits())
         launcher = pick_launcher(None, ray_values())
     except ValueError as exc:
         ui.show_error(exc)

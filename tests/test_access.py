@@ -252,3 +252,25 @@ def test_paths_in_an_experiment_spec_are_confined(classroom):
         assert not at.exception and any("not something you can open here" in e for e in errors(at)), errors(at)
         assert not [b for b in at.button if b.key == "ex_start"]  # nothing to start
     assert snapshot(classroom) == before
+
+
+def test_an_experiment_spec_says_the_same_whether_a_folder_outside_exists(classroom, tmp_path):
+    import json
+
+    from lab.experiments.templates import template
+
+    (tmp_path / "outside" / "data").mkdir(parents=True)  # exists; "nothing" beside it does not
+    at = open_page()
+    at.switch_page("pages/8_experiments.py").run()
+    at.selectbox(key="ex_template").set_value("custom").run()
+    spec = template("counting", "probe").to_dict()
+    spec["pretrain"], spec["tokenizer"], spec["factors"] = None, None, {"init": [{"label": "scratch", "init_from": None}]}
+    refusals = []
+    for typed in (str(tmp_path / "outside" / "data"), str(tmp_path / "outside" / "nothing")):
+        for setting in ("data", "tokenizer"):
+            at.text_area(key="ex_custom_text").set_value(json.dumps({**spec, "train": {**spec["train"], setting: typed}})).run()
+            assert not at.exception and len(errors(at)) == 1, errors(at)
+            refusals.append(errors(at)[0].replace(repr(typed), "X"))
+    assert len(set(refusals)) == 1 and "not something you can open here" in refusals[0], refusals
+    at.text_area(key="ex_custom_text").set_value(json.dumps({**spec, "train": []})).run()  # a section of a wrong type
+    assert not at.exception and "train must be an object" in errors(at)[0]

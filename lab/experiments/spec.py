@@ -103,6 +103,8 @@ class ExperimentSpec:
         d = self.to_dict()
 
         def fix(settings: dict) -> dict:
+            if not isinstance(settings, dict):  # a hand-edited section of another type: `validate` says so
+                return settings
             for key, builtins in PATH_SETTINGS.items():
                 value = settings.get(key)
                 if isinstance(value, str) and value not in builtins and not value.startswith("@"):
@@ -110,15 +112,14 @@ class ExperimentSpec:
             return settings
 
         fix(d["train"])
-        if d["pretrain"] is not None:
-            fix(d["pretrain"])
-        for factor, values in d["factors"].items():
+        fix(d["pretrain"])
+        for factor, values in (d["factors"] if isinstance(d["factors"], dict) else {}).items():
             for i, v in enumerate(values if isinstance(values, list) else []):
                 if isinstance(v, dict):
                     fix(v)
                 elif factor in PATH_SETTINGS and (settings := fix({factor: v}))[factor] != v:
                     values[i] = {"label": str(v), **settings}  # a path resolved: the level keeps its typed label
-        for ds in d["datasets"].values():
+        for ds in (d["datasets"] if isinstance(d["datasets"], dict) else {}).values():
             if isinstance(ds, dict) and isinstance(ds.get("file"), str):
                 ds["file"] = resolve("file", ds["file"])
         return type(self).from_dict(d)
