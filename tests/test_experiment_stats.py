@@ -71,3 +71,12 @@ def test_a_metric_every_run_scored_the_same_says_so():
     same = pd.DataFrame({"init": ["scratch", "scratch", "fine-tuned", "fine-tuned"], "test exact match": [0.0] * 4})
     assert conclusions(same, ["init"], "test exact match") == [
         "test exact match 0 ± 0 scratch vs 0 ± 0 fine-tuned (mean ± 95 % CI, 2 runs each); every run scored the same."]
+
+
+def test_a_charts_level_with_one_run_shows_no_interval():
+    from lab.experiments.charts import metric_figure
+
+    results = pd.DataFrame({"init": ["scratch", "scratch", "fine-tuned"], "test exact match": [0.2, 0.4, 0.5]})
+    means = metric_figure(results, "test exact match", ["init"]).data[0]
+    assert list(means.text) == ["95 % CI 0 to 1", "1 run: no interval"]  # 0.3 ± 0.898, cut at 0 and 1
+    assert means.error_y.array[1] == 0 and means.error_y.arrayminus[1] == 0

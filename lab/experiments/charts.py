@@ -24,7 +24,7 @@ def metric_figure(results: pd.DataFrame, metric: str, factors: list[str], agains
     for n, (name, part) in enumerate(groups):
         c = PALETTE[n % len(PALETTE)]
         levels = list(dict.fromkeys(part[x_factor])) if x_factor else ["all"]
-        xs, means, ups, downs, dots_x, dots_y = [], [], [], [], [], []
+        xs, means, ups, downs, cis, dots_x, dots_y = [], [], [], [], [], [], []
         for level in levels:
             rows = part[part[x_factor] == level] if x_factor else part
             iv = interval(rows[metric], bounds_of(metric))
@@ -34,15 +34,15 @@ def metric_figure(results: pd.DataFrame, metric: str, factors: list[str], agains
             spread = iv["ci95"] == iv["ci95"]  # (NaN with one seed)
             ups.append(iv["high"] - iv["mean"] if spread else 0.0)  # cut at 0 and 1 for shares: not symmetric
             downs.append(iv["mean"] - iv["low"] if spread else 0.0)
+            # One run has no interval: its hover says so rather than "95 % CI m to m".
+            cis.append(f"95 % CI {iv['low']:.3g} to {iv['high']:.3g}" if spread else f"{iv['n']} run: no interval")
             dots_x += [x] * len(rows)
             dots_y += rows[metric].tolist()
         label = f"{colour} = {name}" if colour else metric
         traces.append(dict(type="scatter", x=xs, y=means, name=label, mode="lines+markers" if against_parameters else "markers",
                            marker=dict(size=11, color=c, symbol="diamond"), line=dict(color=c),
                            error_y=dict(type="data", array=ups, arrayminus=downs, visible=True, thickness=2, width=8),
-                           customdata=[[m - d, m + u] for m, u, d in zip(means, ups, downs)],
-                           hovertemplate="%{x}<br>mean %{y:.4g}, 95 % CI %{customdata[0]:.3g} to %{customdata[1]:.3g}"
-                           "<extra></extra>"))
+                           text=cis, hovertemplate="%{x}<br>mean %{y:.4g}, %{text}<extra></extra>"))
         traces.append(dict(type="scatter", x=dots_x, y=dots_y, mode="markers", showlegend=False, name=f"{label} seeds",
                            marker=dict(size=6, color=c, opacity=0.35), hovertemplate="%{x}<br>one seed: %{y:.4g}<extra></extra>"))
     better = "lower is better" if any(metric.endswith(m) for m in LOWER_IS_BETTER) else "higher is better"
