@@ -89,6 +89,10 @@ def test_runs_over_the_teachers_limits_are_refused_with_the_count():
     ({"name": "../x"}, "experiment name '../x' is not allowed"),
     ({"evaluate": [{"name": "t", "kind": "unary", "variant": "upside-down"}]}, "Evaluation set 't': variant must be"),
     ({"evaluate": [{"name": "t", "kind": "unary", "range": [5, 2]}]}, "Evaluation set 't': range must be"),
+    ({"evaluate": [{"name": "t", "kind": "continuations", "generated": {"n": 3}, "limit": "10"}]},
+     "Evaluation set 't': limit must be a whole number >= 1, got '10'"),  # was found only when each run was scored
+    ({"evaluate": [{"name": "t", "kind": "continuations", "generated": {"n": 3}, "max_new_tokens": 0}]},
+     "Evaluation set 't': max_new_tokens must be a whole number >= 1, got 0"),
     ({"evaluate": [{"name": "t", "kind": "continuations", "dataset": "@nope"}]}, "Evaluation set 't': dataset '@nope' is not"),
     ({"primary": "test bleu"}, "primary 'test bleu' is not one of the metrics"),
     ({"datasets": {"real": {"file": "x.txt", "stories": [5, 2]}}}, r"Data set 'real': 'stories' is \[first, end\] as in Python slicing"),

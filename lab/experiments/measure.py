@@ -75,6 +75,9 @@ def check_eval_sets(sets, datasets: dict) -> list[str]:
         seen.add(s["name"])
         if s.get("kind") not in KINDS:
             raise ValueError(f"{where}: kind must be one of {list(KINDS)}, got {s.get('kind')!r}.")
+        for key in ("n", "limit", "max_new_tokens"):  # else every run trains, then fails when it is scored
+            if key in s and (not isinstance(s[key], int) or isinstance(s[key], bool) or s[key] < 1):
+                raise ValueError(f"{where}: {key} must be a whole number >= 1, got {s[key]!r}.")
         if s["kind"] == "unary":
             if s.get("variant", "standard") not in data.VARIANTS:
                 raise ValueError(f"{where}: variant must be one of {list(data.VARIANTS)}, got {s.get('variant')!r}.")
