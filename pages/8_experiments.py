@@ -81,6 +81,12 @@ def real_file(ws, spec: ExperimentSpec) -> None:
     upload = ui.kept_upload("Real stories (.txt, .jsonl, .json, .csv, .parquet)", "ex_real_upload",
                             help="Cut into the spec's training parts and its held-out part, scored in bits per "
                             f"character. Default: {path}.")
+    try:
+        if upload is not None:  # the teacher's [limits] max_upload_mb, as on the Data page
+            ui.limits().check_upload(upload.size)
+    except ValueError as exc:
+        ui.show_error(exc)
+        upload = None
     if upload is not None:  # kept in the workspace: the experiment's runs read it from disk
         path = ws.folder("datasets") / f".upload-{Path(upload.name).name}"
         path.write_bytes(upload.getvalue())

@@ -2,7 +2,7 @@
 
 import pytest
 
-from helpers import open_page
+from helpers import ROOT, open_page
 from lab.limits import Limits
 
 
@@ -54,6 +54,20 @@ def test_limits_from_secrets_and_environment(monkeypatch):
     monkeypatch.setenv("TINYLAB_MAX_STEPS", "lots")
     with pytest.raises(ValueError, match="whole number"):
         Limits.from_mapping()
+
+
+def test_the_experiments_real_story_upload_keeps_the_teachers_upload_limit(workspace_dir, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.delenv("TINYLAB_MAX_UPLOAD_MB", raising=False)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.secrets["limits"] = {"max_upload_mb": 1}  # as [limits] in .streamlit/secrets.toml
+    at.run()
+    at.switch_page("pages/8_experiments.py").run()
+    at.selectbox(key="ex_template").set_value("data").run()
+    at.file_uploader(key="ex_real_upload").set_value(("big.txt", b"Tom saw a cat.\n\n" * 100_000, "text/plain")).run()
+    assert not at.exception and any("limited to 1 MB" in e.value for e in at.error)
+    assert not list((workspace_dir / "default" / "datasets").glob(".upload-*"))  # nothing written
 
 
 def test_models_loaded_and_built_by_many_sessions_at_once_are_all_real(tmp_path):
