@@ -176,3 +176,14 @@ def test_a_grid_driven_by_another_process_is_not_driven_twice(tmp_path):
         other.wait()
     assert exp.driven_elsewhere() is None  # its process is gone (a crash, kill -9): the grid can be resumed
     assert set(status_table(exp, None)["status"]) == {"stopped", "not started"}
+
+
+def test_levels_whose_labels_differ_only_in_what_a_run_name_drops_get_runs_of_their_own():
+    spec = tiny_spec(factors={"t": [{"label": "α", "lr": 0.01}, {"label": "β", "lr": 0.02}, {"label": "A-b", "lr": 0.03},
+                                    {"label": "ab", "lr": 0.04}, {"label": "c", "lr": 0.05}]}, pretrain=None, tokenizer=None)
+    names = [p.name for p in spec.validate().plans()]
+    assert len(set(names)) == len(names) == 10  # one folder each: one level never reports another's scores
+    assert names[:2] == ["tiny-000-s0", "tiny-000-s1"] and names[-2:] == ["tiny-c-s0", "tiny-c-s1"]
+    with pytest.raises(ValueError, match="same folder name"):
+        tiny_spec(factors={"t": [{"label": "001", "lr": 0.01}, {"label": "α", "lr": 0.02}, {"label": "β", "lr": 0.03}]},
+                  pretrain=None, tokenizer=None).validate()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..models import count_parameters
 from ..train_config import TrainConfig
-from ..workspace import validate_name
+from ..workspace import name_key, validate_name
 from .measure import check_eval_sets
 
 MAX_RUNS = 200  # a bigger grid is refused: on a shared machine it would hold the queue for days
@@ -162,14 +162,18 @@ class ExperimentSpec:
         if self.pretrain is not None:
             settings = {**shared, **self.pretrain, "run_name": self.pretrain_name}
             out.append(RunPlan(self.pretrain_name, {}, int(self.pretrain.get("seed", 0)), settings, pretrain=True))
-        factor_levels = [self.levels(f) for f in self.factors]
-        for index, combo in enumerate(itertools.product(*factor_levels)):
+        combos = list(itertools.product(*[self.levels(f) for f in self.factors]))
+        names = [name_key(self.run_name(i, [lv.label for lv in combo], 0)) for i, combo in enumerate(combos)]
+        for index, combo in enumerate(combos):
             levels = {f: lv.label for f, lv in zip(self.factors, combo)}
+            # Labels that differ only in what a run name drops ("α" and "β", "a-b" and "ab", case) would share one run
+            # folder, and one level would report the other's scores: those combinations are named by their index.
+            clash = names.count(names[index]) > 1
             for seed in self.seeds:
                 settings = {**shared, **self.train}
                 for lv in combo:
                     settings.update(lv.settings)
-                name = self.run_name(index, [lv.label for lv in combo], seed)
+                name = self.run_name(index, [] if clash else [lv.label for lv in combo], seed, by_index=clash)
                 out.append(RunPlan(name, levels, seed, {**settings, "seed": seed, "run_name": name}))
         return out
 
@@ -177,11 +181,12 @@ class ExperimentSpec:
     def pretrain_name(self) -> str:
         return f"{self.name}-pretrain"
 
-    def run_name(self, index: int, labels: list[str], seed: int) -> str:
-        """``<experiment>-<levels>-s<seed>`` (e.g. ``counting-scratch-s3``), or the grid index when too long."""
+    def run_name(self, index: int, labels: list[str], seed: int, by_index: bool = False) -> str:
+        """``<experiment>-<levels>-s<seed>`` (e.g. ``counting-scratch-s3``), or the grid index when too long
+        (or ``by_index``)."""
         slug = "-".join(re.sub(r"[^A-Za-z0-9]+", "", lab.replace(".", "p")) or "x" for lab in labels)
         name = f"{self.name}-{slug}-s{seed}" if slug else f"{self.name}-s{seed}"
-        return name if len(name) <= 64 else f"{self.name}-{index:03d}-s{seed}"
+        return name if len(name) <= 64 and not by_index else f"{self.name}-{index:03d}-s{seed}"
 
     # ---- checks ------------------------------------------------------------------------------------------
 
@@ -217,6 +222,9 @@ class ExperimentSpec:
         if self.primary is not None and self.primary not in names:
             raise ValueError(f"primary {self.primary!r} is not one of the metrics this spec measures: {names}.")
         self._check_runs(limits)
+        names = [name_key(p.name) for p in self.plans()]
+        if len(set(names)) < len(names):  # a label spelled like another's grid index ("001")
+            raise ValueError("Two runs of this grid would get the same folder name: give the levels other labels.")
         return self
 
     def _check_runs(self, limits) -> None:
