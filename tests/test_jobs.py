@@ -1,5 +1,7 @@
 """Background jobs: a queue with positions, stop, cancel, and errors reported instead of lost."""
 
+import pytest
+
 from lab.jobs import JobManager
 from lab.runs import list_checkpoints
 from test_train import tiny_cfg
@@ -31,24 +33,16 @@ def test_job_errors_are_kept_for_the_page(tmp_path):
     assert "context" in bad.error
     done = jobs.submit(tmp_path / "ok", tiny_cfg("ok", steps=2))
     jobs.wait(done.id, 60)
-    try:
+    with pytest.raises(ValueError, match="already exists"):  # a second run of the same name
         jobs.submit(tmp_path / "ok", tiny_cfg("ok", steps=2))
-    except ValueError as exc:
-        assert "already exists" in str(exc)
-    else:
-        raise AssertionError("a second run of the same name was accepted")
 
 
 def test_a_second_run_with_the_same_settings_is_refused_while_the_first_trains(tmp_path):
     """Train pressed twice 0.4 s apart started run-1 and queued run-2 with the same settings beside it."""
     jobs = JobManager(max_running=1)
     first = jobs.submit(tmp_path / "run-1", tiny_cfg("run-1", steps=100_000))
-    try:
+    with pytest.raises(ValueError, match="'run-1' is already training with exactly these settings"):
         jobs.submit(tmp_path / "run-2", tiny_cfg("run-2", steps=100_000))
-    except ValueError as exc:
-        assert "'run-1' is already training with exactly these settings" in str(exc)
-    else:
-        raise AssertionError("a twin of a training run was accepted")
     other = jobs.submit(tmp_path / "run-3", tiny_cfg("run-3", steps=100_000, seed=1), user="default")  # one setting
     assert other.status == "queued" and jobs.submit(tmp_path / "ann", tiny_cfg("ann", steps=100_000), user="ann")
     for job in jobs.jobs():
